@@ -1,0 +1,3 @@
+from mobilenet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The ``mobilenet`` command: parses arguments, calls the library, prints what it returns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from mobilenet.complexity import Profile, paper_table, profile, published_grid
+from mobilenet.registry import MODELS, create_model, list_models
+
+
+def _shape(hwc: tuple[int, int, int]) -> str:
+    return f"{hwc[0]}x{hwc[1]}x{hwc[2]}" if hwc[0] == hwc[1] else f"{hwc[0]}x{hwc[1]} x{hwc[2]}"
+
+
+def _print_profile(result: Profile) -> None:
+    print(f"{result.model} width {result.width_mult:g} at {result.resolution}x{result.resolution}")
+    header = f"{'Input':>14}  {'Operator':<13}{'t':>3}{'c':>6}{'n':>3}{'s':>3}{'Params':>11}{'MAdds':>13}"
+    print(header)
+    print("-" * len(header))
+    for row in paper_table(result):
+        t = "-" if row.t is None else f"{row.t:g}"
+        print(
+            f"{_shape(row.input_shape):>14}  {row.operator:<13}{t:>3}{row.c:>6}{row.n:>3}{row.s:>3}"
+            f"{row.params:>11,}{row.madds:>13,}"
+        )
+    print("-" * len(header))
+    print(f"parameters {result.params:,} ({result.params_without_norm:,} without BatchNorm)")
+    print(f"multiply-adds {result.madds:,} ({result.madds / 1e6:.1f}M)")
+
+
+def _print_grid(arch: str) -> int:
+    grid = published_grid(arch)
+    print(f"{arch}: our counts beside the TF-slim checkpoint table")
+    print(f"{'alpha':>5} {'res':>4} {'MAdds pub':>9} {'ours':>8} {'diff':>7} {'params pub':>10} {'ours':>6}  verdict")
+    for cell in grid:
+        p = cell.published
+        print(
+            f"{p.width_mult:>5g} {p.resolution:>4} {p.macs_m:>8.0f}M {cell.madds / 1e6:>7.1f}M "
+            f"{cell.madds_error:>+7.1%} {p.params_m:>9.2f}M {cell.params_without_norm / 1e6:>5.2f}M  {cell.verdict}"
+        )
+    return 0 if all(cell.ok for cell in grid) else 1
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.grid:
+        return max(_print_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1"))
+    base = MODELS[args.name]
+    width = base.width_mult if args.width is None else args.width
+    result = profile(base.arch, width, args.resolution)
+    if args.json:
+        print(json.dumps(asdict(result)))
+    else:
+        _print_profile(result)
+    if args.plot:
+        from mobilenet.plots import plot_profile
+
+        plot_profile(result, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mobilenet.predict import classify
+
+    model = create_model(args.model, weights=args.weights) if args.model else _load_any(args.weights)
+    results = classify(model, args.images, top=args.top)
+    for result in results:
+        if args.json:
+            print(json.dumps(result))
+        elif "error" in result:
+            print(f"{result['image']}: {result['error']}", file=sys.stderr)
+        else:
+            print(result["image"])
+            for entry in result["top"]:
+                print(f"  {entry['prob']:6.1%}  {entry['index']:>5}  {entry['name']}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _load_any(weights: str):
+    from mobilenet.weights import load_model
+
+    return load_model(weights)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from mobilenet.weights import save_weights
+
+    model = create_model(args.model, weights=args.source) if args.model else _load_any(args.source)
+    save_weights(model, args.output)
+    print(f"{args.source} -> {args.output}: {model.config.arch} width {model.config.width_mult:g}, "
+          f"{model.config.num_classes} classes, input {model.config.input_size}")  # fmt: skip
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in list_models(args.pattern):
+        config = MODELS[name]
+        print(f"{name:<20} {config.arch} width {config.width_mult:g}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobilenet", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("profile", help="parameters and multiply-adds per layer, as in the paper's Table 2")
+    p.add_argument("name", nargs="?", default="mobilenet_v2_100", choices=list_models(), metavar="NAME")
+    p.add_argument("--width", type=float, help="width multiplier alpha (overrides the name's)")
+    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
+    p.add_argument("--json", action="store_true", help="print the per-layer profile as JSON")
+    p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
+    p.set_defaults(func=cmd_profile)
+
+    p = commands.add_parser("predict", help="top-K classes of images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", required=True, help="safetensors, .pth (torchvision/timm) or .tflite file")
+    p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("convert", help="save any supported weights as safetensors with metadata")
+    p.add_argument("source", help="safetensors, .pth (torchvision/timm) or .tflite file")
+    p.add_argument("output", type=Path, help="the .safetensors file to write")
+    p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
+    p.set_defaults(func=cmd_convert)
+
+    p = commands.add_parser("list", help="registered model names")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"mobilenet: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real data in ../shared, and the test-only references (torchvision, timm)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MOBILENET_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(relative: str) -> Path:
+    """A path under ../shared/data, or a skip that says what is missing and why."""
+    path = SHARED / "data" / relative
+    if not path.exists():
+        pytest.skip(f"needs {path}: the real data in ../shared (set MOBILENET_SHARED to point elsewhere)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synset_to_index() -> dict[str, int]:
+    """ImageNet synset -> class index (rank of the synset in sorted order, as torchvision)."""
+    index = json.loads(shared_path("imagenet_class_index.json").read_text())
+    return {synset: int(i) for i, (synset, _name) in index.items()}
+
+
+@pytest.fixture(scope="session")
+def torchvision_models():
+    from tests.reference_shim import import_torchvision
+
+    return import_torchvision().models
+
+
+@pytest.fixture(scope="session")
+def timm():
+    from tests.reference_shim import import_timm
+
+    return import_timm()

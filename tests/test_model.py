@@ -1,0 +1,234 @@
+"""The networks' structure: tables, widths, switches, feature maps and dilation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import mobilenet
+from mobilenet.arch import MOBILENET_V1, MOBILENET_V2
+from mobilenet.blocks import InvertedResidual
+from mobilenet.layers import Conv2dSame, make_divisible, tf_same_pad
+from mobilenet.model import MobileNet, ModelConfig
+
+
+def blocks(model: MobileNet) -> list[InvertedResidual]:
+    return [m for m in model.features if isinstance(m, InvertedResidual)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(32 * 0.35, 16), (16 * 0.35, 8), (24 * 0.35, 8), (96 * 0.35, 32), (1280 * 1.4, 1792), (32 * 1.3, 40), (3, 8)],
+)
+def test_make_divisible_rounds_like_the_references(value: float, expected: int) -> None:
+    assert make_divisible(value) == expected
+    assert make_divisible(value) >= 0.9 * value
+
+
+def test_tables_are_the_papers() -> None:
+    assert [(r.t, r.c, r.n, r.s) for r in MOBILENET_V2.rows] == [
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    ]  # fmt: skip
+    assert sum(r.n for r in MOBILENET_V1.rows) == 13  # 13 depthwise-separable blocks
+    with pytest.raises(AttributeError):
+        MOBILENET_V2.rows[0].c = 32  # frozen
+
+
+def test_v2_blocks_follow_table_2() -> None:
+    model = mobilenet.mobilenet_v2()
+    ir = blocks(model)
+    assert len(ir) == 17
+    assert ir[0].expand_ratio == 1 and len(ir[0].conv) == 3  # t = 1: no expansion conv
+    assert all(len(b.conv) == 4 for b in ir[1:])
+    # Shortcut only when stride 1 and channels are kept: 10 of the 17 blocks.
+    assert [b.use_res_connect for b in ir].count(True) == 10
+    for b in ir:
+        assert b.use_res_connect == (b.stride == 1 and b.in_channels == b.out_channels)
+        assert isinstance(b.conv[-1], nn.BatchNorm2d)  # linear bottleneck: no activation after projection
+        dw = b.conv[-3][0]
+        assert dw.groups == dw.in_channels == dw.out_channels and dw.kernel_size == (3, 3)
+    assert model.features[-1][0].out_channels == 1280
+
+
+def test_v1_is_13_depthwise_separable_blocks_with_relu6() -> None:
+    model = mobilenet.mobilenet_v1()
+    ds = blocks(model)
+    assert len(ds) == 13
+    assert not any(b.use_res_connect for b in ds)
+    assert all(isinstance(b.conv[-1], nn.ReLU6) for b in ds)
+    assert model.num_features == 1024
+    assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("name", mobilenet.list_models())
+def test_every_registered_model_runs(name: str) -> None:
+    model = mobilenet.create_model(name, num_classes=7).eval()
+    assert model(torch.randn(2, 3, 96, 96)).shape == (2, 7)
+
+
+def test_width_rounds_channels_and_keeps_1280_head() -> None:
+    small = mobilenet.mobilenet_v2(width_mult=0.35)
+    assert small.features[0][0].out_channels == 16
+    assert small.num_features == 1280  # the last conv is 1280 * max(1, alpha)
+    assert mobilenet.mobilenet_v2(width_mult=1.4).num_features == 1792
+    odd = mobilenet.mobilenet_v2(width_mult=0.6)  # any alpha > 0 builds
+    assert all(m.out_channels % 8 == 0 for m in odd.modules() if isinstance(m, nn.Conv2d) and m.groups == 1)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("inf")])
+def test_bad_width_is_a_clear_error(bad: float) -> None:
+    with pytest.raises(ValueError, match="width_mult must be a number > 0"):
+        mobilenet.mobilenet_v2(width_mult=bad)
+
+
+@pytest.mark.parametrize("size", [224, 160, 97, 32])
+def test_any_resolution_from_32(size: int) -> None:
+    assert mobilenet.mobilenet_v2().eval()(torch.randn(1, 3, size, size + 8)).shape == (1, 1000)
+
+
+def test_too_small_or_wrong_input_is_a_clear_error() -> None:
+    model = mobilenet.mobilenet_v2()
+    with pytest.raises(ValueError, match=r"too small .* at least 32x32"):
+        model(torch.randn(1, 3, 31, 64))
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 3, H, W\)"):
+        model(torch.randn(1, 1, 64, 64))
+
+
+def test_activation_switch() -> None:
+    relu = mobilenet.mobilenet_v2(activation="relu")
+    acts = {type(m) for m in relu.modules() if isinstance(m, nn.ReLU | nn.ReLU6)}
+    assert acts == {nn.ReLU}
+    with pytest.raises(ValueError, match="unknown activation"):
+        mobilenet.mobilenet_v2(activation="gelu")
+
+
+def test_conv_classifier_equals_linear_with_the_same_weights() -> None:
+    linear = mobilenet.mobilenet_v2(width_mult=0.5).eval()
+    conv = mobilenet.mobilenet_v2(width_mult=0.5, classifier="conv").eval()
+    state = linear.state_dict()
+    state["classifier.1.weight"] = state["classifier.1.weight"][:, :, None, None]
+    conv.load_state_dict(state)
+    assert isinstance(conv.classifier[1], nn.Conv2d)
+    x = torch.randn(2, 3, 96, 96)
+    torch.testing.assert_close(conv(x), linear(x))
+
+
+def test_dropout_rate_and_classes() -> None:
+    model = mobilenet.mobilenet_v2(dropout=0.5, num_classes=10)
+    assert model.classifier[0].p == 0.5 and model.classifier[1].out_features == 10
+    with pytest.raises(ValueError, match="dropout"):
+        mobilenet.mobilenet_v2(dropout=1.5)
+
+
+def test_ablation_relu6_on_the_bottleneck() -> None:
+    model = mobilenet.mobilenet_v2(linear_bottleneck=False)
+    assert all(isinstance(b.conv[-1], nn.ReLU6) for b in blocks(model))
+    # Same parameters: the ablation changes the function, not the shapes.
+    assert model.state_dict().keys() == mobilenet.mobilenet_v2().state_dict().keys()
+
+
+def test_ablation_without_shortcut_changes_the_output() -> None:
+    with_shortcut = mobilenet.mobilenet_v2(width_mult=0.5).eval()
+    without = mobilenet.mobilenet_v2(width_mult=0.5, shortcut=False).eval()
+    without.load_state_dict(with_shortcut.state_dict())
+    assert not any(b.use_res_connect for b in blocks(without))
+    x = torch.randn(1, 3, 96, 96)
+    assert not torch.allclose(with_shortcut(x), without(x))
+
+
+def test_norm_settings_and_input_channels() -> None:
+    model = mobilenet.mobilenet_v2(bn_eps=1e-3, bn_momentum=0.003, in_chans=1)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(n.eps == 1e-3 and n.momentum == 0.003 for n in norms)
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 1000)
+
+
+@pytest.mark.parametrize(("size", "stride", "expected"), [(224, 2, (0, 1)), (225, 2, (1, 1)), (7, 1, (1, 1))])
+def test_tf_same_padding(size: int, stride: int, expected: tuple[int, int]) -> None:
+    assert tf_same_pad(size, 3, stride, 1) == expected
+
+
+def test_tf_same_conv_pads_after_on_even_inputs() -> None:
+    model = mobilenet.mobilenet_v2(padding="tf_same")
+    strided = [m for m in model.modules() if isinstance(m, Conv2dSame)]
+    assert len(strided) == 5  # the stem and the four stride-2 depthwise convs
+    conv = strided[0]
+    x = torch.randn(1, 3, 32, 32)
+    expected = nn.functional.conv2d(nn.functional.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_forward_features_head_and_reset_classifier() -> None:
+    model = mobilenet.mobilenet_v2().eval()
+    x = torch.randn(2, 3, 128, 128)
+    features = model.forward_features(x)
+    assert features.shape == (2, 1280, 4, 4)
+    torch.testing.assert_close(model.forward_head(features), model(x))
+    assert model.forward_head(features, pre_logits=True).shape == (2, 1280)
+    model.reset_classifier(5)
+    assert model(x).shape == (2, 5) and model.config.num_classes == 5
+    model.reset_classifier(0)
+    assert model(x).shape == (2, 1280)
+
+
+EXPECTED_FEATURES = {
+    "mobilenet_v2": ([16, 24, 32, 96, 1280], [2, 4, 8, 16, 32]),
+    "mobilenet_v1": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),
+}
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v1"])
+@pytest.mark.parametrize("width", [0.5, 1.0])
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+@pytest.mark.parametrize("size", [224, 200])
+def test_features_only_shapes(arch: str, width: float, output_stride: int, size: int) -> None:
+    model = mobilenet.create_model(arch, width_mult=width, features_only=True, output_stride=output_stride).eval()
+    channels, reductions = EXPECTED_FEATURES[arch]
+    expected_channels = [c if c in (1280,) else mobilenet.layers.make_divisible(c * width) for c in channels]
+    assert [f.num_chs for f in model.feature_info] == expected_channels
+    assert [f.reduction for f in model.feature_info] == [min(r, output_stride) for r in reductions]
+    maps = model(torch.randn(1, 3, size, size))
+    for feature, info in zip(maps, model.feature_info, strict=True):
+        side = size
+        for _ in range(int(math.log2(info.reduction))):
+            side = math.ceil(side / 2)
+        assert feature.shape == (1, info.num_chs, side, side)
+
+
+def test_dilation_keeps_weights_and_early_stages() -> None:
+    plain = mobilenet.create_model("mobilenet_v2", features_only=True).eval()
+    dilated = mobilenet.create_model("mobilenet_v2", features_only=True, output_stride=8).eval()
+    dilated.load_state_dict(plain.state_dict())  # same keys and shapes
+    dilations = {m.dilation[0] for m in dilated.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)}
+    assert dilations == {1, 2, 4}
+    x = torch.randn(1, 3, 128, 128)
+    a, b = plain(x), dilated(x)
+    for i in range(3):  # up to stride 8 nothing changes
+        torch.testing.assert_close(a[i], b[i])
+    assert b[-1].shape[-1] == 16 and a[-1].shape[-1] == 4
+
+
+def test_out_indices_and_pretrained_keys() -> None:
+    model = mobilenet.create_model("mobilenet_v2", features_only=True, out_indices=(1, 3))
+    assert [f.reduction for f in model.feature_info] == [4, 16]
+    assert len(model.features) == 14  # only up to the deepest map asked for
+    assert len(model(torch.randn(1, 3, 64, 64))) == 2
+    full_keys = set(mobilenet.mobilenet_v2().state_dict())
+    assert set(model.state_dict()) <= full_keys
+    with pytest.raises(ValueError, match="out_indices"):
+        mobilenet.create_model("mobilenet_v2", features_only=True, out_indices=(7,))
+
+
+def test_registry() -> None:
+    names = mobilenet.list_models("mobilenet_v2_*")
+    assert names == [f"mobilenet_v2_{w}" for w in ("035", "050", "075", "100", "130", "140")]
+    assert mobilenet.list_models("mobilenet_v1_*") == [f"mobilenet_v1_{w}" for w in ("025", "050", "075", "100")]
+    assert mobilenet.create_model("mobilenet_v2_075").config.width_mult == 0.75
+    with pytest.raises(ValueError, match="unknown model"):
+        mobilenet.create_model("resnet50")
+    assert isinstance(mobilenet.mobilenet_v2(width_mult=0.5), MobileNet)
+    assert ModelConfig().arch == "mobilenet_v2"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -96,6 +99,70 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mobilenet.recipes import make_config
+    from mobilenet.train import train
+
+    overrides = {name: getattr(args, name) for name in _train_fields() if getattr(args, name) is not None}
+    config = make_config(args.recipe, **overrides)
+    result = train(config, resume=args.resume)
+    if result.val is not None and int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"{result.run_dir}: {result.epochs} epochs in {result.wall_seconds:.0f} s, "
+            f"validation top-1 {result.val.top1:.1%} top-5 {result.val.top5:.1%} (best {result.best_top1:.1%}) "
+            f"on {result.val.n} images; {result.train_images_per_s:.0f} training images/s; "
+            f"unreadable images skipped: {result.skipped_images}"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mobilenet.evaluate import evaluate_folder
+
+    result = evaluate_folder(args.weights, args.data, class_index=args.class_index, batch_size=args.batch_size,
+                             workers=args.workers, progress=not args.json)  # fmt: skip
+    if args.plot:
+        from mobilenet.plots import plot_confusion
+
+        plot_confusion(result.confusion, result.classes, args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"{args.data}: top-1 {result.top1:.2%}, top-5 {result.top5:.2%} on {result.n} images "
+          f"({result.images_per_s:.0f} images/s, {result.skipped} unreadable skipped)")  # fmt: skip
+    for name, accuracy in zip(result.classes, result.per_class, strict=True):
+        print(f"  {accuracy:7.1%}  {name}")
+    if args.plot:
+        print(f"confusion matrix written to {args.plot}")
+    return 0
+
+
+def _train_fields() -> dict[str, type]:
+    from mobilenet.recipes import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig) if f.name != "recipe"}
+
+
+def _parse_value(kind: type):
+    """An argparse type for a config field: bools as true/false, optionals accept 'none'."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = args[0] if args and typing.get_origin(kind) is not typing.Literal else kind
+    if typing.get_origin(base) is typing.Literal:
+        base = type(typing.get_args(base)[0])
+
+    def parse(text: str):
+        if text.lower() == "none" and type(None) in typing.get_args(kind):
+            return None
+        if base is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+            return text.lower() in ("true", "1", "yes")
+        return base(text)
+
+    return parse
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in list_models(args.pattern):
         config = MODELS[name]
@@ -129,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, help="the .safetensors file to write")
     p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
     p.set_defaults(func=cmd_convert)
+
+    from mobilenet.recipes import RECIPES
+
+    p = commands.add_parser("train", help="train or fine-tune (no --data: the embedded digits set, ~2 minutes)")
+    p.add_argument("--recipe", default="modern", choices=list(RECIPES), help="named recipe to start from")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run exactly where it stopped")
+    for name, kind in _train_fields().items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_parse_value(kind), metavar="VALUE",
+                       help=f"override the recipe's {name}")  # fmt: skip
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix on a folder")
+    p.add_argument("--weights", required=True, help="any weights file mobilenet can load")
+    p.add_argument("--data", required=True, type=Path, help="root/<class>/<image>; ImageNet synset folders work too")
+    p.add_argument(
+        "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
+    p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
+    p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("list", help="registered model names")
     p.add_argument("pattern", nargs="?", default="*")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from mobilenet.data import LabelledImages, collate
 from mobilenet.model import MobileNet
 from mobilenet.preprocess import preprocess
 
@@ -30,3 +37,106 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> flo
     """The fraction of rows whose label is among the ``k`` highest logits."""
     top = logits.topk(min(k, logits.shape[1]), dim=1).indices
     return (top == labels[:, None]).any(dim=1).float().mean().item()
+
+
+@dataclass
+class EvalResult:
+    """Scores of a model on a labelled dataset (fractions in [0, 1])."""
+
+    top1: float
+    top5: float
+    n: int
+    loss: float
+    classes: list[str]
+    per_class: list[float]
+    confusion: list[list[int]]  # rows: true class; columns: predicted class, then "another output"
+    images_per_s: float
+    skipped: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.inference_mode()
+def evaluate_dataset(
+    model: nn.Module,
+    dataset: LabelledImages,
+    targets: Sequence[int] | None = None,
+    batch_size: int = 64,
+    workers: int = 0,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+) -> EvalResult:
+    """Score ``model`` on ``dataset``; ``targets[label]`` is the model output of each dataset class.
+
+    Under ``torch.distributed`` each process scores its share and the counts are summed.
+    """
+    targets = list(range(len(dataset.classes))) if targets is None else list(targets)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    shard = Subset(dataset, [(i, 0) for i in range(rank, len(dataset), world)])
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                        generator=torch.Generator())  # leaves the global RNG (dropout's) untouched  # fmt: skip
+    num_classes = len(dataset.classes)
+    to_model = torch.tensor(targets)
+    confusion = torch.zeros(num_classes, num_classes + 1, dtype=torch.long)  # last column: other outputs
+    counts = torch.zeros(4, dtype=torch.float64)  # top-5 hits, loss sum, images, skipped
+    from_model = None  # model output -> dataset class (num_classes: an output of no dataset class)
+    model.eval()
+    start = time.perf_counter()
+    for images, labels, skipped in tqdm(loader, desc="evaluating", unit="batch", disable=not progress):
+        counts[3] += skipped
+        if not len(labels):
+            continue
+        logits = model(images.to(device)).float().cpu()
+        wanted = to_model[labels]
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        counts[0] += (top == wanted[:, None]).any(dim=1).sum()
+        counts[1] += nn.functional.cross_entropy(logits, wanted, reduction="sum")
+        counts[2] += len(labels)
+        if from_model is None:
+            from_model = torch.full((logits.shape[1],), num_classes, dtype=torch.long)
+            from_model[to_model] = torch.arange(num_classes)
+        confusion.index_put_((labels, from_model[top[:, 0]]), torch.ones_like(labels), accumulate=True)
+    if world > 1:
+        dist.all_reduce(confusion)
+        dist.all_reduce(counts)
+    seconds = time.perf_counter() - start
+    n = int(counts[2])
+    rows = confusion.sum(dim=1).clamp(min=1)
+    return EvalResult(
+        top1=confusion.diagonal().sum().item() / max(n, 1),
+        top5=counts[0].item() / max(n, 1),
+        n=n,
+        loss=counts[1].item() / max(n, 1),
+        classes=list(dataset.classes),
+        per_class=(confusion.diagonal() / rows).tolist(),
+        confusion=confusion.tolist(),
+        images_per_s=n / seconds if seconds else 0.0,
+        skipped=int(counts[3]),
+    )
+
+
+def evaluate_folder(
+    weights: str | Path,
+    root: str | Path,
+    class_index: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    progress: bool = False,
+) -> EvalResult:
+    """Score a weights file on ``root/<class>/<image>``, mapping folders to the model's classes.
+
+    Folders named like the model's classes map by name; ImageNet synset folders map through
+    ``class_index`` (synset -> index, the format of ``imagenet_class_index.json``).
+    """
+    from mobilenet.data import imagenet_targets, scan_folder
+    from mobilenet.weights import load_model
+
+    model = load_model(weights)
+    samples, classes = scan_folder(root)
+    index = None
+    if class_index is not None:
+        index = {synset: int(i) for i, (synset, *_rest) in json.loads(Path(class_index).read_text()).items()}
+    targets = imagenet_targets(classes, model.class_names, index)
+    dataset = LabelledImages(samples, classes, model.preprocessing)
+    return evaluate_dataset(model, dataset, targets, batch_size=batch_size, workers=workers, progress=progress)

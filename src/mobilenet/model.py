@@ -36,6 +36,7 @@ class ModelConfig:
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
     output_stride: int = 32  # 8 or 16 trade the last strides for dilation (segmentation, detection)
+    small_input: bool = False  # stem and first strided stage at stride 1 (total stride 8): for 32x32 images
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -44,14 +45,19 @@ class ModelConfig:
             raise ValueError(f"width_mult must be a number > 0 (0.35 to 1.4 are published), got {self.width_mult}")
         if self.output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
-        if self.input_size < MIN_INPUT_SIZE:
-            raise ValueError(f"input_size must be at least {MIN_INPUT_SIZE}, got {self.input_size}")
+        if self.input_size < self.min_input_size:
+            raise ValueError(f"input_size must be at least {self.min_input_size}, got {self.input_size}")
         if self.num_classes < 0 or self.in_chans < 1:
             raise ValueError("num_classes must be >= 0 (0: no classifier) and in_chans >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.classifier not in ("linear", "conv"):
             raise ValueError(f"classifier must be 'linear' or 'conv', got {self.classifier!r}")
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input that still leaves one pixel at the network's last stage."""
+        return MIN_INPUT_SIZE // 4 if self.small_input else MIN_INPUT_SIZE
 
     @property
     def style(self) -> LayerStyle:
@@ -80,13 +86,18 @@ def _build_features(config: ModelConfig, arch: Architecture) -> _Plan:
     style, width = config.style, config.width_mult
     plan = _Plan()
     channels = make_divisible(arch.stem_channels * width)
-    plan.layers.append(ConvNormAct(config.in_chans, channels, 3, style, stride=2))
-    reduction, dilation = 2, 1
+    # For small images (CIFAR's 32x32) the common adaptation keeps the resolution of the stem and of
+    # the first strided stage, so the last stage is 4x4 rather than 1x1.
+    reduction = 1 if config.small_input else 2
+    plan.layers.append(ConvNormAct(config.in_chans, channels, 3, style, stride=reduction))
+    dilation, keep_next_stride = 1, config.small_input
     for row in arch.rows:
         out_channels = make_divisible(row.c * width)
         for i in range(row.n):
             stride = row.s if i == 0 else 1
             block_dilation = dilation
+            if stride > 1 and keep_next_stride:
+                stride, keep_next_stride = 1, False
             if stride > 1:
                 # A stage boundary: the layer before it is a feature map at the current reduction.
                 plan.feature_info.append(FeatureInfo(f"features.{len(plan.layers) - 1}", channels, reduction))
@@ -118,10 +129,11 @@ def check_input(x: torch.Tensor, config: ModelConfig) -> None:
     """Fail early, with the fix, on a batch the network cannot take."""
     if x.dim() != 4 or x.shape[1] != config.in_chans:
         raise ValueError(f"expected a batch of shape (N, {config.in_chans}, H, W), got {tuple(x.shape)}")
-    if min(x.shape[-2:]) < MIN_INPUT_SIZE:
+    if min(x.shape[-2:]) < config.min_input_size:
+        size = config.min_input_size
         raise ValueError(
-            f"input {x.shape[-2]}x{x.shape[-1]} is too small for {config.arch}: it downsamples 32x, "
-            f"so resize images to at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
+            f"input {x.shape[-2]}x{x.shape[-1]} is too small for {config.arch}: it downsamples {size}x, "
+            f"so resize images to at least {size}x{size}"
         )
 
 

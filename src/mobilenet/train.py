@@ -125,7 +125,20 @@ class Trainer:
         else:
             torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * self.position.step)
 
+    def _diverged(self, what: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"{what} at step {self.position.step}: training stopped and the last checkpoint in "
+            f"{self.log.run_dir} is intact (lower --lr, or try --amp false)"
+        )
+
+    def _check_weights(self) -> None:
+        # A finite loss can still come with an update that overflowed: never save such weights.
+        tensors = self.model.state_dict().values()  # parameters and BatchNorm statistics
+        if not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point()):
+            raise self._diverged("the weights became infinite or NaN")
+
     def _checkpoint(self, position: Position) -> None:
+        self._check_weights()
         if self.rank == 0:
             state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                      "epoch_stats": self.stats, "rng": torch.get_rng_state(), "log": self.log.state()}  # fmt: skip
@@ -152,7 +165,7 @@ class Trainer:
         labels = labels.to(self.device)
         images, targets = mix_batch(config, images, labels, len(self.data.classes), torch.Generator().manual_seed(seed))
         with (
-            contextlib.nullcontext() if sync else self.net.no_sync(),
+            contextlib.nullcontext() if sync or self.world == 1 else self.net.no_sync(),
             torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=config.amp),
         ):
             logits = self.net(images)
@@ -161,10 +174,7 @@ class Trainer:
         if self.world > 1:  # every process stops together
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         if not finite.item():
-            raise TrainingDiverged(
-                f"the loss became {loss.item()} at step {self.position.step + 1}: training stopped and the last "
-                f"checkpoint in {self.log.run_dir} is intact (lower --lr, or try --amp false)"
-            )
+            raise self._diverged(f"the loss became {loss.item()}")
         (self.scaler.scale(loss) if self.scaler else loss).div(config.accum_steps).backward()
         self.stats += torch.tensor(
             [loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels), 0]
@@ -210,6 +220,7 @@ class Trainer:
             if every and self.position.step % every == 0 and step_in_epoch + 1 < self.steps_per_epoch:
                 self._checkpoint(self.position)
         bar.close()
+        self._check_weights()  # before anything is evaluated or written for the epoch
         totals = self.stats.clone()
         if self.world > 1:
             dist.all_reduce(totals)

@@ -1,0 +1,189 @@
+"""Training for real: data handling, recipes, resumable runs killed with SIGKILL, torchrun with two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from mobilenet.data import ShardedSampler, scan_folder
+from mobilenet.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
+from mobilenet.setup import lr_factor
+from mobilenet.train import train
+from mobilenet.weights import load_model
+
+# A tiny, fast run on the embedded digits: what the loop does does not depend on the size.
+TINY = {"model": "mobilenet_v2_035", "batch_size": 32, "val_fraction": 0.5, "epochs": 2, "lr": 0.05}
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, **kwargs)
+
+
+def flags(settings: dict) -> list[str]:
+    return [item for key, value in settings.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def test_recipes_are_the_papers_and_references() -> None:
+    paper = RECIPES["paper"]
+    assert (paper.optimizer, paper.rmsprop_alpha, paper.momentum) == ("rmsprop", 0.9, 0.9)
+    assert paper.scaled_lr() == pytest.approx(0.045)  # per 96 images, at 96
+    assert make_config("paper", batch_size=192).scaled_lr() == pytest.approx(0.09)
+    assert (paper.lr_decay, paper.weight_decay, paper.label_smoothing) == (0.98, 4e-5, 0.1) and paper.ema_decay
+    tv = RECIPES["torchvision"]
+    assert (tv.optimizer, tv.lr, tv.lr_decay, tv.weight_decay) == ("sgd", 0.045, 0.98, 4e-5)
+    assert RECIPES["finetune"].backbone_lr_mult < 1
+    assert make_config() == EMBEDDED_DEFAULT  # no data: the embedded default
+    with pytest.raises(ValueError, match="unknown training settings"):
+        make_config(learning_rate=1)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        make_config("fast")
+
+
+def test_schedules() -> None:
+    paper = make_config("paper", epochs=10)
+    assert [lr_factor(paper, s, 10) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.98, 0.98**2])
+    modern = make_config("modern", data="x", epochs=10, warmup_epochs=1)
+    assert lr_factor(modern, 0, 10) == pytest.approx(0.1) and lr_factor(modern, 9, 10) == pytest.approx(1)
+    assert lr_factor(modern, 55, 10) == pytest.approx(0.5) and lr_factor(modern, 100, 10) == pytest.approx(0)
+
+
+def test_sharded_sampler_is_accumulation_and_resumes() -> None:
+    single = list(ShardedSampler(100, 8, seed=3, epoch=1))
+    ranks = [list(ShardedSampler(100, 4, seed=3, epoch=1, rank=r, world=2)) for r in range(2)]
+    # Each global batch of 8 = rank 0's 4 then rank 1's 4, exactly the single run's micro-batches.
+    merged = [item for b in range(12) for r in range(2) for item in ranks[r][b * 4 : b * 4 + 4]]
+    assert merged == single[:96] and len(single) == 96  # incomplete batches dropped
+    assert list(ShardedSampler(100, 8, seed=3, epoch=1, start=5)) == single[40:]
+    assert single != list(ShardedSampler(100, 8, seed=3, epoch=2))
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (48, 40)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(len(str(folder)))
+    for i in range(count):
+        pixels = (torch.rand(size[1], size[0], 3, generator=generator) * 255).byte().numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.jpg")
+
+
+def test_dataset_errors_before_training(tmp_path) -> None:
+    write_images(tmp_path / "one" / "cat", 4)
+    with pytest.raises(ValueError, match="single class"):
+        train(make_config(data=str(tmp_path / "one"), **TINY), progress=False)
+    (tmp_path / "one" / "dog").mkdir()
+    with pytest.raises(ValueError, match=r"class folder .*dog has no images"):
+        scan_folder(tmp_path / "one")
+    result = cli("train", "--data", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "dataset folder not found" in result.stderr
+
+
+def test_bad_images_never_kill_a_run(tmp_path) -> None:
+    for split, count in (("train", 16), ("val", 4)):
+        for name in ("a", "b"):
+            write_images(tmp_path / split / name, count)
+    bad = tmp_path / "train" / "a"
+    (bad / "corrupt.jpg").write_bytes(b"not an image at all")
+    (bad / "truncated.jpg").write_bytes((bad / "0.jpg").read_bytes()[:300])
+    Image.new("L", (50, 50), 128).save(bad / "gray.png")
+    Image.new("CMYK", (50, 50), (10, 20, 30, 0)).save(bad / "cmyk.jpg")
+    Image.new("P", (50, 50)).save(bad / "palette.png")
+    Image.new("RGB", (4, 4)).save(bad / "tiny.png")
+    config = make_config("modern", data=str(tmp_path), out=str(tmp_path / "run"), input_size=32, small_input=True,
+                         model="mobilenet_v2_035", batch_size=8, epochs=1, workers=0, ema_decay=None)  # fmt: skip
+    with pytest.warns(UserWarning, match="skipped"):
+        result = train(config, progress=False)
+    assert result.skipped_images == {"train": 3, "val": 0}  # corrupt, truncated, tiny; the rest converted
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["skipped_images"] == {"train": 3, "val": 0} and summary["train_images"] == 38
+
+
+def test_embedded_default_run_directory(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = cli("train", "--epochs", "1", "--out", str(run), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "validation top-1" in result.stdout
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.csv", "last.json", "best.safetensors",
+                                                "last.safetensors", "summary.json", "curves.png", "checkpoints"}  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["model"] == "mobilenet_v2_050"
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,lr,train_loss") and len(rows) == 2
+    model = load_model(run / "best.safetensors")
+    assert model.class_names == [str(d) for d in range(10)] and model.config.small_input
+    again = cli("train", "--epochs", "1", "--out", str(run))
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
+    settings = {**TINY, "checkpoint_every": 5, "workers": 0}
+    full = cli("train", *flags(settings), "--out", str(tmp_path / "full"), timeout=900)
+    assert full.returncode == 0, full.stderr
+
+    run = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "mobilenet", "train", *flags(settings), "--out", str(run)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    steps_per_epoch = json.loads((tmp_path / "full" / "last.json").read_text())["step"] // 2
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        pointer = run / "last.json"
+        if pointer.exists() and json.loads(pointer.read_text())["step"] > steps_per_epoch + 5:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    position = json.loads((run / "last.json").read_text())
+    assert position["epoch"] == 1 and 0 < position["step_in_epoch"] < steps_per_epoch  # mid-epoch
+
+    resumed = cli("train", "--resume", str(run), timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(run / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = [line.rsplit(",", 2)[0] for line in (tmp_path / "full" / "metrics.csv").read_text().splitlines()]
+    assert strip == [line.rsplit(",", 2)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path) -> None:
+    run = tmp_path / "run"
+    settings = {**TINY, "lr": 1e12, "warmup_epochs": 0, "checkpoint_every": 1, "workers": 0}
+    result = cli("train", *flags(settings), "--out", str(run), timeout=600)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("mobilenet: error: the ") and "last checkpoint in" in last_line
+    pointer = json.loads((run / "last.json").read_text())
+    weights = load_file(run / pointer["weights"])
+    assert all(torch.isfinite(t.float()).all() for t in weights.values())
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path) -> None:
+    settings = {**TINY, "epochs": 1, "dropout": 0.0, "label_smoothing": 0.0, "workers": 0, "ema_decay": None}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = Path(__file__).with_name("ddp_worker.py")
+    (tmp_path / "ddp").mkdir()
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker),
+         str(tmp_path / "ddp"), json.dumps({**settings, "out": str(tmp_path / "ddp-run")})],
+        capture_output=True, text=True, env=env, timeout=900, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    (tmp_path / "one").mkdir()
+    single = {**settings, "accum_steps": 2, "out": str(tmp_path / "one-run")}
+    one = subprocess.run([sys.executable, str(worker), str(tmp_path / "one"), json.dumps(single)],
+                         capture_output=True, text=True, env=env, timeout=900, cwd=Path(__file__).parents[1])  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "ddp" / "rank0.pt"), torch.load(tmp_path / "ddp" / "rank1.pt")
+    reference = torch.load(tmp_path / "one" / "rank0.pt")
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+        torch.testing.assert_close(rank0[name], reference[name], rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "ddp-run" / "metrics.csv").exists()

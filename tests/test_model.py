@@ -30,8 +30,14 @@ def test_make_divisible_rounds_like_the_references(value: float, expected: int) 
 
 def test_tables_are_the_papers() -> None:
     assert [(r.t, r.c, r.n, r.s) for r in MOBILENET_V2.rows] == [
-        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
-    ]  # fmt: skip
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     assert sum(r.n for r in MOBILENET_V1.rows) == 13  # 13 depthwise-separable blocks
     with pytest.raises(AttributeError):
         MOBILENET_V2.rows[0].c = 32  # frozen

@@ -38,9 +38,13 @@ def test_torchvision_v2_same_logits(torchvision_models, width: float, size: int)
 
 @pytest.mark.parametrize(
     ("name", "ours_name", "size"),
-    [("mobilenetv2_050", "mobilenet_v2_050", 160), ("mobilenetv2_100", "mobilenet_v2_100", 224),
-     ("mobilenetv2_140", "mobilenet_v2_140", 128), ("mobilenetv1_100", "mobilenet_v1_100", 192)],
-)  # fmt: skip
+    [
+        ("mobilenetv2_050", "mobilenet_v2_050", 160),
+        ("mobilenetv2_100", "mobilenet_v2_100", 224),
+        ("mobilenetv2_140", "mobilenet_v2_140", 128),
+        ("mobilenetv1_100", "mobilenet_v1_100", 192),
+    ],
+)
 def test_timm_same_logits_through_the_key_map(timm, name: str, ours_name: str, size: int) -> None:
     torch.manual_seed(0)
     reference = randomize_norms(timm.create_model(name))

@@ -97,8 +97,18 @@ def test_bad_images_never_kill_a_run(tmp_path) -> None:
     Image.new("CMYK", (50, 50), (10, 20, 30, 0)).save(bad / "cmyk.jpg")
     Image.new("P", (50, 50)).save(bad / "palette.png")
     Image.new("RGB", (4, 4)).save(bad / "tiny.png")
-    config = make_config("modern", data=str(tmp_path), out=str(tmp_path / "run"), input_size=32, small_input=True,
-                         model="mobilenet_v2_035", batch_size=8, epochs=1, workers=0, ema_decay=None)  # fmt: skip
+    config = make_config(
+        "modern",
+        data=str(tmp_path),
+        out=str(tmp_path / "run"),
+        input_size=32,
+        small_input=True,
+        model="mobilenet_v2_035",
+        batch_size=8,
+        epochs=1,
+        workers=0,
+        ema_decay=None,
+    )
     with pytest.warns(UserWarning, match="skipped"):
         result = train(config, progress=False)
     assert result.skipped_images == {"train": 3, "val": 0}  # corrupt, truncated, tiny; the rest converted
@@ -111,8 +121,16 @@ def test_embedded_default_run_directory(tmp_path) -> None:
     result = cli("train", "--epochs", "1", "--out", str(run), timeout=600)
     assert result.returncode == 0, result.stderr
     assert "validation top-1" in result.stdout
-    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.csv", "last.json", "best.safetensors",
-                                                "last.safetensors", "summary.json", "curves.png", "checkpoints"}  # fmt: skip
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "metrics.csv",
+        "last.json",
+        "best.safetensors",
+        "last.safetensors",
+        "summary.json",
+        "curves.png",
+        "checkpoints",
+    }
     assert json.loads((run / "config.json").read_text())["model"] == "mobilenet_v2_050"
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,lr,train_loss") and len(rows) == 2
@@ -129,8 +147,11 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
     assert full.returncode == 0, full.stderr
 
     run = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mobilenet", "train", *flags(settings), "--out", str(run)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mobilenet", "train", *flags(settings), "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     steps_per_epoch = json.loads((tmp_path / "full" / "last.json").read_text())["step"] // 2
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
@@ -171,15 +192,33 @@ def test_torchrun_two_processes_match_one(tmp_path) -> None:
     worker = Path(__file__).with_name("ddp_worker.py")
     (tmp_path / "ddp").mkdir()
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker),
-         str(tmp_path / "ddp"), json.dumps({**settings, "out": str(tmp_path / "ddp-run")})],
-        capture_output=True, text=True, env=env, timeout=900, cwd=Path(__file__).parents[1],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(worker),
+            str(tmp_path / "ddp"),
+            json.dumps({**settings, "out": str(tmp_path / "ddp-run")}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=Path(__file__).parents[1],
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     (tmp_path / "one").mkdir()
     single = {**settings, "accum_steps": 2, "out": str(tmp_path / "one-run")}
-    one = subprocess.run([sys.executable, str(worker), str(tmp_path / "one"), json.dumps(single)],
-                         capture_output=True, text=True, env=env, timeout=900, cwd=Path(__file__).parents[1])  # fmt: skip
+    one = subprocess.run(
+        [sys.executable, str(worker), str(tmp_path / "one"), json.dumps(single)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=Path(__file__).parents[1],
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     rank0, rank1 = torch.load(tmp_path / "ddp" / "rank0.pt"), torch.load(tmp_path / "ddp" / "rank1.pt")
     reference = torch.load(tmp_path / "one" / "rank0.pt")

@@ -94,8 +94,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model = create_model(args.model, weights=args.source) if args.model else _load_any(args.source)
     save_weights(model, args.output)
-    print(f"{args.source} -> {args.output}: {model.config.arch} width {model.config.width_mult:g}, "
-          f"{model.config.num_classes} classes, input {model.config.input_size}")  # fmt: skip
+    print(
+        f"{args.source} -> {args.output}: {model.config.arch} width {model.config.width_mult:g}, "
+        f"{model.config.num_classes} classes, input {model.config.input_size}"
+    )
     return 0
 
 
@@ -119,8 +121,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from mobilenet.evaluate import evaluate_folder
 
-    result = evaluate_folder(args.weights, args.data, class_index=args.class_index, batch_size=args.batch_size,
-                             workers=args.workers, progress=not args.json)  # fmt: skip
+    result = evaluate_folder(
+        args.weights,
+        args.data,
+        class_index=args.class_index,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.json,
+    )
     if args.plot:
         from mobilenet.plots import plot_confusion
 
@@ -128,8 +136,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    print(f"{args.data}: top-1 {result.top1:.2%}, top-5 {result.top5:.2%} on {result.n} images "
-          f"({result.images_per_s:.0f} images/s, {result.skipped} unreadable skipped)")  # fmt: skip
+    print(
+        f"{args.data}: top-1 {result.top1:.2%}, top-5 {result.top5:.2%} on {result.n} images "
+        f"({result.images_per_s:.0f} images/s, {result.skipped} unreadable skipped)"
+    )
     for name, accuracy in zip(result.classes, result.per_class, strict=True):
         print(f"  {accuracy:7.1%}  {name}")
     if args.plot:
@@ -203,8 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="modern", choices=list(RECIPES), help="named recipe to start from")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run exactly where it stopped")
     for name, kind in _train_fields().items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_parse_value(kind), metavar="VALUE",
-                       help=f"override the recipe's {name}")  # fmt: skip
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=_parse_value(kind),
+            metavar="VALUE",
+            help=f"override the recipe's {name}",
+        )
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix on a folder")

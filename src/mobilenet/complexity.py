@@ -148,10 +148,18 @@ def paper_table(result: Profile) -> list[TableRow]:
     for size in sizes:
         group = result.layers[start : start + size]
         first = group[0]
-        rows.append(TableRow(
-            first.input_shape, first.operator, first.expand_ratio, first.out_channels, size, first.stride,
-            sum(layer.params for layer in group), sum(layer.madds for layer in group),
-        ))  # fmt: skip
+        rows.append(
+            TableRow(
+                first.input_shape,
+                first.operator,
+                first.expand_ratio,
+                first.out_channels,
+                size,
+                first.stride,
+                sum(layer.params for layer in group),
+                sum(layer.madds for layer in group),
+            )
+        )
         start += size
     return rows
 

@@ -74,8 +74,9 @@ def evaluate_dataset(
     targets = list(range(len(dataset.classes))) if targets is None else list(targets)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     shard = Subset(dataset, [(i, 0) for i in range(rank, len(dataset), world)])
-    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        generator=torch.Generator())  # leaves the global RNG (dropout's) untouched  # fmt: skip
+    loader = DataLoader(
+        shard, batch_size=batch_size, num_workers=workers, collate_fn=collate, generator=torch.Generator()
+    )  # leaves the global RNG (dropout's) untouched
     num_classes = len(dataset.classes)
     to_model = torch.tensor(targets)
     confusion = torch.zeros(num_classes, num_classes + 1, dtype=torch.long)  # last column: other outputs

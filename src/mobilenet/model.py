@@ -108,9 +108,15 @@ def _build_features(config: ModelConfig, arch: Architecture) -> _Plan:
                     reduction *= stride
             if arch.block == "inverted_residual":
                 block = InvertedResidual(
-                    channels, out_channels, stride, row.t, style, block_dilation,
-                    config.linear_bottleneck, config.shortcut,
-                )  # fmt: skip
+                    channels,
+                    out_channels,
+                    stride,
+                    row.t,
+                    style,
+                    block_dilation,
+                    config.linear_bottleneck,
+                    config.shortcut,
+                )
             else:
                 block = depthwise_separable(channels, out_channels, stride, style, block_dilation)
             plan.layers.append(block)

@@ -35,12 +35,14 @@ def classify(model: MobileNet, images: list[str | Path], top: int = 5, batch_siz
         probs = model(torch.stack(tensors)).softmax(dim=1)
         values, indices = probs.topk(top, dim=1)
         for path, row_values, row_indices in zip(readable, values.tolist(), indices.tolist(), strict=True):
-            results.append({
-                "image": path,
-                "top": [
-                    {"index": i, "name": names[i] if names else str(i), "prob": p}
-                    for p, i in zip(row_values, row_indices, strict=True)
-                ],
-            })  # fmt: skip
+            results.append(
+                {
+                    "image": path,
+                    "top": [
+                        {"index": i, "name": names[i] if names else str(i), "prob": p}
+                        for p, i in zip(row_values, row_indices, strict=True)
+                    ],
+                }
+            )
     order = {str(p): n for n, p in enumerate(images)}
     return sorted(results, key=lambda r: order[r["image"]])

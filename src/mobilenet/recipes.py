@@ -79,33 +79,80 @@ RECIPES: dict[str, TrainConfig] = {
     # Sandler et al. 2018, section 6.1, as TF-slim trains it: RMSProp (decay and momentum 0.9), lr 0.045
     # per 96 images decayed x0.98 per epoch, weight decay 4e-5 on convolutions, label smoothing, EMA.
     "paper": TrainConfig(
-        recipe="paper", optimizer="rmsprop", lr=0.045, lr_batch=96, schedule="exponential", lr_decay=0.98,
-        weight_decay=4e-5, label_smoothing=0.1, ema_decay=0.9999, epochs=300, batch_size=96,
+        recipe="paper",
+        optimizer="rmsprop",
+        lr=0.045,
+        lr_batch=96,
+        schedule="exponential",
+        lr_decay=0.98,
+        weight_decay=4e-5,
+        label_smoothing=0.1,
+        ema_decay=0.9999,
+        epochs=300,
+        batch_size=96,
     ),
     # torchvision's reference recipe for mobilenet_v2: SGD, lr 0.045, x0.98 every epoch, 4e-5 weight decay.
     "torchvision": TrainConfig(
-        recipe="torchvision", optimizer="sgd", lr=0.045, schedule="exponential", lr_decay=0.98,
-        weight_decay=4e-5, label_smoothing=0.0, decay_norm_and_bias=True, epochs=300, batch_size=256,
+        recipe="torchvision",
+        optimizer="sgd",
+        lr=0.045,
+        schedule="exponential",
+        lr_decay=0.98,
+        weight_decay=4e-5,
+        label_smoothing=0.0,
+        decay_norm_and_bias=True,
+        epochs=300,
+        batch_size=256,
     ),
     # Warm-up and cosine decay, label smoothing, no decay on norms and biases, EMA.
     "modern": TrainConfig(
-        recipe="modern", optimizer="sgd", lr=0.1, lr_batch=256, schedule="cosine", warmup_epochs=1.0,
-        weight_decay=4e-5, label_smoothing=0.1, ema_decay=0.999, epochs=150, batch_size=256,
+        recipe="modern",
+        optimizer="sgd",
+        lr=0.1,
+        lr_batch=256,
+        schedule="cosine",
+        warmup_epochs=1.0,
+        weight_decay=4e-5,
+        label_smoothing=0.1,
+        ema_decay=0.999,
+        epochs=150,
+        batch_size=256,
     ),
     # From pretrained weights: a new classifier for the dataset, the backbone at a tenth of the lr.
     "finetune": TrainConfig(
-        recipe="finetune", optimizer="sgd", lr=0.01, schedule="cosine", warmup_epochs=0.0, backbone_lr_mult=0.1,
-        weight_decay=4e-5, label_smoothing=0.1, epochs=5, batch_size=32, dropout=0.2, crop_scale_min=0.35,
+        recipe="finetune",
+        optimizer="sgd",
+        lr=0.01,
+        schedule="cosine",
+        warmup_epochs=0.0,
+        backbone_lr_mult=0.1,
+        weight_decay=4e-5,
+        label_smoothing=0.1,
+        epochs=5,
+        batch_size=32,
+        dropout=0.2,
+        crop_scale_min=0.35,
     ),
-}  # fmt: skip
+}
 
 # The embedded default: `mobilenet train` with no dataset trains on scikit-learn's digits (1,797 real
 # 8x8 scans) at 32x32 in about two minutes on two CPU cores. Digits must not be mirrored.
 EMBEDDED_DEFAULT = replace(
     RECIPES["modern"],
-    model="mobilenet_v2_050", input_size=32, small_input=True, epochs=10, batch_size=64, lr=0.05, lr_batch=None,
-    warmup_epochs=1.0, ema_decay=None, hflip=False, crop_scale_min=0.6, val_fraction=0.2, workers=0,
-)  # fmt: skip
+    model="mobilenet_v2_050",
+    input_size=32,
+    small_input=True,
+    epochs=10,
+    batch_size=64,
+    lr=0.05,
+    lr_batch=None,
+    warmup_epochs=1.0,
+    ema_decay=None,
+    hflip=False,
+    crop_scale_min=0.6,
+    val_fraction=0.2,
+    workers=0,
+)
 
 
 def make_config(recipe: str = "modern", **overrides: Any) -> TrainConfig:

@@ -68,10 +68,16 @@ class RunLog:
         loss_sum, correct, seen, skipped = totals.tolist()
         self.skipped = {"train": max(self.skipped["train"], int(skipped)), "val": val.skipped}
         row = {
-            "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
-            "val_loss": val.loss, "val_top1": val.top1, "val_top5": val.top5, "images_per_s": images_per_s,
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_top1": correct / max(seen, 1),
+            "val_loss": val.loss,
+            "val_top1": val.top1,
+            "val_top5": val.top5,
+            "images_per_s": images_per_s,
             "skipped": int(skipped),
-        }  # fmt: skip
+        }
         self.rows.append(row)
         improved = val.top1 > self.best_top1
         self.best_top1 = max(self.best_top1, val.top1)
@@ -98,11 +104,16 @@ class RunLog:
         if not self.enabled:
             return
         summary = {
-            "data": self.data.source, "classes": len(self.data.classes), "train_images": len(self.data.train),
-            "val_images": len(self.data.val), "epochs": len(self.rows), "best_val_top1": self.best_top1,
-            "final": self.rows[-1] if self.rows else None, "skipped_images": self.skipped,
+            "data": self.data.source,
+            "classes": len(self.data.classes),
+            "train_images": len(self.data.train),
+            "val_images": len(self.data.val),
+            "epochs": len(self.rows),
+            "best_val_top1": self.best_top1,
+            "final": self.rows[-1] if self.rows else None,
+            "skipped_images": self.skipped,
             "model": model.config.to_dict(),
-        }  # fmt: skip
+        }
         atomic_write(self.run_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
         if self._tensorboard is not None:
             self._tensorboard.close()

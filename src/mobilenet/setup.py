@@ -75,10 +75,13 @@ def build_optimizer(config: TrainConfig, model: MobileNet) -> torch.optim.Optimi
         decay = param.dim() > 1 or config.decay_norm_and_bias  # conv and linear weights; not norms, biases
         groups.setdefault((head, decay), []).append(param)
     param_groups = [
-        {"params": params, "lr": lr * (1.0 if head else config.backbone_lr_mult),
-         "weight_decay": config.weight_decay if decay else 0.0}
+        {
+            "params": params,
+            "lr": lr * (1.0 if head else config.backbone_lr_mult),
+            "weight_decay": config.weight_decay if decay else 0.0,
+        }
         for (head, decay), params in groups.items()
-    ]  # fmt: skip
+    ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=lr, momentum=config.momentum)
     if config.optimizer == "rmsprop":

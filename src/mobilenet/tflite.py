@@ -133,9 +133,14 @@ def _match_config(net: TFLiteClassifier, num_classes: int) -> ModelConfig:
     shapes = [conv.weight.shape for conv in net.convs]
     for base in MODELS.values():
         config = replace(
-            base, num_classes=num_classes, in_chans=net.in_chans, input_size=net.input_size,
-            classifier="conv", padding="tf_same", bn_eps=TF_BN_EPS,
-        )  # fmt: skip
+            base,
+            num_classes=num_classes,
+            in_chans=net.in_chans,
+            input_size=net.input_size,
+            classifier="conv",
+            padding="tf_same",
+            bn_eps=TF_BN_EPS,
+        )
         candidate = MobileNet(config)
         if _conv_shapes(candidate) == [tuple(s) for s in shapes]:
             return replace(config, classifier=base.classifier)

@@ -140,8 +140,13 @@ class Trainer:
     def _checkpoint(self, position: Position) -> None:
         self._check_weights()
         if self.rank == 0:
-            state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                     "epoch_stats": self.stats, "rng": torch.get_rng_state(), "log": self.log.state()}  # fmt: skip
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "epoch_stats": self.stats,
+                "rng": torch.get_rng_state(),
+                "log": self.log.state(),
+            }
             if self.ema is not None:
                 state["ema"] = self.ema.state_dict()
             if self.scaler is not None:
@@ -151,12 +156,25 @@ class Trainer:
             dist.barrier()
 
     def _loader(self, epoch: int, first_step: int) -> DataLoader:
-        sampler = ShardedSampler(len(self.data.train), self.micro_batch, self.config.seed, epoch, self.rank,
-                                 self.world, start=first_step * self.config.accum_steps)  # fmt: skip
+        sampler = ShardedSampler(
+            len(self.data.train),
+            self.micro_batch,
+            self.config.seed,
+            epoch,
+            self.rank,
+            self.world,
+            start=first_step * self.config.accum_steps,
+        )
         # Its own generator: a DataLoader otherwise draws from the global RNG, which drives dropout and is
         # restored on resume, so an extra draw would shift every later step.
-        return DataLoader(self.data.train, batch_size=self.micro_batch, sampler=sampler, collate_fn=collate,
-                          num_workers=self.config.workers, generator=torch.Generator().manual_seed(epoch))  # fmt: skip
+        return DataLoader(
+            self.data.train,
+            batch_size=self.micro_batch,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.config.workers,
+            generator=torch.Generator().manual_seed(epoch),
+        )
 
     def _micro_step(self, images: torch.Tensor, labels: torch.Tensor, seed: int, sync: bool) -> None:
         """Forward and backward of one micro-batch; gradients sync across processes only if ``sync``."""
@@ -205,9 +223,14 @@ class Trainer:
             self.stats.zero_()
         batches = iter(self._loader(epoch, first_step))
         self.net.train()
-        bar = tqdm(range(first_step, self.steps_per_epoch), desc=f"epoch {epoch + 1}/{self.config.epochs}",
-                   unit="step", initial=first_step, total=self.steps_per_epoch,
-                   disable=not (self.progress and self.rank == 0))  # fmt: skip
+        bar = tqdm(
+            range(first_step, self.steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="step",
+            initial=first_step,
+            total=self.steps_per_epoch,
+            disable=not (self.progress and self.rank == 0),
+        )
         start, images_per_s = time.perf_counter(), 0.0
         every = self.config.checkpoint_every
         for step_in_epoch in bar:
@@ -215,8 +238,9 @@ class Trainer:
             self.position = Position(epoch, step_in_epoch + 1, self.position.step + 1)
             seen = max(self.stats[2].item(), 1)
             images_per_s = (step_in_epoch + 1 - first_step) * self.config.batch_size / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{self.stats[0] / seen:.3f}", acc=f"{self.stats[1] / seen:.1%}",
-                            img_s=f"{images_per_s:.0f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{self.stats[0] / seen:.3f}", acc=f"{self.stats[1] / seen:.1%}", img_s=f"{images_per_s:.0f}"
+            )
             if every and self.position.step % every == 0 and step_in_epoch + 1 < self.steps_per_epoch:
                 self._checkpoint(self.position)
         bar.close()
@@ -224,8 +248,13 @@ class Trainer:
         totals = self.stats.clone()
         if self.world > 1:
             dist.all_reduce(totals)
-        self.val = evaluate_dataset(self.final_model, self.data.val, batch_size=self.micro_batch * 2,
-                                    workers=self.config.workers, device=self.device)  # fmt: skip
+        self.val = evaluate_dataset(
+            self.final_model,
+            self.data.val,
+            batch_size=self.micro_batch * 2,
+            workers=self.config.workers,
+            device=self.device,
+        )
         lr = self.schedule.get_last_lr()[0]
         self.log.epoch_end(epoch, lr, totals, self.val, images_per_s, self.final_model)
         self.position = Position(epoch + 1, 0, self.position.step)
@@ -238,9 +267,17 @@ class Trainer:
         self.log.finish(self.final_model)
         if self.world > 1:
             dist.barrier()
-        return TrainResult(self.final_model, self.log.run_dir, self.config.epochs, self.position.step, self.val,
-                           self.log.best_top1, time.perf_counter() - start, self.log.mean_images_per_s(),
-                           self.log.skipped)  # fmt: skip
+        return TrainResult(
+            self.final_model,
+            self.log.run_dir,
+            self.config.epochs,
+            self.position.step,
+            self.val,
+            self.log.best_top1,
+            time.perf_counter() - start,
+            self.log.mean_images_per_s(),
+            self.log.skipped,
+        )
 
 
 def train(config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> TrainResult:

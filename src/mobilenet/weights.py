@@ -96,8 +96,14 @@ def _read_safetensors(path: Path) -> Checkpoint:
 
 _TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+)\.(.+)")
 # timm names inside a block -> our (torchvision's) names, for blocks with and without expansion.
-_TIMM_INVERTED = {"conv_pw": "conv.0.0", "bn1": "conv.0.1", "conv_dw": "conv.1.0", "bn2": "conv.1.1",
-                  "conv_pwl": "conv.2", "bn3": "conv.3"}  # fmt: skip
+_TIMM_INVERTED = {
+    "conv_pw": "conv.0.0",
+    "bn1": "conv.0.1",
+    "conv_dw": "conv.1.0",
+    "bn2": "conv.1.1",
+    "conv_pwl": "conv.2",
+    "bn3": "conv.3",
+}
 _TIMM_SEPARABLE = {"conv_dw": "conv.0.0", "bn1": "conv.0.1", "conv_pw": "conv.1", "bn2": "conv.2"}
 
 
@@ -115,8 +121,13 @@ def timm_to_torchvision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
             new = f"features.{index[block]}.{names[match[3]]}.{match[4]}"
         else:
             module, _, rest = key.partition(".")
-            outer = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"{head}.0",
-                     "bn2": f"{head}.1", "classifier": "classifier.1"}  # fmt: skip
+            outer = {
+                "conv_stem": "features.0.0",
+                "bn1": "features.0.1",
+                "conv_head": f"{head}.0",
+                "bn2": f"{head}.1",
+                "classifier": "classifier.1",
+            }
             new = f"{outer.get(module, module)}.{rest}"
         renamed[new] = value
     return renamed

@@ -32,7 +32,6 @@ def test_profile_width_resolution_json_and_plot(tmp_path, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["width_mult"] == 0.5 and data["resolution"] == 160
     assert sum(layer["madds"] for layer in data["layers"]) == pytest.approx(77e6, rel=0.01)
-    pytest.importorskip("matplotlib")
     png = tmp_path / "profile.png"
     assert main(["profile", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""PNG figures (matplotlib is an optional extra: ``pip install 'mobilenet[plot]'``)."""
+"""PNG figures: per-layer cost, learning curves, confusion matrices."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from mobilenet.complexity import Profile
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'mobilenet[plot]'") from None
-    matplotlib.use("Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
     return plt

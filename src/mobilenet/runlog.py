@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from mobilenet.evaluate import EvalResult
 from mobilenet.model import MobileNet
+from mobilenet.plots import plot_curves
 from mobilenet.recipes import TrainConfig
 from mobilenet.setup import TrainingData
 from mobilenet.weights import atomic_write, save_weights
@@ -117,9 +118,4 @@ class RunLog:
         atomic_write(self.run_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
         if self._tensorboard is not None:
             self._tensorboard.close()
-        try:
-            from mobilenet.plots import plot_curves
-
-            plot_curves(self.rows, self.run_dir / "curves.png")
-        except ImportError:
-            pass
+        plot_curves(self.rows, self.run_dir / "curves.png")

@@ -12,6 +12,7 @@ from torch import nn
 
 from mobilenet.data import Augmentation, LabelledImages, load_digits_images, scan_folder, split_fraction
 from mobilenet.model import MobileNet
+from mobilenet.preprocess import Preprocessing
 from mobilenet.recipes import TrainConfig
 from mobilenet.registry import MODELS, create_model
 from mobilenet.weights import load_model
@@ -44,13 +45,18 @@ def _samples(config: TrainConfig) -> tuple[list, list, list[str], str]:
     return train, val, classes, f"{root} (validation: {config.val_fraction:.0%} of each class)"
 
 
-def prepare(config: TrainConfig) -> tuple[MobileNet, TrainingData]:
-    """The model to train and its datasets, preprocessed as the model's weights expect."""
+def prepare(config: TrainConfig, model: nn.Module | None = None) -> tuple[MobileNet, TrainingData]:
+    """The model to train and its datasets, preprocessed as the model's weights expect.
+
+    A given ``model`` (a reference implementation, say) is trained instead of one built from the config.
+    """
     train, val, classes, source = _samples(config)
     if len(classes) < 2:
         raise ValueError(f"the dataset has a single class ({classes[0]}): a classifier needs at least two")
     overrides = {"dropout": config.dropout, "input_size": config.input_size, "small_input": config.small_input}
-    if config.weights is not None:
+    if model is not None:
+        model.preprocessing = Preprocessing(input_size=config.input_size)
+    elif config.weights is not None:
         model = load_model(config.weights, MODELS.get(config.model), **overrides)
         if model.class_names != classes:
             model.reset_classifier(len(classes))

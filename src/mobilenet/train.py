@@ -63,7 +63,13 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
 class Trainer:
     """One run: built from a config (or from a run directory to resume), then :meth:`run`."""
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: str | Path | None = None,
+        progress: bool = True,
+        model: nn.Module | None = None,
+    ) -> None:
         if resume is not None:
             config = replace(TrainConfig.from_json(Path(resume) / "config.json"), out=str(resume))
         self.config, self.progress = config, progress
@@ -74,7 +80,7 @@ class Trainer:
                 f"({self.world} x {config.accum_steps})"
             )
         torch.manual_seed(config.seed)  # the same initial weights in every process
-        self.model, self.data = prepare(config)
+        self.model, self.data = prepare(config, model)
         self.log = RunLog(config, self.data, enabled=self.rank == 0, resuming=resume is not None)
         self.micro_batch = config.batch_size // (self.world * config.accum_steps)
         self.steps_per_epoch = len(self.data.train) // config.batch_size

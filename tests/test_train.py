@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from mobilenet.data import ShardedSampler, scan_folder
 from mobilenet.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
 from mobilenet.setup import lr_factor
-from mobilenet.train import train
+from mobilenet.train import Trainer, train
 from mobilenet.weights import load_model
 
 # A tiny, fast run on the embedded digits: what the loop does does not depend on the size.
@@ -226,3 +226,23 @@ def test_torchrun_two_processes_match_one(tmp_path) -> None:
         assert torch.equal(rank0[name], rank1[name]), name
         torch.testing.assert_close(rank0[name], reference[name], rtol=1e-4, atol=1e-5)
     assert (tmp_path / "ddp-run" / "metrics.csv").exists()
+
+
+@pytest.mark.shared
+def test_finetune_from_tflite_keeps_the_pretrained_function(tmp_path) -> None:
+    from tests.conftest import shared_path
+
+    source = shared_path("imagenette")
+    for split, count in (("train", 16), ("val", 10)):
+        for synset in ("n01440764", "n02102040"):  # tench, English springer
+            (tmp_path / split / synset).mkdir(parents=True)
+            for image in sorted((source / split / synset).iterdir())[:count]:
+                (tmp_path / split / synset / image.name).symlink_to(image)
+    weights = shared_path("weights/mobilenet_v2_1.0_224_quant.tflite")
+    config = make_config("finetune", weights=str(weights), data=str(tmp_path), input_size=160, batch_size=8,
+                         epochs=2, workers=0, out=str(tmp_path / "run"))  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    assert trainer.model.config.padding == "tf_same" and trainer.model.classifier[1].out_features == 2
+    assert trainer.model.preprocessing.mean[0] == pytest.approx(128 / 255)  # the weights' own normalisation
+    result = trainer.run()
+    assert result.val.top1 >= 0.9, result.val  # 20 real validation images, two classes

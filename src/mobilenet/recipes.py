@@ -44,6 +44,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of lr
     backbone_lr_mult: float = 1.0  # < 1: the pretrained backbone learns slower than the new classifier
+    freeze_bn: bool = False  # BatchNorm keeps its running statistics (small batches, or folded TF weights)
     label_smoothing: float = 0.1
     ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
     mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
@@ -118,7 +119,9 @@ RECIPES: dict[str, TrainConfig] = {
         epochs=150,
         batch_size=256,
     ),
-    # From pretrained weights: a new classifier for the dataset, the backbone at a tenth of the lr.
+    # From pretrained weights: a new classifier for the dataset, the backbone at a tenth of the lr, and
+    # BatchNorm on its stored statistics: TFLite weights have it folded away (mean 0, var 1), and the
+    # statistics of a small fine-tuning batch would replace the function the weights were trained for.
     "finetune": TrainConfig(
         recipe="finetune",
         optimizer="sgd",
@@ -126,6 +129,7 @@ RECIPES: dict[str, TrainConfig] = {
         schedule="cosine",
         warmup_epochs=0.0,
         backbone_lr_mult=0.1,
+        freeze_bn=True,
         weight_decay=4e-5,
         label_smoothing=0.1,
         epochs=5,

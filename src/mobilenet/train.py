@@ -229,6 +229,10 @@ class Trainer:
             self.stats.zero_()
         batches = iter(self._loader(epoch, first_step))
         self.net.train()
+        if self.config.freeze_bn:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         bar = tqdm(
             range(first_step, self.steps_per_epoch),
             desc=f"epoch {epoch + 1}/{self.config.epochs}",

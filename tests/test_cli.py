@@ -111,3 +111,11 @@ def test_convert_tflite_and_predict_real_image(tmp_path) -> None:
     assert converted.class_names == direct.class_names
     x = torch.randn(1, 3, 224, 224)
     torch.testing.assert_close(converted(x), direct(x), rtol=0, atol=0)
+
+
+def test_export_onnx_cli(small_weights, images, tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="ONNX export is checked with onnxruntime: pip install 'mobilenet[onnx]'")
+    out = tmp_path / "model.onnx"
+    result = run("export", str(small_weights), str(out), "--images", images[0])
+    assert result.returncode == 0, result.stderr
+    assert "outputs differ from PyTorch by at most" in result.stdout and out.stat().st_size > 100_000

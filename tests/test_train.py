@@ -188,44 +188,23 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path) -> None:
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path) -> None:
     settings = {**TINY, "epochs": 1, "dropout": 0.0, "label_smoothing": 0.0, "workers": 0, "ema_decay": None}
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = Path(__file__).with_name("ddp_worker.py")
-    (tmp_path / "ddp").mkdir()
-    ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(worker),
-            str(tmp_path / "ddp"),
-            json.dumps({**settings, "out": str(tmp_path / "ddp-run")}),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        cwd=Path(__file__).parents[1],
-    )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    (tmp_path / "one").mkdir()
-    single = {**settings, "accum_steps": 2, "out": str(tmp_path / "one-run")}
-    one = subprocess.run(
-        [sys.executable, str(worker), str(tmp_path / "one"), json.dumps(single)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        cwd=Path(__file__).parents[1],
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    rank0, rank1 = torch.load(tmp_path / "ddp" / "rank0.pt"), torch.load(tmp_path / "ddp" / "rank1.pt")
-    reference = torch.load(tmp_path / "one" / "rank0.pt")
-    for name in rank0:
-        assert torch.equal(rank0[name], rank1[name]), name
-        torch.testing.assert_close(rank0[name], reference[name], rtol=1e-4, atol=1e-5)
-    assert (tmp_path / "ddp-run" / "metrics.csv").exists()
+
+    def run(launcher: list[str], name: str, overrides: dict) -> dict[str, torch.Tensor]:
+        (tmp_path / name).mkdir()
+        command = [*launcher, str(worker), str(tmp_path / name), json.dumps({**settings, **overrides})]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=worker.parents[1])
+        assert done.returncode == 0, done.stderr[-3000:]
+        return {f.stem: torch.load(f) for f in (tmp_path / name).glob("rank*.pt")}
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    ddp = run(torchrun, "ddp", {"out": str(tmp_path / "ddp-run")})
+    one = run([sys.executable], "one", {"accum_steps": 2, "out": str(tmp_path / "one-run")})
+    for name in ddp["rank0"]:
+        assert torch.equal(ddp["rank0"][name], ddp["rank1"][name]), name
+        torch.testing.assert_close(ddp["rank0"][name], one["rank0"][name], rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "ddp-run" / "metrics.csv").exists()  # written once, by rank 0
 
 
 @pytest.mark.shared

@@ -1,6 +1,8 @@
 """MobileNetV1 and MobileNetV2, exact to the papers."""
 
+from mobilenet.deploy import available_backends, deploy
 from mobilenet.model import FeatureInfo, MobileNet, MobileNetFeatures, ModelConfig
+from mobilenet.optimize import optimize
 from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
 
 __all__ = [
@@ -8,9 +10,12 @@ __all__ = [
     "MobileNet",
     "MobileNetFeatures",
     "ModelConfig",
+    "available_backends",
     "create_model",
+    "deploy",
     "list_models",
     "mobilenet_v1",
     "mobilenet_v2",
+    "optimize",
 ]
 __version__ = "0.1.0"

@@ -173,6 +173,17 @@ def _parse_value(kind: type):
     return parse
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mobilenet import export
+
+    model = create_model(args.model, weights=args.weights) if args.model else _load_any(args.weights)
+    write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
+    report = write[args.format](model.eval(), args.output, inputs=args.images)
+    print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; outputs differ from PyTorch by at most "
+          f"{report.max_abs_diff:.2g} on {report.verified_on}")  # fmt: skip
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in list_models(args.pattern):
         config = MODELS[name]
@@ -233,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
     p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser("export", help="ONNX (dynamic batch, metadata) or TorchScript, checked against PyTorch")
+    p.add_argument("weights", help="any weights file mobilenet can load")
+    p.add_argument("output", type=Path)
+    p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx")
+    p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
+    p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
+    p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("list", help="registered model names")
     p.add_argument("pattern", nargs="?", default="*")

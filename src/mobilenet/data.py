@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from mobilenet.preprocess import Preprocessing, load_image, resize_and_crop, to_tensor
+from mobilenet.preprocess import Preprocessing, load_image, preprocess, resize_and_crop, to_tensor
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
@@ -202,3 +202,34 @@ def imagenet_targets(
         f"the folders ({', '.join(classes[:3])}, ...) are not the model's classes: for ImageNet synset folders "
         "pass a class index (--class-index imagenet_class_index.json)"
     )
+
+
+# A tensor batch, one image file, a folder of images (searched recursively) or a list of files.
+ImageSource = torch.Tensor | str | Path | Sequence[str | Path]
+
+
+def image_batch(source: ImageSource, preprocessing: Preprocessing, limit: int | None = None) -> torch.Tensor:
+    """Images as one (N, C, H, W) float batch, preprocessed for the model; at most ``limit`` of them.
+
+    A folder contributes every image under it; when it holds more than ``limit``, images are taken
+    evenly through the sorted list, so that a class-per-folder dataset gives every class a share.
+    """
+    if isinstance(source, torch.Tensor):
+        if source.dim() != 4:
+            raise ValueError(f"expected an image batch of shape (N, C, H, W), got {tuple(source.shape)}")
+        return source[:limit].float()
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_dir():
+            paths = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not paths:
+                raise ValueError(f"no image files under {path}: pass a folder of images")
+        else:
+            paths = [path]
+    else:
+        paths = [Path(p) for p in source]
+    if not paths:
+        raise ValueError("no images given: pass a folder, image files or a tensor batch")
+    if limit is not None and len(paths) > limit:
+        paths = [paths[i * len(paths) // limit] for i in range(limit)]
+    return torch.stack([preprocess(p, preprocessing) for p in paths])

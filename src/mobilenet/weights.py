@@ -10,7 +10,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,9 @@ def save_weights(
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
-    """Have ``write`` fill a temporary file beside ``path``, then rename it over ``path``.
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed over it only if the ``with`` block succeeds.
 
     A crash at any moment leaves either the old file or the new one, never half of one.
     """
@@ -70,13 +72,21 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); the result is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
+    """Have ``write`` fill a temporary file beside ``path``, then rename it over ``path``."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def _read_safetensors(path: Path) -> Checkpoint:

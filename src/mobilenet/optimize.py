@@ -1,0 +1,111 @@
+"""The fastest pure-PyTorch inference model: BatchNorm folded, channels-last, optionally compiled or bf16."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it.
+
+    Each ``Conv2d`` (including :class:`~mobilenet.layers.Conv2dSame`, which keeps its TensorFlow
+    padding) directly followed by a ``BatchNorm2d`` in the same ``nn.Sequential`` gets the norm's
+    running statistics folded into its weight and a bias; the norm becomes ``nn.Identity``, so the
+    layer indices (and ``feature_info``) stay valid. The input model is left untouched.
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module.named_children())
+        for (_, conv), (norm_name, norm) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                _fold_into(conv, norm)
+                setattr(module, norm_name, nn.Identity())
+    return folded
+
+
+@torch.no_grad()
+def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    if not norm.track_running_stats or norm.running_var is None or norm.running_mean is None:
+        raise ValueError("cannot fold a BatchNorm without running statistics: build it with track_running_stats=True")
+    # In float64, so that folding adds no rounding beyond the final cast back to the conv's dtype.
+    std = (norm.running_var.double() + norm.eps).sqrt()
+    gamma = norm.weight.double() if norm.affine else torch.ones_like(std)
+    beta = norm.bias.double() if norm.affine else torch.zeros_like(std)
+    scale = gamma / std
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(std)
+    dtype = conv.weight.dtype
+    conv.weight.copy_((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype))
+    conv.bias = nn.Parameter(((bias - norm.running_mean.double()) * scale + beta).to(dtype), requires_grad=False)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 is a speed-up."""
+    # oneDNN's own check: without native bf16 it emulates it, slower than fp32.
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class OptimizedModel(nn.Module):
+    """Inference-only wrapper: feeds the network channels-last (and bf16), returns float32 outputs.
+
+    It keeps the source model's ``config``, ``class_names`` and ``preprocessing``, so it can stand in
+    for the model wherever only its outputs are needed.
+    """
+
+    def __init__(
+        self, network: nn.Module, source: nn.Module, channels_last: bool, dtype: torch.dtype, compile: bool
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.channels_last, self.dtype = channels_last, dtype
+        # dynamic=False: otherwise the second batch size recompiles with a symbolic batch dimension,
+        # which is slower and defeats freezing's constant shapes. A compiled bound method rather than
+        # a compiled module, so that the network is not registered twice.
+        self.run: Callable[[torch.Tensor], Any] = network.forward
+        self.compiled = compile
+        if compile:
+            import torch._inductor.config
+
+            self.run = torch.compile(network.forward, dynamic=False)
+        for name in ("config", "class_names", "preprocessing", "feature_info"):
+            if hasattr(source, name):
+                setattr(self, name, getattr(source, name))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        # Only a 4-d batch can be channels-last; anything else reaches the model's own input check.
+        channels_last = self.channels_last and x.dim() == 4
+        x = x.to(self.dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        # Freezing (weights as constants, prepacked for oneDNN) is what makes inductor fast on CPU;
+        # ``options={"freezing": True}`` was silently ignored, the config flag is not. Patched per call
+        # (it costs microseconds) because each new batch size compiles on its first call.
+        freezing = torch._inductor.config.patch(freezing=True) if self.compiled else contextlib.nullcontext()
+        with torch.inference_mode(), freezing:
+            out = self.run(x)
+        if isinstance(out, torch.Tensor):
+            return out.float()
+        return [o.float() for o in out]  # features_only: one map per stage
+
+
+def optimize(model: nn.Module, compile: bool = False, bf16: bool = False, channels_last: bool = True) -> OptimizedModel:
+    """The best pure-PyTorch inference model for ``model`` (a MobileNet or MobileNetFeatures).
+
+    BatchNorm folded into the convolutions, eval mode and no autograd, channels-last memory (what
+    oneDNN's convolutions run fastest in). ``compile=True`` adds ``torch.compile`` with freezing and a
+    static shape per batch size (the first call of each batch size compiles). ``bf16=True`` runs in
+    bfloat16 on CPUs that support it natively and raises on others. Outputs are always float32.
+    """
+    if bf16 and not bf16_supported():
+        raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use bf16=False")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    network = fold_batchnorm(model).requires_grad_(False).to(dtype)
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    return OptimizedModel(network, model, channels_last, dtype, compile).eval()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -98,7 +100,8 @@ def test_bf16_stays_close_to_fp32() -> None:
 
 
 def test_bf16_without_native_support_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setattr("mobilenet.optimize.bf16_supported", lambda: False)
+    # The module itself: `mobilenet.optimize` as an attribute is the re-exported function.
+    monkeypatch.setattr(sys.modules["mobilenet.optimize"], "bf16_supported", lambda: False)
     with pytest.raises(ValueError, match=r"no native bf16.*use bf16=False"):
         optimize(mobilenet.mobilenet_v2(width_mult=0.35), bf16=True)
 

@@ -225,3 +225,12 @@ def test_finetune_from_tflite_keeps_the_pretrained_function(tmp_path) -> None:
     assert trainer.model.preprocessing.mean[0] == pytest.approx(128 / 255)  # the weights' own normalisation
     result = trainer.run()
     assert result.val.top1 >= 0.9, result.val  # 20 real validation images, two classes
+
+
+def test_bf16_autocast_channels_last_and_accumulation_train(tmp_path) -> None:
+    settings = {**TINY, "epochs": 1, "amp": True, "channels_last": True, "accum_steps": 2, "workers": 0}
+    result = train(make_config(**settings, out=str(tmp_path / "run")), progress=False)
+    assert result.steps == 898 // 32  # digits split in half: 898 training images, global batches of 32
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    stem = result.model.features[0][0].weight
+    assert stem.is_contiguous(memory_format=torch.channels_last)

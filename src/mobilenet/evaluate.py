@@ -14,9 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from mobilenet.data import LabelledImages, collate
+from mobilenet.data import LabelledImages, collate, image_batch
 from mobilenet.model import MobileNet
-from mobilenet.preprocess import preprocess
 
 
 @torch.inference_mode()
@@ -28,8 +27,7 @@ def predict_logits(
     outputs = []
     batches = range(0, len(images), batch_size)
     for start in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
-        batch = torch.stack([preprocess(path, model.preprocessing) for path in images[start : start + batch_size]])
-        outputs.append(model(batch))
+        outputs.append(model(image_batch(list(images[start : start + batch_size]), model.preprocessing)))
     return torch.cat(outputs)
 
 

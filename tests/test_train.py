@@ -14,10 +14,12 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel
 
+from mobilenet.cli import build_parser, train_config
 from mobilenet.data import ShardedSampler, scan_folder
 from mobilenet.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
-from mobilenet.setup import lr_factor
+from mobilenet.setup import ema_update, lr_factor
 from mobilenet.train import Trainer, train
 from mobilenet.weights import load_model
 
@@ -55,6 +57,30 @@ def test_schedules() -> None:
     modern = make_config("modern", data="x", epochs=10, warmup_epochs=1)
     assert lr_factor(modern, 0, 10) == pytest.approx(0.1) and lr_factor(modern, 9, 10) == pytest.approx(1)
     assert lr_factor(modern, 55, 10) == pytest.approx(0.5) and lr_factor(modern, 100, 10) == pytest.approx(0)
+
+
+def test_cli_overrides_only_given_flags_and_none_is_one() -> None:
+    parse = build_parser().parse_args
+    assert train_config(parse(["train", "--data", "x"])).ema_decay == RECIPES["modern"].ema_decay
+    assert train_config(parse(["train", "--data", "x", "--ema-decay", "none"])).ema_decay is None
+    assert train_config(parse(["train", "--recipe", "paper", "--lr", "0.1"])).lr_batch == 96
+
+
+def test_ema_warms_up_like_tensorflow() -> None:
+    # A fixed decay of 0.999 keeps (0.999)^200 = 82% of the initial weights after 200 steps; TF's warm-up
+    # min(decay, (1 + n) / (10 + n)) forgets them, which is what makes EMA usable in a short run.
+    model = torch.nn.BatchNorm2d(3)
+    ema = AveragedModel(model, multi_avg_fn=ema_update(0.999), use_buffers=True)
+    ema.update_parameters(model)  # the first call copies
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.running_var.fill_(5.0)
+        model.num_batches_tracked.fill_(200)
+    for _ in range(200):
+        ema.update_parameters(model)
+    initial_share = (2.0 - ema.module.weight.detach()) / (2.0 - 1.0)
+    assert float(initial_share.max()) < 0.01 and float((5.0 - ema.module.running_var).max()) < 0.04
+    assert int(ema.module.num_batches_tracked) == 200
 
 
 def test_sharded_sampler_is_accumulation_and_resumes() -> None:

@@ -10,9 +10,13 @@ import sys
 import typing
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobilenet.complexity import Profile, paper_table, profile, published_grid
 from mobilenet.registry import MODELS, create_model, list_models
+
+if TYPE_CHECKING:
+    from mobilenet.recipes import TrainConfig
 
 
 def _shape(hwc: tuple[int, int, int]) -> str:
@@ -101,13 +105,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe named by ``--recipe`` with each flag given on the command line (and only those) applied."""
     from mobilenet.recipes import make_config
+
+    return make_config(args.recipe, **{name: getattr(args, name) for name in _train_fields() if hasattr(args, name)})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from mobilenet.train import train
 
-    overrides = {name: getattr(args, name) for name in _train_fields() if getattr(args, name) is not None}
-    config = make_config(args.recipe, **overrides)
-    result = train(config, resume=args.resume)
+    result = train(train_config(args), resume=args.resume)
     if result.val is not None and int(os.environ.get("RANK", "0")) == 0:
         print(
             f"{result.run_dir}: {result.epochs} epochs in {result.wall_seconds:.0f} s, "
@@ -228,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{name.replace('_', '-')}",
             dest=name,
             type=_parse_value(kind),
+            default=argparse.SUPPRESS,  # absent flags keep the recipe's value; 'none' is a real override
             metavar="VALUE",
             help=f"override the recipe's {name}",
         )

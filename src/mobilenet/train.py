@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -26,7 +26,7 @@ from mobilenet.evaluate import EvalResult, evaluate_dataset
 from mobilenet.model import MobileNet
 from mobilenet.recipes import TrainConfig
 from mobilenet.runlog import RunLog
-from mobilenet.setup import build_optimizer, build_schedule, mix_batch, prepare
+from mobilenet.setup import build_optimizer, build_schedule, ema_update, mix_batch, prepare
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,7 +98,7 @@ class Trainer:
         self.schedule = build_schedule(config, self.optimizer, self.steps_per_epoch)
         self.ema = None
         if config.ema_decay:
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+            self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
         fp16 = config.amp and self.device.type == "cuda" and config.amp_dtype == "float16"
         self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.autocast_dtype = torch.float16 if fp16 else torch.bfloat16

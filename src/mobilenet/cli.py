@@ -71,10 +71,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from mobilenet.deploy import deploy
     from mobilenet.predict import classify
 
     model = create_model(args.model, weights=args.weights) if args.model else _load_any(args.weights)
-    results = classify(model, args.images, top=args.top)
+    results = classify(deploy(model, args.backend, args.precision, args.calibration), args.images, top=args.top)
     for result in results:
         if args.json:
             print(json.dumps(result))
@@ -136,6 +137,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         progress=not args.json,
+        backend=args.backend,
+        precision=args.precision,
+        calibration=args.calibration,
     )
     if args.plot:
         from mobilenet.plots import plot_confusion
@@ -192,11 +196,109 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mobilenet.bench import bench
+
+    results = bench(
+        args.arch,
+        args.widths,
+        args.resolutions,
+        args.weights,
+        threads=args.threads,
+        batch=args.batch,
+        rounds=args.rounds,
+        calls=args.calls,
+        reference=args.reference,
+        compile=args.compile,
+        precisions=args.precisions,
+        calibration=args.calibration,
+        memory=args.memory,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    for r in results if not args.json else ():
+        floor = f"floor {r.floor_b1_ms:.2f} ms, {r.floor_throughput:.0f} img/s"
+        print(f"\n{r.arch} {r.width_mult:g}@{r.resolution}, {r.threads} threads, {r.madds / 1e6:.1f}M MAdds; "
+              f"fp32 GEMM {r.gemm_gflops:.0f} GFLOP/s: {floor}")  # fmt: skip
+        for note in r.notes:
+            print(f"note: {note}")
+        memory = r.baseline_memory_mb is not None
+        print(f"| path | b1 ms (p90) | vs ref | x floor | b{r.batch} img/s | vs ref | x floor | size MB |"
+              + (" peak RSS MB |" if memory else "") + "\n" + "|---" * (8 + memory) + "|")  # fmt: skip
+        for p in r.paths:
+            size = f"{p.size_mb:.1f}" if p.size_mb is not None else "-"
+            peak = (f" {p.peak_memory_mb:.0f} |" if p.peak_memory_mb else " - |") if memory else ""
+            ratios = f"{p.throughput_speedup:.2f}x | {p.throughput_floor_ratio:.2f}"
+            print(f"| {p.name} | {p.b1_ms:.2f} ({p.b1_p90_ms:.2f}) | {p.b1_speedup:.2f}x | {p.b1_floor_ratio:.2f} | "
+                  f"{p.throughput:.0f} | {ratios} | {size} |{peak}")  # fmt: skip
+        if memory:
+            print(
+                f"baseline: {r.baseline_memory_mb:.0f} MB peak RSS for a process that builds the model, runs it eagerly"
+            )
+    if args.plot:
+        from mobilenet.plots import plot_bench
+
+        plot_bench(results, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from mobilenet.pick import pick
+
+    result = pick(
+        args.budget_ms,
+        threads=args.threads,
+        widths=args.widths,
+        resolutions=args.resolutions,
+        backend=args.backend,
+        precision=args.precision,
+        rounds=args.rounds,
+        calls=args.calls,
+        progress=not args.json,
+    )
+    if args.plot:
+        from mobilenet.plots import plot_pick
+
+        plot_pick(result, args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0 if result.choice else 1
+    print(f"MobileNetV2 batch-1 latency here ({result.backend} {result.precision}, {result.threads} threads) "
+          "and published ImageNet top-1 (TF-slim):")  # fmt: skip
+    for c in sorted(result.cells, key=lambda c: c.latency_ms):
+        mark = "  <- pick" if c is result.choice else ""
+        fits = "fits" if c.latency_ms <= result.budget_ms else "over"
+        print(f"  width {c.width_mult:<4g} @{c.resolution:<4} {c.latency_ms:7.2f} ms (p90 {c.latency_p90_ms:.2f}) "
+              f"{fits}  top-1 {c.top1:.1f}%  {c.madds_m:g}M MAdds{mark}")  # fmt: skip
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    if result.choice is None:
+        fastest = min(result.cells, key=lambda c: c.latency_ms)
+        print(f"nothing fits in {args.budget_ms:g} ms: the fastest is width {fastest.width_mult:g} "
+              f"@{fastest.resolution} at {fastest.latency_ms:.2f} ms; raise the budget or add threads")  # fmt: skip
+        return 1
+    c = result.choice
+    print(f"pick: mobilenet_v2 width {c.width_mult:g} @{c.resolution}: {c.top1:.1f}% top-1 in {c.latency_ms:.2f} ms "
+          f"(create_model('mobilenet_v2_{round(c.width_mult * 100):03d}', input_size={c.resolution}))")  # fmt: skip
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in list_models(args.pattern):
         config = MODELS[name]
         print(f"{name:<20} {config.arch} width {config.width_mult:g}")
     return 0
+
+
+def _inference_flags(p: argparse.ArgumentParser) -> None:
+    from mobilenet.deploy import BACKENDS, PRECISIONS
+
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="auto: the fastest installed; eager: the plain PyTorch model")  # fmt: skip
+    p.add_argument("--precision", default="fp32", choices=sorted({x for v in PRECISIONS.values() for x in v}))
+    p.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
+    _inference_flags(p)
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("convert", help="save any supported weights as safetensors with metadata")
@@ -252,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
+    _inference_flags(p)
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("export", help="ONNX (dynamic batch, metadata) or TorchScript, checked against PyTorch")
@@ -261,6 +365,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
     p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
     p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
+    p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"])
+    p.add_argument("--widths", type=float, nargs="+", default=[1.0], metavar="ALPHA")
+    p.add_argument("--resolutions", type=int, nargs="+", default=[224], metavar="PIXELS")
+    p.add_argument("--weights", help="benchmark these weights (one width and resolution) instead of random ones")
+    p.add_argument("--threads", type=int, default=2, help="threads for every path (default 2)")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the throughput figure (default 32)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per path per round (default 20)")
+    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"])
+    p.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
+    p.add_argument("--calibration", help="int8: images to calibrate on (default: random tensors, speed only)")
+    p.add_argument("--memory", action="store_true", help="peak RSS of each path, each in a fresh process")
+    p.add_argument("--json", action="store_true", help="print every figure as JSON")
+    p.add_argument("--plot", type=Path, help="write a PNG of latency and throughput per path")
+    p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("pick", help="the most accurate MobileNetV2 within a latency budget on this machine")
+    p.add_argument("--budget-ms", type=float, required=True, help="batch-1 latency budget in milliseconds")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--widths", type=float, nargs="+", metavar="ALPHA", help="default: every published width")
+    p.add_argument("--resolutions", type=int, nargs="+", metavar="PIXELS", help="default: every published one")
+    p.add_argument("--backend", default="auto", help="what runs each model (default: the fastest installed)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per cell per round")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, help="write accuracy against latency as a PNG (the paper's Figure 5)")
+    p.set_defaults(func=cmd_pick)
 
     p = commands.add_parser("list", help="registered model names")
     p.add_argument("pattern", nargs="?", default="*")

@@ -21,14 +21,16 @@ from mobilenet.export import model_preprocessing, onnx_proto, require
 from mobilenet.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.quantize import check_method, quantize_onnx, quantize_openvino
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
+BACKENDS = ("torch", "onnxruntime", "openvino", "eager")
 PRECISIONS: dict[str, tuple[str, ...]] = {
+    "eager": ("fp32",),  # the model as it is, unfolded: a reference, never chosen by "auto"
     "torch": ("fp32", "bf16"),
     "onnxruntime": ("fp32", "int8"),
     "openvino": ("fp32", "bf16", "int8"),
 }
 # The Python modules each backend needs, and the extra that installs them.
 _NEEDS = {
+    "eager": (),
     "torch": (),
     "onnxruntime": ("onnxruntime", "onnx", "onnxscript"),
     "openvino": ("openvino", "onnx", "onnxscript"),
@@ -45,6 +47,7 @@ AUTO: dict[str, tuple[str, ...]] = {
     "int8": ("openvino", "onnxruntime"),
 }
 Runner = Callable[[torch.Tensor], list[torch.Tensor]]
+Built = tuple[Runner, int]  # the runner and the size in bytes of the weights or file it runs from
 
 
 def available_backends(precision: str = "fp32") -> list[str]:
@@ -67,21 +70,22 @@ class Deployed:
     """A model ready for inference on one backend. Call it with a float (N, C, H, W) batch.
 
     Not thread-safe (OpenVINO reuses one infer request): make one per thread. It carries the source
-    model's ``config``, ``class_names`` and ``preprocessing``.
+    model's ``config``, ``class_names`` and ``preprocessing``; ``size_bytes`` is the size of what it runs
+    from (the ONNX file, the OpenVINO IR, or PyTorch's folded weights).
     """
 
-    def __init__(self, model: nn.Module, backend: str, precision: str, run: Runner, method: str | None) -> None:
+    def __init__(self, model: nn.Module, backend: str, precision: str, built: Built, method: str | None) -> None:
         self.backend, self.precision, self.calibration_method = backend, precision, method
+        self._run, self.size_bytes = built
         self.config = model.config
         self.class_names: list[str] | None = getattr(model, "class_names", None)
         self.preprocessing = getattr(model, "preprocessing", None)
         self.input_size = self.preprocessing.input_size if self.preprocessing else model.config.input_size
-        self._run = run
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         # ONNX Runtime and OpenVINO graphs are exported for one resolution (TF padding depends on it).
         expected = (self.config.in_chans, self.input_size, self.input_size)
-        if x.dim() != 4 or (self.backend != "torch" and tuple(x.shape[1:]) != expected):
+        if x.dim() != 4 or (self.backend not in ("torch", "eager") and tuple(x.shape[1:]) != expected):
             raise ValueError(
                 f"expected a float batch of shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
             )
@@ -106,12 +110,13 @@ def deploy(
 ) -> Deployed:
     """``model`` (a MobileNet or MobileNetFeatures) as a callable from a float batch to float32 outputs.
 
-    ``backend``: "torch" (:func:`~mobilenet.optimize.optimize`), "onnxruntime", "openvino", or "auto"
-    (the fastest installed for the precision, see ``AUTO``). ``precision``: "fp32", "bf16" (CPUs with
-    native bf16) or "int8", which calibrates on ``calibration``: a folder of images, image files or a
-    preprocessed tensor batch, ``calibration_size`` images at most, ranges by ``calibration_method``
-    (see ``mobilenet.quantize.METHODS``; None is the backend's default). ``threads`` sets the
-    backend's thread count (for PyTorch, process-wide); None leaves the backend's default.
+    ``backend``: "torch" (:func:`~mobilenet.optimize.optimize`), "onnxruntime", "openvino", "auto"
+    (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
+    ``precision``: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on
+    ``calibration``: a folder of images, image files or a preprocessed tensor batch,
+    ``calibration_size`` images at most, ranges by ``calibration_method`` (see
+    ``mobilenet.quantize.METHODS``; None is the backend's default). ``threads`` sets the backend's
+    thread count (for PyTorch, process-wide); None leaves the backend's default.
     """
     if not hasattr(model, "config"):
         raise ValueError(f"expected a MobileNet or MobileNetFeatures, got {type(model).__name__}")
@@ -134,16 +139,16 @@ def deploy(
         batch, size = image_batch(calibration, pre, calibration_size), pre.input_size
         if tuple(batch.shape[1:]) != (model.config.in_chans, size, size):
             raise ValueError(f"calibration batch has shape {tuple(batch.shape)}; the model takes {size}x{size} inputs")
-    run: Runner
-    if backend == "torch":
+    built: Built
+    if backend in ("torch", "eager"):
         if threads is not None:
             torch.set_num_threads(threads)
-        run = _torch(model, precision)
+        built = _torch(model, precision) if backend == "torch" else _eager(model)
     elif backend == "onnxruntime":
-        run = _onnxruntime(model, batch, method, threads)
+        built = _onnxruntime(model, batch, method, threads)
     else:
-        run = _openvino(model, precision, batch, method, threads)
-    return Deployed(model, backend, precision, run, method)
+        built = _openvino(model, precision, batch, method, threads)
+    return Deployed(model, backend, precision, built, method)
 
 
 def _pick(backend: str, precision: str) -> str:
@@ -172,7 +177,18 @@ def _pick(backend: str, precision: str) -> str:
     return backend
 
 
-def _torch(model: nn.Module, precision: str) -> Runner:
+def _eager(model: nn.Module) -> Built:
+    model.eval()
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = model(x)
+        return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+
+    return run, sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _torch(model: nn.Module, precision: str) -> Built:
     # Eager: torch.compile would need a C++ compiler and minutes per batch size; optimize(compile=True)
     # is there for those who want it.
     optimized = optimize(model, bf16=precision == "bf16")
@@ -181,7 +197,7 @@ def _torch(model: nn.Module, precision: str) -> Runner:
         outputs = optimized(x)
         return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
 
-    return run
+    return run, sum(t.numel() * t.element_size() for t in optimized.network.state_dict().values())
 
 
 def _onnx_file(model: nn.Module, directory: Path) -> Path:
@@ -193,7 +209,7 @@ def _onnx_file(model: nn.Module, directory: Path) -> Path:
     return path
 
 
-def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | None, threads: int | None) -> Runner:
+def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | None, threads: int | None) -> Built:
     ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -204,19 +220,23 @@ def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | Non
         if batch is not None:
             quantize_onnx(path, path.with_name("int8.onnx"), batch, method)
             path = path.with_name("int8.onnx")
-        session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
-    return lambda x: [torch.from_numpy(out) for out in session.run(None, {"images": x.numpy()})]
+        onnx_bytes = path.read_bytes()
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return lambda x: [torch.from_numpy(out) for out in session.run(None, {"images": x.numpy()})], len(onnx_bytes)
 
 
 def _openvino(
     model: nn.Module, precision: str, batch: torch.Tensor | None, method: str | None, threads: int | None
-) -> Runner:
+) -> Built:
     ov = require("openvino", "openvino")
     with tempfile.TemporaryDirectory() as directory:
         # convert_model (not read_model): its constant folding gives NNCF the depthwise weights as constants.
         network = ov.convert_model(_onnx_file(model, Path(directory)))
         if batch is not None:
             network = quantize_openvino(network, batch, method)
+        ir = Path(directory) / "model.xml"
+        ov.save_model(network, ir, compress_to_fp16=False)  # the IR as it runs: fp32 (or int8) weights
+        size = ir.stat().st_size + ir.with_suffix(".bin").stat().st_size
         # OpenVINO's default on CPUs with bf16 is bf16: fp32 and int8 must ask for f32 explicitly.
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
@@ -231,4 +251,4 @@ def _openvino(
         results = request.infer({0: x.numpy()})
         return [torch.from_numpy(results[output].copy()) for output in compiled.outputs]  # the request reuses them
 
-    return run
+    return run, size

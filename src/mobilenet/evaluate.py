@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from mobilenet.data import LabelledImages, collate, image_batch
+from mobilenet.data import ImageSource, LabelledImages, collate, image_batch
+from mobilenet.deploy import Deployed, deploy
 from mobilenet.model import MobileNet
 
 
@@ -57,7 +58,7 @@ class EvalResult:
 
 @torch.inference_mode()
 def evaluate_dataset(
-    model: nn.Module,
+    model: nn.Module | Deployed,
     dataset: LabelledImages,
     targets: Sequence[int] | None = None,
     batch_size: int = 64,
@@ -80,7 +81,8 @@ def evaluate_dataset(
     confusion = torch.zeros(num_classes, num_classes + 1, dtype=torch.long)  # last column: other outputs
     counts = torch.zeros(4, dtype=torch.float64)  # top-5 hits, loss sum, images, skipped
     from_model = None  # model output -> dataset class (num_classes: an output of no dataset class)
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
     start = time.perf_counter()
     for images, labels, skipped in tqdm(loader, desc="evaluating", unit="batch", disable=not progress):
         counts[3] += skipped
@@ -122,11 +124,15 @@ def evaluate_folder(
     batch_size: int = 64,
     workers: int = 2,
     progress: bool = False,
+    backend: str = "auto",
+    precision: str = "fp32",
+    calibration: ImageSource | None = None,
 ) -> EvalResult:
     """Score a weights file on ``root/<class>/<image>``, mapping folders to the model's classes.
 
     Folders named like the model's classes map by name; ImageNet synset folders map through
-    ``class_index`` (synset -> index, the format of ``imagenet_class_index.json``).
+    ``class_index`` (synset -> index, the format of ``imagenet_class_index.json``). The model runs
+    through ``deploy(backend, precision, calibration)``: by default the fastest fp32 path installed.
     """
     from mobilenet.data import imagenet_targets, scan_folder
     from mobilenet.weights import load_model
@@ -138,4 +144,5 @@ def evaluate_folder(
         index = {synset: int(i) for i, (synset, *_rest) in json.loads(Path(class_index).read_text()).items()}
     targets = imagenet_targets(classes, model.class_names, index)
     dataset = LabelledImages(samples, classes, model.preprocessing)
-    return evaluate_dataset(model, dataset, targets, batch_size=batch_size, workers=workers, progress=progress)
+    runner = deploy(model, backend, precision, calibration)
+    return evaluate_dataset(runner, dataset, targets, batch_size=batch_size, workers=workers, progress=progress)

@@ -1,10 +1,15 @@
-"""PNG figures: per-layer cost, learning curves, confusion matrices."""
+"""PNG figures: per-layer cost, learning curves, confusion matrices, speed, accuracy against latency."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobilenet.complexity import Profile
+
+if TYPE_CHECKING:
+    from mobilenet.bench import BenchResult
+    from mobilenet.pick import PickResult
 
 
 def _pyplot():
@@ -77,6 +82,52 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     fig.colorbar(image, ax=axis, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_bench(results: list[BenchResult], path: str | Path) -> None:
+    """Per benchmarked cell: batch-1 latency and batch-N throughput of every path, with the compute floor."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(results), 2, figsize=(12, 0.45 * len(results[0].paths) * len(results) + 1.5))
+    for (latency, throughput), result in zip(axes.reshape(len(results), 2), results, strict=True):
+        names = [p.name for p in result.paths][::-1]
+        latency.barh(names, [p.b1_ms for p in result.paths][::-1], color="tab:blue")
+        latency.axvline(result.floor_b1_ms, color="black", linestyle="--", label="fp32 compute floor")
+        latency.set_xscale("log")
+        latency.set_xlabel("batch-1 latency (ms, median, log scale)")
+        latency.set_title(f"{result.arch} {result.width_mult:g}@{result.resolution}, {result.threads} threads")
+        latency.legend(loc="lower right")
+        throughput.barh(names, [p.throughput for p in result.paths][::-1], color="tab:green")
+        throughput.axvline(result.floor_throughput, color="black", linestyle="--")
+        throughput.set_xlabel(f"batch-{result.batch} throughput (images/s)")
+        throughput.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pick(result: PickResult, path: str | Path) -> None:
+    """Published top-1 against latency measured here, one line per width: the paper's Figure 5."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(8, 5.5))
+    for width in sorted({c.width_mult for c in result.cells}):
+        cells = sorted((c for c in result.cells if c.width_mult == width), key=lambda c: c.resolution)
+        axis.plot([c.latency_ms for c in cells], [c.top1 for c in cells], "o-", label=f"width {width:g}")
+        for cell in cells:
+            axis.annotate(str(cell.resolution), (cell.latency_ms, cell.top1), fontsize=7, xytext=(3, -9),
+                          textcoords="offset points")  # fmt: skip
+    axis.axvline(result.budget_ms, color="black", linestyle="--", label=f"budget {result.budget_ms:g} ms")
+    if result.choice is not None:
+        axis.plot(result.choice.latency_ms, result.choice.top1, "*", color="red", markersize=16,
+                  label=f"pick: {result.choice.width_mult:g}@{result.choice.resolution}")  # fmt: skip
+    axis.set_xscale("log")
+    axis.set_xlabel(f"batch-1 latency here (ms, {result.backend} {result.precision}, {result.threads} threads)")
+    axis.set_ylabel("published ImageNet top-1 (%, TF-slim)")
+    axis.set_title("MobileNetV2: accuracy against latency on this machine")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

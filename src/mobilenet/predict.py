@@ -7,17 +7,22 @@ from typing import Any
 
 import torch
 
+from mobilenet.deploy import Deployed
 from mobilenet.model import MobileNet
 from mobilenet.preprocess import preprocess
 
 
 @torch.inference_mode()
-def classify(model: MobileNet, images: list[str | Path], top: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
+def classify(
+    model: MobileNet | Deployed, images: list[str | Path], top: int = 5, batch_size: int = 32
+) -> list[dict[str, Any]]:
     """Top-``top`` classes of each image, as ``{"image", "top": [{"index", "name", "prob"}]}``.
 
-    An image that cannot be read gets ``{"image", "error"}`` instead, and the others still run.
+    ``model`` is a MobileNet or what :func:`~mobilenet.deploy.deploy` made of one. An image that cannot
+    be read gets ``{"image", "error"}`` instead, and the others still run.
     """
-    model.eval()
+    if isinstance(model, MobileNet):
+        model.eval()
     top = min(top, model.config.num_classes)
     names = model.class_names
     results: list[dict[str, Any]] = []

@@ -1,0 +1,97 @@
+"""``mobilenet bench`` and ``mobilenet pick`` end to end on tiny configurations (correctness, not speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mobilenet.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
+from mobilenet.pick import grid_cells, pick
+from mobilenet.registry import create_model
+
+pytest.importorskip("onnxruntime", reason="bench compares deploy backends: pip install 'mobilenet[onnx]'")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, timeout=900)
+
+
+def test_bench_cli_json_and_plot(tmp_path) -> None:
+    png = tmp_path / "bench.png"
+    result = cli("bench", "--widths", "0.35", "--resolutions", "96", "--rounds", "2", "--calls", "2", "--batch", "2",
+                 "--precisions", "fp32", "--reference", "none", "--json", "--plot", str(png))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (cell,) = json.loads(result.stdout)
+    assert (cell["width_mult"], cell["resolution"], cell["batch"], cell["threads"]) == (0.35, 96, 2, 2)
+    assert cell["madds"] == pytest.approx(11.9e6, rel=0.02)  # what `mobilenet profile` counts for 0.35@96
+    names = [path["name"] for path in cell["paths"]]
+    assert names[0] == cell["reference"] == "ours eager (NCHW)" and "deploy onnxruntime fp32" in names
+    for path in cell["paths"]:
+        assert path["b1_p90_ms"] >= path["b1_ms"] > 0 and path["throughput"] > 0
+        # Nothing beats the compute floor by more than measurement noise (the floor is a best-of-20 GEMM).
+        assert path["b1_floor_ratio"] > 0.5 and path["throughput_floor_ratio"] > 0.5
+        assert 6.5 < path["size_mb"] < 7.0  # 1.66M parameters (TF-slim's figure for 0.35) x 4 bytes, + BN
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_model_ratios_and_peak_memory() -> None:
+    model = create_model("mobilenet_v2_035", input_size=64, num_classes=10)
+    result = bench_model(model, threads=1, batch=2, rounds=2, calls=2, reference="none", precisions=("int8",),
+                         memory=True)  # fmt: skip
+    names = [path.name for path in result.paths]
+    assert names[:2] == ["ours eager (NCHW)", "optimize (folded, channels-last)"]
+    assert any("int8" in name for name in names) and any("random tensors" in note for note in result.notes)
+    assert result.paths[0].b1_speedup == 1.0 and result.paths[0].throughput_speedup == 1.0
+    int8 = next(path for path in result.paths if "onnxruntime int8" in path.name)
+    assert int8.size_mb < result.paths[0].size_mb / 2  # int8 weights: about a quarter of fp32
+    assert result.baseline_memory_mb and all(path.peak_memory_mb for path in result.paths)
+    # A runtime session holds its own copy of the graph on top of the process that built the model.
+    assert int8.peak_memory_mb > result.baseline_memory_mb
+
+
+def test_memory_probe_prints_peak_rss(capsys) -> None:
+    config = {"arch": "mobilenet_v2", "width_mult": 0.35, "num_classes": 10, "input_size": 64}
+    memory_probe(json.dumps([["optimize"], config, 1, 2, None]))
+    assert float(capsys.readouterr().out) > 50  # MB: Python and torch alone take more
+
+
+def test_references_and_specs() -> None:
+    assert reference_model("none", 1.0) is None
+    with pytest.raises(ValueError, match="unknown reference"):
+        reference_model("keras", 1.0)
+    specs = contender_specs("torchvision", precisions=("fp32",))
+    assert specs[:3] == [("reference", "torchvision"), ("eager",), ("optimize",)]
+    assert ("deploy", "torch", "fp32") not in specs  # that is optimize, timed once
+    assert gemm_gflops(1, size=256, repeats=3) > 1
+
+
+def test_pick_takes_the_best_published_top1_within_budget(tmp_path) -> None:
+    result = pick(10_000, threads=1, widths=[0.35], resolutions=[96, 128], rounds=1, calls=2)
+    assert [(c.width_mult, c.resolution) for c in result.cells] == [(0.35, 128), (0.35, 96)]
+    assert result.choice is not None and (result.choice.resolution, result.choice.top1) == (128, 50.8)
+    assert all(c.latency_p90_ms >= c.latency_ms > 0 for c in result.cells)
+    tight = pick(1e-6, threads=1, widths=[0.35], resolutions=[96], rounds=1, calls=2)
+    assert tight.choice is None
+
+
+def test_pick_cli_plot_and_errors(tmp_path) -> None:
+    png = tmp_path / "pick.png"
+    result = cli("pick", "--budget-ms", "10000", "--widths", "0.35", "--resolutions", "96", "--rounds", "1",
+                 "--calls", "2", "--plot", str(png))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pick: mobilenet_v2 width 0.35 @96: 45.5% top-1" in result.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="the table has widths"):
+        grid_cells([0.6], None)
+    failed = cli("pick", "--budget-ms", "0")
+    assert failed.returncode == 2 and "budget must be > 0" in failed.stderr and len(failed.stderr.splitlines()) == 1
+
+
+def test_bench_rejects_weights_with_many_cells() -> None:
+    from mobilenet.bench import bench
+
+    with pytest.raises(ValueError, match="weights fix the width"):
+        bench(widths=[0.35, 0.5], weights="x.safetensors")

@@ -18,7 +18,7 @@ import torch
 _library = None
 
 
-def _define_missing_ops() -> None:
+def define_missing_ops() -> None:
     global _library
     if _library is not None or torch._C._dispatch_has_kernel("torchvision::nms"):
         return
@@ -31,7 +31,7 @@ def _import(name: str):
     for package in ("torchvision", name):
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"{package} is not installed (test-only: pip install --no-deps {package})")
-    _define_missing_ops()
+    define_missing_ops()
     return importlib.import_module(name)
 
 

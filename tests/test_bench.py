@@ -29,6 +29,7 @@ def test_bench_cli_json_and_plot(tmp_path) -> None:
     assert cell["madds"] == pytest.approx(11.9e6, rel=0.02)  # what `mobilenet profile` counts for 0.35@96
     names = [path["name"] for path in cell["paths"]]
     assert names[0] == cell["reference"] == "ours eager (NCHW)" and "deploy onnxruntime fp32" in names
+    assert "plain ONNX Runtime session" in names
     for path in cell["paths"]:
         assert path["b1_p90_ms"] >= path["b1_ms"] > 0 and path["throughput"] > 0
         # Nothing beats the compute floor by more than measurement noise (the floor is a best-of-20 GEMM).
@@ -63,7 +64,7 @@ def test_references_and_specs() -> None:
     with pytest.raises(ValueError, match="unknown reference"):
         reference_model("keras", 1.0)
     specs = contender_specs("torchvision", precisions=("fp32",))
-    assert specs[:3] == [("reference", "torchvision"), ("eager",), ("optimize",)]
+    assert specs[:4] == [("reference", "torchvision"), ("eager",), ("optimize",), ("onnxruntime-session",)]
     assert ("deploy", "torch", "fp32") not in specs  # that is optimize, timed once
     assert gemm_gflops(1, size=256, repeats=3) > 1
 

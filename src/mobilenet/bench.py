@@ -15,6 +15,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from mobilenet.complexity import profile_model
 from mobilenet.data import ImageSource
 from mobilenet.deploy import available_backends, deploy
+from mobilenet.export import export_onnx, require
 from mobilenet.model import MobileNet, ModelConfig
 from mobilenet.optimize import bf16_supported, optimize
 from mobilenet.registry import create_model
@@ -140,13 +142,23 @@ def _eager(model: nn.Module) -> Runner:
 
 def build(spec: tuple[str, ...], model: MobileNet, threads: int, calibration: ImageSource | None) -> Contender:
     """One contender from its spec: ("reference", "torchvision" or "timm"), ("eager",), ("optimize",),
-    ("optimize", "compile") or ("deploy", backend, precision)."""
+    ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     if spec[0] == "reference":
         _, label, reference = reference_model(spec[1], model.config.width_mult)  # type: ignore[misc]
         return Contender(label, spec, _eager(reference), size)
     if spec[0] == "eager":
         return Contender("ours eager (NCHW)", spec, _eager(model), size)
+    if spec[0] == "onnxruntime-session":  # the exported file in a session with ORT's defaults, as users run it
+        ort = require("onnxruntime", "onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        with tempfile.TemporaryDirectory() as directory:
+            report = export_onnx(model, Path(directory) / "model.onnx")
+            session = ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+        return Contender(
+            "plain ONNX Runtime session", spec, lambda x: session.run(None, {"images": x.numpy()})[0], report.file_size
+        )
     if spec[0] == "optimize":
         compiled = len(spec) > 1
         optimized = optimize(model, compile=compiled)
@@ -165,6 +177,8 @@ def contender_specs(
     """Every path to compare, the reference (if any) first; ``deploy torch fp32`` is ``optimize``."""
     specs: list[tuple[str, ...]] = [("reference", reference)] if reference else []
     specs += [("eager",), ("optimize",)] + ([("optimize", "compile")] if compile else [])
+    if "fp32" in precisions and "onnxruntime" in available_backends("fp32"):
+        specs.append(("onnxruntime-session",))  # what deploy's fp32 must at least match
     for precision in precisions:
         if precision == "bf16" and not bf16_supported():
             continue

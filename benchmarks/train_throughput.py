@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (as the CIFAR-10 run)")
     args = parser.parse_args()
     config = make_config(
         "modern",
@@ -55,6 +56,7 @@ def main() -> None:
         workers=2,
         ema_decay=None,
         channels_last=args.channels_last,
+        amp=args.amp,
         epochs=1,
         out="/tmp/train-throughput/ours",
     )
@@ -77,7 +79,7 @@ def main() -> None:
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
     print(
         f"{args.data}: width {args.width}, {args.input_size}px, small_input={args.small_input}, "
-        f"batch {args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps"
+        f"channels_last={args.channels_last}, amp={args.amp}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps"
     )
     for name, values in rates.items():
         print(

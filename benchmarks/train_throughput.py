@@ -79,7 +79,8 @@ def main() -> None:
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
     print(
         f"{args.data}: width {args.width}, {args.input_size}px, small_input={args.small_input}, "
-        f"channels_last={args.channels_last}, amp={args.amp}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps"
+        f"channels_last={args.channels_last}, amp={args.amp}, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps"
     )
     for name, values in rates.items():
         print(

@@ -78,12 +78,15 @@ def test_optimize_matches_eager_and_keeps_the_metadata() -> None:
     with torch.no_grad():
         torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(optimize(model, channels_last=False)(x), out, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(optimize(model, sub_batch=2)(x), out, rtol=1e-5, atol=1e-5)  # slices 2 + 1
 
 
 def test_optimize_features_only_returns_every_map() -> None:
     model = trained_like(mobilenet.create_model("mobilenet_v2", width_mult=0.35, features_only=True, output_stride=16))
     maps = optimize(model)(torch.randn(1, 3, 64, 64))
     assert [m.shape[1] for m in maps] == [info.num_chs for info in model.feature_info]
+    sliced = optimize(model, sub_batch=1)(torch.randn(3, 3, 64, 64))
+    assert len(sliced) == len(maps) and all(m.shape[0] == 3 for m in sliced)
     assert all(m.dtype == torch.float32 for m in maps)
 
 

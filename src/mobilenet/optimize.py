@@ -53,6 +53,12 @@ def bf16_supported() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+# A large batch runs in slices of this many images, layer after layer within a slice, so that a slice's
+# activations stay in cache: a whole batch of 32 at 224 streams up to 38 MB per layer through memory, and
+# oneDNN's depthwise and 1x1 convolutions are then memory-bound. Measured (benchmarks/bench.py ...): TBD.
+SUB_BATCH: int | None = None
+
+
 class OptimizedModel(nn.Module):
     """Inference-only wrapper: feeds the network channels-last (and bf16), returns float32 outputs.
 
@@ -61,11 +67,17 @@ class OptimizedModel(nn.Module):
     """
 
     def __init__(
-        self, network: nn.Module, source: nn.Module, channels_last: bool, dtype: torch.dtype, compile: bool
+        self,
+        network: nn.Module,
+        source: nn.Module,
+        channels_last: bool,
+        dtype: torch.dtype,
+        compile: bool,
+        sub_batch: int | None = None,
     ) -> None:
         super().__init__()
         self.network = network
-        self.channels_last, self.dtype = channels_last, dtype
+        self.channels_last, self.dtype, self.sub_batch = channels_last, dtype, sub_batch
         # dynamic=False: otherwise the second batch size recompiles with a symbolic batch dimension,
         # which is slower and defeats freezing's constant shapes. A compiled bound method rather than
         # a compiled module, so that the network is not registered twice.
@@ -88,19 +100,31 @@ class OptimizedModel(nn.Module):
         # (it costs microseconds) because each new batch size compiles on its first call.
         freezing = torch._inductor.config.patch(freezing=True) if self.compiled else contextlib.nullcontext()
         with torch.inference_mode(), freezing:
-            out = self.run(x)
+            if self.sub_batch and x.dim() == 4 and len(x) > self.sub_batch:
+                parts = [self.run(part) for part in x.split(self.sub_batch)]
+                tensor = isinstance(parts[0], torch.Tensor)
+                out = torch.cat(parts) if tensor else [torch.cat(maps) for maps in zip(*parts, strict=True)]
+            else:
+                out = self.run(x)
         if isinstance(out, torch.Tensor):
             return out.float()
         return [o.float() for o in out]  # features_only: one map per stage
 
 
-def optimize(model: nn.Module, compile: bool = False, bf16: bool = False, channels_last: bool = True) -> OptimizedModel:
+def optimize(
+    model: nn.Module,
+    compile: bool = False,
+    bf16: bool = False,
+    channels_last: bool = True,
+    sub_batch: int | None = SUB_BATCH,
+) -> OptimizedModel:
     """The best pure-PyTorch inference model for ``model`` (a MobileNet or MobileNetFeatures).
 
     BatchNorm folded into the convolutions, eval mode and no autograd, channels-last memory (what
     oneDNN's convolutions run fastest in). ``compile=True`` adds ``torch.compile`` with freezing and a
     static shape per batch size (the first call of each batch size compiles). ``bf16=True`` runs in
     bfloat16 on CPUs that support it natively and raises on others. Outputs are always float32.
+    Batches larger than ``sub_batch`` run in slices of that many images (None: whole), see ``SUB_BATCH``.
     """
     if bf16 and not bf16_supported():
         raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use bf16=False")
@@ -108,4 +132,4 @@ def optimize(model: nn.Module, compile: bool = False, bf16: bool = False, channe
     network = fold_batchnorm(model).requires_grad_(False).to(dtype)
     if channels_last:
         network = network.to(memory_format=torch.channels_last)
-    return OptimizedModel(network, model, channels_last, dtype, compile).eval()
+    return OptimizedModel(network, model, channels_last, dtype, compile, sub_batch).eval()

@@ -196,24 +196,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The named flags as keyword arguments of the library function they are passed to."""
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from mobilenet.bench import bench
 
+    options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
     results = bench(
-        args.arch,
-        args.widths,
-        args.resolutions,
-        args.weights,
-        threads=args.threads,
-        batch=args.batch,
-        rounds=args.rounds,
-        calls=args.calls,
-        reference=args.reference,
-        compile=args.compile,
-        precisions=args.precisions,
-        calibration=args.calibration,
-        memory=args.memory,
-        progress=not args.json,
+        args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
@@ -247,17 +240,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_pick(args: argparse.Namespace) -> int:
     from mobilenet.pick import pick
 
-    result = pick(
-        args.budget_ms,
-        threads=args.threads,
-        widths=args.widths,
-        resolutions=args.resolutions,
-        backend=args.backend,
-        precision=args.precision,
-        rounds=args.rounds,
-        calls=args.calls,
-        progress=not args.json,
-    )
+    options = _given(args, "threads", "widths", "resolutions", "backend", "precision", "rounds", "calls")
+    result = pick(args.budget_ms, progress=not args.json, **options)
     if args.plot:
         from mobilenet.plots import plot_pick
 

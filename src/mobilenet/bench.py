@@ -36,6 +36,7 @@ from mobilenet.registry import create_model
 
 Runner = Callable[[torch.Tensor], Any]
 REFERENCES = ("auto", "torchvision", "timm", "none")
+PAUSE_S = 0.2  # between paths: longer than any runtime's spin-wait (OpenMP's default is 200 ms at most)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class PathResult:
     b1_floor_ratio: float  # latency / floor latency: 1.0 would be the fp32 compute floor
     throughput_floor_ratio: float  # floor throughput / throughput
     size_mb: float | None
-    peak_memory_mb: float | None = None  # peak RSS of a fresh process that builds and runs only this path
+    peak_memory_mb: float | None = None  # peak RSS of a fresh process running only this path (after its build)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class BenchResult:
     reference: str
     notes: list[str]
     paths: list[PathResult]
-    baseline_memory_mb: float | None = None  # peak RSS of the same fresh process without any path
+    baseline_memory_mb: float | None = None  # RSS of the same fresh process with the model built, no path
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,13 +199,19 @@ def time_paths(
     """Per path: every batch-1 latency (s), and the images/s of each round at its batch (if given).
 
     ``inputs[i]`` is path i's (batch of one, larger batch or None). Interleaved: each round runs every
-    path in turn, so that load from other processes hits all alike.
+    path in turn, so that load from other processes hits all alike, in an order rotated by one per round.
     """
     for run, (one, many) in zip(paths, inputs, strict=True):  # warm-up (and compilation) outside the rounds
         run(one), many is not None and run(many)
     samples: list[tuple[list[float], list[float]]] = [([], []) for _ in paths]
-    for _ in tqdm(range(rounds), desc="timing", unit="round", disable=not progress):
-        for run, (one, many), (latencies, throughputs) in zip(paths, inputs, samples, strict=True):
+    jobs = list(zip(paths, inputs, samples, strict=True))
+    for index in tqdm(range(rounds), desc="timing", unit="round", disable=not progress):
+        start_at = index % len(jobs)  # each round starts one path later: no path always follows the same one
+        for run, (one, many), (latencies, throughputs) in jobs[start_at:] + jobs[:start_at]:
+            # The previous path's thread pool (OpenMP, ONNX Runtime, OpenVINO) spin-waits for a while after
+            # its last call, stealing the cores: let it go to sleep, then one untimed call warms this path.
+            time.sleep(PAUSE_S)
+            run(one)
             for _ in range(calls):
                 start = time.perf_counter()
                 run(one)
@@ -320,17 +327,19 @@ def _peak_rss_mb() -> float:
 
 
 def memory_probe(request: str) -> None:
-    """In a fresh process: build one path (or none), run it, print the peak RSS in MB."""
+    """In a fresh process: build one path (or none), then print the peak RSS (MB) while it runs.
+
+    The peak is reset after the build (calibration and export are one-off costs), so it counts what
+    inference holds: Python, torch, the model, the built path and its activations at batch 1 and N.
+    """
     spec, config, threads, batch, calibration = json.loads(request)
     model = MobileNet(ModelConfig(**config)).eval()
     x = torch.randn(batch, model.config.in_chans, model.config.input_size, model.config.input_size)
-    if spec:
-        with torch_threads(threads):
-            run = build(tuple(spec), model, threads, calibration).run
-            for _ in range(2):
-                run(x[:1]), run(x)
-    else:
-        _eager(model)(x)  # the baseline: Python, torch and the model, run eagerly
+    with torch_threads(threads):
+        run = build(tuple(spec), model, threads, calibration).run if spec else None
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS restarts from the current RSS
+        for _ in range(2 if run else 0):
+            run(x[:1]), run(x)  # type: ignore[misc]
     print(_peak_rss_mb())
 
 

@@ -227,7 +227,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{p.throughput:.0f} | {ratios} | {size} |{peak}")  # fmt: skip
         if memory:
             print(
-                f"baseline: {r.baseline_memory_mb:.0f} MB peak RSS for a process that builds the model, runs it eagerly"
+                f"peak RSS: each path alone in a fresh process, while it runs (its build excluded); "
+                f"the process with only the model built: {r.baseline_memory_mb:.0f} MB"
             )
     if args.plot:
         from mobilenet.plots import plot_bench

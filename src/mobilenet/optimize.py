@@ -55,8 +55,9 @@ def bf16_supported() -> bool:
 
 # A large batch runs in slices of this many images, layer after layer within a slice, so that a slice's
 # activations stay in cache: a whole batch of 32 at 224 streams up to 38 MB per layer through memory, and
-# oneDNN's depthwise and 1x1 convolutions are then memory-bound. Measured (benchmarks/bench.py ...): TBD.
-SUB_BATCH: int | None = None
+# oneDNN's depthwise and 1x1 convolutions are then memory-bound. V2 1.0@224, batch 32, 2 threads, quiet:
+# whole batch 80 images/s, slices of 1: 89, 2: 127, 4: 134, 8: 115 (ONNX Runtime: 192) -- BENCHMARKS.md.
+SUB_BATCH: int | None = 4
 
 
 class OptimizedModel(nn.Module):

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from mobilenet.complexity import profile_model
 from mobilenet.data import ImageSource
-from mobilenet.deploy import available_backends, deploy
+from mobilenet.deploy import available_backends, deploy, weight_bytes
 from mobilenet.export import export_onnx, require
 from mobilenet.model import MobileNet, ModelConfig
 from mobilenet.optimize import bf16_supported, optimize
@@ -44,7 +44,7 @@ class Contender:
     name: str
     spec: tuple[str, ...]  # how to build it again in a fresh process (peak memory): see ``build``
     run: Runner
-    size_bytes: int | None  # what it runs from: weights in memory, or the ONNX / OpenVINO file
+    size_bytes: int  # what it runs from: weights in memory, or the ONNX / OpenVINO file
 
 
 @dataclass
@@ -57,7 +57,7 @@ class PathResult:
     throughput_speedup: float
     b1_floor_ratio: float  # latency / floor latency: 1.0 would be the fp32 compute floor
     throughput_floor_ratio: float  # floor throughput / throughput
-    size_mb: float | None
+    size_mb: float  # of what it runs from: weights in memory, or the ONNX / OpenVINO file
     peak_memory_mb: float | None = None  # peak RSS of a fresh process running only this path (after its build)
 
 
@@ -144,12 +144,11 @@ def _eager(model: nn.Module) -> Runner:
 def build(spec: tuple[str, ...], model: MobileNet, threads: int, calibration: ImageSource | None) -> Contender:
     """One contender from its spec: ("reference", "torchvision" or "timm"), ("eager",), ("optimize",),
     ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
-    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     if spec[0] == "reference":
         _, label, reference = reference_model(spec[1], model.config.width_mult)  # type: ignore[misc]
-        return Contender(label, spec, _eager(reference), size)
+        return Contender(label, spec, _eager(reference), weight_bytes(reference))
     if spec[0] == "eager":
-        return Contender("ours eager (NCHW)", spec, _eager(model), size)
+        return Contender("ours eager (NCHW)", spec, _eager(model), weight_bytes(model))
     if spec[0] == "onnxruntime-session":  # the exported file in a session with ORT's defaults, as users run it
         ort = require("onnxruntime", "onnx")
         options = ort.SessionOptions()
@@ -164,7 +163,7 @@ def build(spec: tuple[str, ...], model: MobileNet, threads: int, calibration: Im
         compiled = len(spec) > 1
         optimized = optimize(model, compile=compiled)
         name = "optimize (folded, channels-last" + (", compile + freezing)" if compiled else ")")
-        return Contender(name, spec, optimized, sum(t.nbytes for t in optimized.network.state_dict().values()))
+        return Contender(name, spec, optimized, weight_bytes(optimized))
     _, backend, precision = spec
     if precision == "int8" and calibration is None:  # random weights, speed only: any ranges will do
         calibration = torch.randn(32, model.config.in_chans, model.config.input_size, model.config.input_size)
@@ -202,7 +201,9 @@ def time_paths(
     path in turn, so that load from other processes hits all alike, in an order rotated by one per round.
     """
     for run, (one, many) in zip(paths, inputs, strict=True):  # warm-up (and compilation) outside the rounds
-        run(one), many is not None and run(many)
+        run(one)
+        if many is not None:
+            run(many)
     samples: list[tuple[list[float], list[float]]] = [([], []) for _ in paths]
     jobs = list(zip(paths, inputs, samples, strict=True))
     for index in tqdm(range(rounds), desc="timing", unit="round", disable=not progress):
@@ -261,11 +262,14 @@ def bench_model(
     gflops = gemm_gflops(threads)
     madds = profile_model(model).madds
     floor_b1 = 2 * madds / (gflops * 1e9)
-    ref_latency, ref_throughput = samples[0]
+
+    def round_medians(latencies: list[float]) -> list[float]:
+        return [statistics.median(latencies[i * calls : (i + 1) * calls]) for i in range(rounds)]
+
+    ref_round, ref_throughput = round_medians(samples[0][0]), samples[0][1]
     paths = []
     for contender, (latencies, throughputs) in zip(contenders, samples, strict=True):
-        per_round = [statistics.median(latencies[i * calls : (i + 1) * calls]) for i in range(rounds)]
-        ref_round = [statistics.median(ref_latency[i * calls : (i + 1) * calls]) for i in range(rounds)]
+        per_round = round_medians(latencies)
         b1_ms, b1_p90_ms = median_and_p90(latencies)
         paths.append(
             PathResult(
@@ -277,7 +281,7 @@ def bench_model(
                 throughput_speedup=statistics.median(t / r for r, t in zip(ref_throughput, throughputs, strict=True)),
                 b1_floor_ratio=b1_ms / 1e3 / floor_b1,
                 throughput_floor_ratio=1 / floor_b1 / statistics.median(throughputs),
-                size_mb=contender.size_bytes / 1e6 if contender.size_bytes is not None else None,
+                size_mb=contender.size_bytes / 1e6,
             )
         )
     result = BenchResult(
@@ -339,7 +343,8 @@ def memory_probe(request: str) -> None:
         run = build(tuple(spec), model, threads, calibration).run if spec else None
         Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS restarts from the current RSS
         for _ in range(2 if run else 0):
-            run(x[:1]), run(x)  # type: ignore[misc]
+            run(x[:1])  # type: ignore[misc]
+            run(x)  # type: ignore[misc]
     print(_peak_rss_mb())
 
 

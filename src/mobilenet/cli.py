@@ -220,11 +220,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"| path | b1 ms (p90) | vs ref | x floor | b{r.batch} img/s | vs ref | x floor | size MB |"
               + (" peak RSS MB |" if memory else "") + "\n" + "|---" * (8 + memory) + "|")  # fmt: skip
         for p in r.paths:
-            size = f"{p.size_mb:.1f}" if p.size_mb is not None else "-"
             peak = (f" {p.peak_memory_mb:.0f} |" if p.peak_memory_mb else " - |") if memory else ""
             ratios = f"{p.throughput_speedup:.2f}x | {p.throughput_floor_ratio:.2f}"
             print(f"| {p.name} | {p.b1_ms:.2f} ({p.b1_p90_ms:.2f}) | {p.b1_speedup:.2f}x | {p.b1_floor_ratio:.2f} | "
-                  f"{p.throughput:.0f} | {ratios} | {size} |{peak}")  # fmt: skip
+                  f"{p.throughput:.0f} | {ratios} | {p.size_mb:.1f} |{peak}")  # fmt: skip
         if memory:
             print(
                 f"peak RSS: each path alone in a fresh process, while it runs (its build excluded); "

@@ -177,27 +177,30 @@ def _pick(backend: str, precision: str) -> str:
     return backend
 
 
-def _eager(model: nn.Module) -> Built:
-    model.eval()
+def weight_bytes(module: nn.Module) -> int:
+    """The size of a module's parameters and buffers in memory."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def _in_memory(module: nn.Module) -> Built:
+    """A PyTorch module as a runner: a list of outputs, whether it gives logits or feature maps."""
 
     @torch.inference_mode()
     def run(x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = model(x)
+        outputs = module(x)
         return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
 
-    return run, sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return run, weight_bytes(module)
+
+
+def _eager(model: nn.Module) -> Built:
+    return _in_memory(model.eval())
 
 
 def _torch(model: nn.Module, precision: str) -> Built:
     # Eager: torch.compile would need a C++ compiler and minutes per batch size; optimize(compile=True)
     # is there for those who want it.
-    optimized = optimize(model, bf16=precision == "bf16")
-
-    def run(x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = optimized(x)
-        return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-
-    return run, sum(t.numel() * t.element_size() for t in optimized.network.state_dict().values())
+    return _in_memory(optimize(model, bf16=precision == "bf16"))
 
 
 def _onnx_file(model: nn.Module, directory: Path) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mobilenet.deploy import Deployed
 from mobilenet.model import MobileNet
@@ -21,7 +22,7 @@ def classify(
     ``model`` is a MobileNet or what :func:`~mobilenet.deploy.deploy` made of one. An image that cannot
     be read gets ``{"image", "error"}`` instead, and the others still run.
     """
-    if isinstance(model, MobileNet):
+    if isinstance(model, nn.Module):
         model.eval()
     top = min(top, model.config.num_classes)
     names = model.class_names

@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel
 
 from mobilenet.cli import build_parser, train_config
-from mobilenet.data import ShardedSampler, scan_folder
+from mobilenet.data import ShardedSampler, load_digits_images, scan_folder
+from mobilenet.deploy import load_deployed
 from mobilenet.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
 from mobilenet.setup import ema_update, lr_factor
 from mobilenet.train import Trainer, train
@@ -166,19 +167,17 @@ def test_embedded_default_run_directory(tmp_path) -> None:
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
-    settings = {**TINY, "epochs": 1, "checkpoint_every": 4, "workers": 0}
-    full = cli("train", *flags(settings), "--out", str(tmp_path / "full"), timeout=900)
+def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str], name: str = "") -> tuple[Path, Path]:
+    """The run of ``args`` twice: whole, and SIGKILLed mid-epoch then resumed. Returns both directories."""
+    whole, run = tmp_path / f"{name}whole", tmp_path / f"{name}killed"
+    full = cli("train", *args, "--out", str(whole), timeout=900)
     assert full.returncode == 0, full.stderr
-
-    run = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mobilenet", "train", *flags(settings), "--out", str(run)],
+        [sys.executable, "-m", "mobilenet", "train", *args, "--out", str(run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    steps_per_epoch = json.loads((tmp_path / "full" / "last.json").read_text())["step"]
+    steps_per_epoch = json.loads((whole / "last.json").read_text())["step"]
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
         pointer = run / "last.json"
@@ -193,10 +192,50 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
 
     resumed = cli("train", "--resume", str(run), timeout=900)
     assert resumed.returncode == 0, resumed.stderr
-    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(run / "last.safetensors")
+    a, b = load_file(whole / "last.safetensors"), load_file(run / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = [line.rsplit(",", 2)[0] for line in (tmp_path / "full" / "metrics.csv").read_text().splitlines()]
+    strip = [line.rsplit(",", 2)[0] for line in (whole / "metrics.csv").read_text().splitlines()]
     assert strip == [line.rsplit(",", 2)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+    return whole, run
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
+    kill_mid_epoch_then_resume(tmp_path, flags({**TINY, "epochs": 1, "checkpoint_every": 4, "workers": 0}))
+
+
+@pytest.mark.slow
+def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path) -> None:
+    float_run = train(make_config(**TINY, workers=0, out=str(tmp_path / "float")), progress=False)
+    assert float_run.val.top1 > 0.3  # trained (after one epoch the BatchNorm statistics still score chance)
+    weights = float_run.run_dir / "best.safetensors"
+    # 16 steps of 32 images (the float run's validation images and 20% more are held out): killed after 12.
+    settings = {"weights": weights, "batch_size": 32, "val_fraction": 0.7, "epochs": 1, "checkpoint_every": 4}
+    whole, killed = kill_mid_epoch_then_resume(tmp_path, ["--recipe", "qat", *flags({**settings, "workers": 0})])
+    # What ships: plain float weights (the architecture came from the file) and the int8 IR, scored.
+    model = load_model(whole / "best.safetensors")
+    assert model.config.small_input and model.preprocessing.input_size == 32
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["int8"] == json.loads((killed / "summary.json").read_text())["int8"]
+    fake_quantized, int8 = summary["final"]["val_top1"], summary["int8"]["val_top1"]
+    assert abs(int8 - fake_quantized) <= 0.03, summary  # training simulated what the IR runs
+    assert int8 > 0.3, summary  # chance is 0.1
+    deployed = load_deployed(whole / "int8.xml")
+    assert (deployed.backend, deployed.precision, deployed.class_names) == ("openvino", "int8", model.class_names)
+    images, classes = load_digits_images()
+    for n, (image, label) in enumerate(images[:40]):
+        (tmp_path / "digits" / classes[label]).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "digits" / classes[label] / f"{n}.png")
+    scored = cli("eval", "--weights", str(whole / "int8.xml"), "--data", str(tmp_path / "digits"), "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["n"] == 40
+
+
+def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None:
+    with pytest.raises(ValueError, match="qat fine-tunes trained weights: pass --weights"):
+        Trainer(make_config("qat", **TINY, out=str(tmp_path / "a")), progress=False)
+    with pytest.raises(ValueError, match="qat does not combine with compile"):
+        Trainer(make_config("qat", **TINY, compile=True, out=str(tmp_path / "b")), progress=False)
 
 
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path) -> None:

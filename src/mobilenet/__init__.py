@@ -1,6 +1,6 @@
 """MobileNetV1 and MobileNetV2, exact to the papers."""
 
-from mobilenet.deploy import available_backends, deploy
+from mobilenet.deploy import available_backends, deploy, load_deployed
 from mobilenet.model import FeatureInfo, MobileNet, MobileNetFeatures, ModelConfig
 from mobilenet.optimize import optimize
 from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
@@ -14,6 +14,7 @@ __all__ = [
     "create_model",
     "deploy",
     "list_models",
+    "load_deployed",
     "mobilenet_v1",
     "mobilenet_v2",
     "optimize",

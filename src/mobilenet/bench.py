@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -198,7 +199,8 @@ def time_paths(
     """Per path: every batch-1 latency (s), and the images/s of each round at its batch (if given).
 
     ``inputs[i]`` is path i's (batch of one, larger batch or None). Interleaved: each round runs every
-    path in turn, so that load from other processes hits all alike, in an order rotated by one per round.
+    path in turn, so that load from other processes hits all alike, in a fresh random order each round
+    (seeded): no path always runs first, or always follows the same neighbour.
     """
     for run, (one, many) in zip(paths, inputs, strict=True):  # warm-up (and compilation) outside the rounds
         run(one)
@@ -206,9 +208,9 @@ def time_paths(
             run(many)
     samples: list[tuple[list[float], list[float]]] = [([], []) for _ in paths]
     jobs = list(zip(paths, inputs, samples, strict=True))
-    for index in tqdm(range(rounds), desc="timing", unit="round", disable=not progress):
-        start_at = index % len(jobs)  # each round starts one path later: no path always follows the same one
-        for run, (one, many), (latencies, throughputs) in jobs[start_at:] + jobs[:start_at]:
+    order = random.Random(0)
+    for _ in tqdm(range(rounds), desc="timing", unit="round", disable=not progress):
+        for run, (one, many), (latencies, throughputs) in order.sample(jobs, len(jobs)):
             # The previous path's thread pool (OpenMP, ONNX Runtime, OpenVINO) spin-waits for a while after
             # its last call, stealing the cores: let it go to sleep, then one untimed call warms this path.
             time.sleep(PAUSE_S)

@@ -71,11 +71,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mobilenet.deploy import deploy
+    from mobilenet.deploy import deploy, load_deployed
     from mobilenet.predict import classify
 
-    model = create_model(args.model, weights=args.weights) if args.model else _load_any(args.weights)
-    results = classify(deploy(model, args.backend, args.precision, args.calibration), args.images, top=args.top)
+    if args.model:
+        model = create_model(args.model, weights=args.weights)
+        runner = deploy(model, args.backend, args.precision or "fp32", args.calibration)
+    else:
+        runner = load_deployed(args.weights, args.backend, args.precision, args.calibration)
+    results = classify(runner, args.images, top=args.top)
     for result in results:
         if args.json:
             print(json.dumps(result))
@@ -124,6 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"on {result.val.n} images; {result.train_images_per_s:.0f} training images/s; "
             f"unreadable images skipped: {result.skipped_images}"
         )
+        if result.int8 is not None:
+            print(f"int8 (OpenVINO IR {result.run_dir / 'int8.xml'}): validation top-1 {result.int8.top1:.1%}")
     return 0
 
 
@@ -281,7 +287,8 @@ def _inference_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
                    help="auto: the fastest installed; eager: the plain PyTorch model")  # fmt: skip
-    p.add_argument("--precision", default="fp32", choices=sorted({x for v in PRECISIONS.values() for x in v}))
+    p.add_argument("--precision", choices=sorted({x for v in PRECISIONS.values() for x in v}),
+                   help="default: fp32; an OpenVINO IR (.xml) runs as it was saved")  # fmt: skip
     p.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
 
 
@@ -300,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("predict", help="top-K classes of images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--weights", required=True, help="safetensors, .pth (torchvision/timm) or .tflite file")
+    p.add_argument("--weights", required=True, help="safetensors, .pth (timm/torchvision), .tflite or OpenVINO .xml")
     p.add_argument("--model", choices=list_models(), help="architecture of a bare state dict")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -330,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix on a folder")
-    p.add_argument("--weights", required=True, help="any weights file mobilenet can load")
+    p.add_argument("--weights", required=True, help="any weights file mobilenet can load, or an OpenVINO .xml")
     p.add_argument("--data", required=True, type=Path, help="root/<class>/<image>; ImageNet synset folders work too")
     p.add_argument(
         "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"

@@ -17,9 +17,11 @@ import torch
 from torch import nn
 
 from mobilenet.data import ImageSource, image_batch
-from mobilenet.export import model_preprocessing, onnx_proto, require
+from mobilenet.export import metadata, model_preprocessing, onnx_proto, require
+from mobilenet.model import MobileNet
 from mobilenet.optimize import bf16_supported, fold_batchnorm, optimize
-from mobilenet.quantize import check_method, quantize_onnx, quantize_openvino
+from mobilenet.quantize import check_method, quantize_nncf, quantize_onnx
+from mobilenet.weights import _META_CLASSES, _META_CONFIG, _META_PRE, Checkpoint, load_model, with_metadata
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "eager")
 PRECISIONS: dict[str, tuple[str, ...]] = {
@@ -151,6 +153,37 @@ def deploy(
     return Deployed(model, backend, precision, built, method)
 
 
+def load_deployed(
+    path: str | Path,
+    backend: str = "auto",
+    precision: str | None = None,
+    calibration: ImageSource | None = None,
+    threads: int | None = None,
+) -> Deployed:
+    """A model file ready for inference: weights (any file ``load_model`` reads) through :func:`deploy`
+    (fp32 unless ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a
+    quantization-aware training run, say), which runs on OpenVINO as it was saved.
+    """
+    path = Path(path)
+    if path.suffix != ".xml":
+        return deploy(load_model(path), backend, precision or "fp32", calibration, threads)
+    if backend not in ("auto", "openvino") or calibration is not None:
+        raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")
+    ov = require("openvino", "openvino")
+    network = ov.Core().read_model(path)
+    keys = [key for key in (_META_CONFIG, _META_CLASSES, _META_PRE) if network.has_rt_info([key])]
+    checkpoint = with_metadata(Checkpoint({}), {key: network.get_rt_info([key]).astype(str) for key in keys})
+    if checkpoint.config is None:
+        raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with OpenVINO directly")
+    saved = "int8" if any(op.get_type_name() == "FakeQuantize" for op in network.get_ops()) else "fp32"
+    if precision not in (None, saved):
+        raise ValueError(f"{path} is an {saved} IR and runs as {saved}: leave out the precision")
+    model = MobileNet(checkpoint.config)  # carries the config, class names and preprocessing; never run
+    model.class_names = checkpoint.class_names
+    model.preprocessing = checkpoint.preprocessing or model.preprocessing
+    return Deployed(model, "openvino", saved, (openvino_runner(network, saved, threads), ir_bytes(path)), None)
+
+
 def _pick(backend: str, precision: str) -> str:
     if backend == "auto":
         installed = available_backends(precision)
@@ -236,22 +269,40 @@ def _openvino(
         # convert_model (not read_model): its constant folding gives NNCF the depthwise weights as constants.
         network = ov.convert_model(_onnx_file(model, Path(directory)))
         if batch is not None:
-            network = quantize_openvino(network, batch, method)
-        ir = Path(directory) / "model.xml"
-        ov.save_model(network, ir, compress_to_fp16=False)  # the IR as it runs: fp32 (or int8) weights
-        size = ir.stat().st_size + ir.with_suffix(".bin").stat().st_size
-        # OpenVINO's default on CPUs with bf16 is bf16: fp32 and int8 must ask for f32 explicitly.
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-            "PERFORMANCE_HINT": "LATENCY",  # one stream using every thread: a single caller
-        }
-        if threads is not None:
-            config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(network, "CPU", config)
+            network = quantize_nncf(network, batch, method)
+        ir = save_openvino(network, Path(directory) / "model.xml", model)
+        return openvino_runner(network, precision, threads), ir_bytes(ir)
+
+
+def save_openvino(network: Any, path: Path, model: nn.Module) -> Path:
+    """Write an OpenVINO IR (``path`` and its .bin) as it runs, fp32 or int8, with ``model``'s metadata."""
+    ov = require("openvino", "openvino")
+    for key, value in metadata(model).items():
+        network.set_rt_info(value, [key])
+    ov.save_model(network, path, compress_to_fp16=False)
+    return path
+
+
+def ir_bytes(path: Path) -> int:
+    """The size of an OpenVINO IR: the .xml and its .bin."""
+    return path.stat().st_size + path.with_suffix(".bin").stat().st_size
+
+
+def openvino_runner(network: Any, precision: str, threads: int | None = None) -> Runner:
+    """An ``openvino.Model`` compiled for this CPU, as a runner."""
+    ov = require("openvino", "openvino")
+    # OpenVINO's default on CPUs with bf16 is bf16: fp32 and int8 must ask for f32 explicitly.
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "PERFORMANCE_HINT": "LATENCY",  # one stream using every thread: a single caller
+    }
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = ov.Core().compile_model(network, "CPU", config)
     request = compiled.create_infer_request()
 
     def run(x: torch.Tensor) -> list[torch.Tensor]:
         results = request.infer({0: x.numpy()})
         return [torch.from_numpy(results[output].copy()) for output in compiled.outputs]  # the request reuses them
 
-    return run, size
+    return run

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from mobilenet.data import ImageSource, LabelledImages, collate, image_batch
-from mobilenet.deploy import Deployed, deploy
+from mobilenet.deploy import Deployed, load_deployed
 from mobilenet.model import MobileNet
 
 
@@ -125,24 +125,23 @@ def evaluate_folder(
     workers: int = 2,
     progress: bool = False,
     backend: str = "auto",
-    precision: str = "fp32",
+    precision: str | None = None,
     calibration: ImageSource | None = None,
 ) -> EvalResult:
-    """Score a weights file on ``root/<class>/<image>``, mapping folders to the model's classes.
+    """Score a model file on ``root/<class>/<image>``, mapping folders to the model's classes.
 
     Folders named like the model's classes map by name; ImageNet synset folders map through
-    ``class_index`` (synset -> index, the format of ``imagenet_class_index.json``). The model runs
-    through ``deploy(backend, precision, calibration)``: by default the fastest fp32 path installed.
+    ``class_index`` (synset -> index, the format of ``imagenet_class_index.json``). Weights run
+    through ``deploy(backend, precision, calibration)``, by default the fastest fp32 path installed;
+    an OpenVINO IR runs as it was saved (see :func:`~mobilenet.deploy.load_deployed`).
     """
     from mobilenet.data import imagenet_targets, scan_folder
-    from mobilenet.weights import load_model
 
-    model = load_model(weights)
+    runner = load_deployed(weights, backend, precision, calibration)
     samples, classes = scan_folder(root)
     index = None
     if class_index is not None:
         index = {synset: int(i) for i, (synset, *_rest) in json.loads(Path(class_index).read_text()).items()}
-    targets = imagenet_targets(classes, model.class_names, index)
-    dataset = LabelledImages(samples, classes, model.preprocessing)
-    runner = deploy(model, backend, precision, calibration)
+    targets = imagenet_targets(classes, runner.class_names, index)
+    dataset = LabelledImages(samples, classes, runner.preprocessing)
     return evaluate_dataset(runner, dataset, targets, batch_size=batch_size, workers=workers, progress=progress)

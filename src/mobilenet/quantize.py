@@ -1,7 +1,8 @@
 """int8 post-training static quantization: per-channel int8 weights, uint8 activations from calibration.
 
 Two paths, both from the BatchNorm-folded ONNX graph: ONNX Runtime's QDQ quantizer, and OpenVINO's
-NNCF. The calibration method decides how each activation's range is read from the calibration batch.
+NNCF, which also calibrates PyTorch modules for quantization-aware training (``mobilenet.qat``). The
+calibration method decides how each activation's range is read from the calibration batch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mobilenet.export import require
 
@@ -62,12 +64,13 @@ def quantize_onnx(source: str | Path, target: str | Path, calibration: torch.Ten
         )  # fmt: skip
 
 
-def quantize_openvino(model: Any, calibration: torch.Tensor, method: str | None = None) -> Any:
-    """An int8 copy of an OpenVINO model (``openvino.Model``), calibrated by NNCF on a batch.
+def quantize_nncf(model: Any, calibration: torch.Tensor, method: str | None = None) -> Any:
+    """An int8 copy of a model, calibrated by NNCF on a batch: an ``openvino.Model`` for inference, or a
+    PyTorch module, which comes back with fake-quantize hooks for quantization-aware training.
 
     NNCF quantizes convolution weights per output channel and applies its fast bias correction.
-    The model must come from ``openvino.convert_model``: a graph read as it is from ONNX keeps its
-    depthwise weights behind a reshape, and NNCF then leaves those convolutions in float.
+    An OpenVINO model must come from ``openvino.convert_model``: a graph read as it is from ONNX keeps
+    its depthwise weights behind a reshape, and NNCF then leaves those convolutions in float.
     """
     nncf = require("nncf", "openvino")
     method = check_method("openvino", method)
@@ -82,6 +85,6 @@ def quantize_openvino(model: Any, calibration: torch.Tensor, method: str | None 
         }[method]
         advanced = nncf.AdvancedQuantizationParameters(activations_range_estimator_params=estimator)
     batches = list(calibration.split(CALIBRATION_BATCH))
-    dataset = nncf.Dataset(batches, lambda batch: batch.numpy())
+    dataset = nncf.Dataset(batches, (lambda batch: batch) if isinstance(model, nn.Module) else torch.Tensor.numpy)
     with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, likewise
         return nncf.quantize(model, dataset, subset_size=len(batches), advanced_parameters=advanced)

@@ -20,10 +20,11 @@ class TrainConfig:
     val_data: str | None = None
     val_fraction: float = 0.1
     # Model
-    model: str = "mobilenet_v2_100"
+    # None: as the ``weights`` file says, or for a new model mobilenet_v2_100, 224 and False.
+    model: str | None = None
     width_mult: float | None = None  # overrides the model name's width
-    input_size: int = 224
-    small_input: bool = False  # stem and first stride-2 stage at stride 1: for 32x32 inputs (CIFAR)
+    input_size: int | None = None
+    small_input: bool | None = None  # stem and first stride-2 stage at stride 1: for 32x32 inputs (CIFAR)
     dropout: float = 0.2
     weights: str | None = None  # start from these (any file mobilenet can load); a new classifier if classes differ
     # Optimisation
@@ -49,6 +50,7 @@ class TrainConfig:
     ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
     mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
     cutmix: float = 0.0
+    qat: bool = False  # quantization-aware: train through int8 fake-quantization (NNCF); writes int8.xml
     # Augmentation
     crop_scale_min: float = 0.08
     hflip: bool = True
@@ -138,6 +140,13 @@ RECIPES: dict[str, TrainConfig] = {
         crop_scale_min=0.35,
     ),
 }
+
+# Quantization-aware fine-tuning of trained ``weights`` on their own data: int8 fake-quantization
+# through the whole network, every layer at a small learning rate, BatchNorm on its trained statistics
+# (TF's QAT freezes it too), no EMA. The run ends by writing and scoring the int8 OpenVINO IR.
+RECIPES["qat"] = replace(
+    RECIPES["finetune"], recipe="qat", qat=True, lr=0.002, lr_batch=256, backbone_lr_mult=1.0, epochs=2, batch_size=64
+)
 
 # The embedded default: `mobilenet train` with no dataset trains on scikit-learn's digits (1,797 real
 # 8x8 scans) at 32x32 in about two minutes on two CPU cores. Digits must not be mirrored.

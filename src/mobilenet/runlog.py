@@ -15,6 +15,7 @@ import torch.distributed as dist
 from mobilenet.evaluate import EvalResult
 from mobilenet.model import MobileNet
 from mobilenet.plots import plot_curves
+from mobilenet.qat import INT8_IR
 from mobilenet.recipes import TrainConfig
 from mobilenet.setup import TrainingData
 from mobilenet.weights import atomic_write, save_weights
@@ -100,8 +101,8 @@ class RunLog:
     def mean_images_per_s(self) -> float:
         return sum(r["images_per_s"] for r in self.rows) / max(len(self.rows), 1)
 
-    def finish(self, model: MobileNet) -> None:
-        """The learning curves as a PNG and a summary.json of the run."""
+    def finish(self, model: MobileNet, int8: EvalResult | None = None) -> None:
+        """The learning curves as a PNG and a summary.json of the run (with ``int8``'s scores after qat)."""
         if not self.enabled:
             return
         summary = {
@@ -115,6 +116,8 @@ class RunLog:
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
         }
+        if int8 is not None:
+            summary["int8"] = {"ir": INT8_IR, "val_top1": int8.top1, "val_top5": int8.top5, "val_images": int8.n}
         atomic_write(self.run_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
         if self._tensorboard is not None:
             self._tensorboard.close()

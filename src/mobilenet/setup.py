@@ -13,6 +13,7 @@ from torch import nn
 from mobilenet.data import Augmentation, LabelledImages, load_digits_images, scan_folder, split_fraction
 from mobilenet.model import MobileNet
 from mobilenet.preprocess import Preprocessing
+from mobilenet.qat import is_quantizer
 from mobilenet.recipes import TrainConfig
 from mobilenet.registry import MODELS, create_model
 from mobilenet.weights import load_model
@@ -53,17 +54,18 @@ def prepare(config: TrainConfig, model: nn.Module | None = None) -> tuple[Mobile
     train, val, classes, source = _samples(config)
     if len(classes) < 2:
         raise ValueError(f"the dataset has a single class ({classes[0]}): a classifier needs at least two")
-    overrides = {"dropout": config.dropout, "input_size": config.input_size, "small_input": config.small_input}
+    given = {"input_size": config.input_size, "small_input": config.small_input}
+    overrides = {"dropout": config.dropout} | {key: value for key, value in given.items() if value is not None}
     if model is not None:
-        model.preprocessing = Preprocessing(input_size=config.input_size)
-    elif config.weights is not None:
-        model = load_model(config.weights, MODELS.get(config.model), **overrides)
+        model.preprocessing = Preprocessing(input_size=config.input_size or 224)
+    elif config.weights is not None:  # the file's architecture, unless the config names one
+        model = load_model(config.weights, MODELS.get(config.model or ""), **overrides)
         if model.class_names != classes:
             model.reset_classifier(len(classes))
     else:
         width = {} if config.width_mult is None else {"width_mult": config.width_mult}
-        model = create_model(config.model, num_classes=len(classes), **overrides, **width)
-    pre = replace(model.preprocessing, input_size=config.input_size)
+        model = create_model(config.model or "mobilenet_v2_100", num_classes=len(classes), **overrides, **width)
+    pre = replace(model.preprocessing, input_size=config.input_size or model.preprocessing.input_size)
     model.class_names, model.preprocessing = list(classes), pre
     augmentation = Augmentation(scale=(config.crop_scale_min, 1.0), hflip=config.hflip)
     data = TrainingData(
@@ -77,8 +79,11 @@ def build_optimizer(config: TrainConfig, model: MobileNet) -> torch.optim.Optimi
     lr = config.scaled_lr()
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
+        if not param.requires_grad:  # quantization-aware training's bit widths and flags
+            continue
         head = name.startswith("classifier.")
-        decay = param.dim() > 1 or config.decay_norm_and_bias  # conv and linear weights; not norms, biases
+        # Conv and linear weights decay; norms and biases do not, nor the quantizers' learned ranges.
+        decay = (param.dim() > 1 or config.decay_norm_and_bias) and not is_quantizer(name)
         groups.setdefault((head, decay), []).append(param)
     param_groups = [
         {

@@ -24,6 +24,7 @@ from mobilenet.checkpoint import Position, load_checkpoint, save_checkpoint
 from mobilenet.data import ShardedSampler, collate
 from mobilenet.evaluate import EvalResult, evaluate_dataset
 from mobilenet.model import MobileNet
+from mobilenet.qat import INT8_IR, calibration_batch, export_int8, float_model, prepare_qat, restore_qat
 from mobilenet.recipes import TrainConfig
 from mobilenet.runlog import RunLog
 from mobilenet.setup import build_optimizer, build_schedule, ema_update, mix_batch, prepare
@@ -35,7 +36,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainResult:
-    model: MobileNet  # the trained weights (the EMA when it is on), on this process
+    model: MobileNet  # the trained weights (the EMA when it is on), on this process; float after qat
     run_dir: Path
     epochs: int
     steps: int
@@ -44,6 +45,7 @@ class TrainResult:
     wall_seconds: float
     train_images_per_s: float
     skipped_images: dict[str, int]
+    int8: EvalResult | None = None  # qat: the int8 OpenVINO IR (run_dir/int8.xml) on the validation images
 
 
 def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
@@ -82,6 +84,8 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model, self.data = prepare(config, model)
         self.log = RunLog(config, self.data, enabled=self.rank == 0, resuming=resume is not None)
+        if config.qat:
+            self.model = self._quantization_aware(resume)
         self.micro_batch = config.batch_size // (self.world * config.accum_steps)
         self.steps_per_epoch = len(self.data.train) // config.batch_size
         if self.steps_per_epoch == 0:
@@ -110,6 +114,17 @@ class Trainer:
             torch.manual_seed(config.seed + 1 + self.rank)  # dropout differs between processes
         net = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.net = torch.compile(net) if config.compile else net
+
+    def _quantization_aware(self, resume: str | Path | None) -> MobileNet:
+        if self.config.compile:
+            raise ValueError("qat does not combine with compile (NNCF's hooks): set --compile false")
+        if resume is not None:
+            return restore_qat(self.model, Path(resume))
+        if self.config.weights is None:  # in eval mode an untrained network outputs ~0: nothing to calibrate
+            raise ValueError("qat fine-tunes trained weights: pass --weights (a float run's best.safetensors, say)")
+        # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
+        run_dir = self.log.run_dir if self.rank == 0 else None
+        return prepare_qat(self.model, calibration_batch(self.data.train), run_dir)
 
     @property
     def final_model(self) -> MobileNet:
@@ -266,7 +281,7 @@ class Trainer:
             device=self.device,
         )
         lr = self.schedule.get_last_lr()[0]
-        self.log.epoch_end(epoch, lr, totals, self.val, images_per_s, self.final_model)
+        self.log.epoch_end(epoch, lr, totals, self.val, images_per_s, float_model(self.final_model))
         self.position = Position(epoch + 1, 0, self.position.step)
         self._checkpoint(self.position)
 
@@ -274,11 +289,15 @@ class Trainer:
         start, self.val = time.perf_counter(), None
         for epoch in range(self.position.epoch, self.config.epochs):
             self._epoch(epoch)
-        self.log.finish(self.final_model)
+        int8 = None
+        if self.config.qat and self.rank == 0:
+            deployed = export_int8(self.final_model, self.log.run_dir / INT8_IR)
+            int8 = evaluate_dataset(deployed, self.data.val, batch_size=self.micro_batch, workers=self.config.workers)
+        self.log.finish(self.final_model, int8)
         if self.world > 1:
             dist.barrier()
         return TrainResult(
-            self.final_model,
+            float_model(self.final_model),
             self.log.run_dir,
             self.config.epochs,
             self.position.step,
@@ -287,6 +306,7 @@ class Trainer:
             time.perf_counter() - start,
             self.log.mean_images_per_s(),
             self.log.skipped,
+            int8,
         )
 
 

@@ -92,7 +92,11 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
 def _read_safetensors(path: Path) -> Checkpoint:
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    checkpoint = Checkpoint(load_file(str(path)))
+    return with_metadata(Checkpoint(load_file(str(path))), metadata)
+
+
+def with_metadata(checkpoint: Checkpoint, metadata: dict[str, str]) -> Checkpoint:
+    """``checkpoint`` with the config, class names and preprocessing that ``metadata`` holds (as saved)."""
     if _META_CONFIG in metadata:
         known = {f.name for f in fields(ModelConfig)}
         values = {k: v for k, v in json.loads(metadata[_META_CONFIG]).items() if k in known}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -146,3 +147,31 @@ def test_wrong_input_shape_is_a_clear_error(small) -> None:
     deployed = deploy(small, "torch")
     with pytest.raises(ValueError, match=r"expected a float batch of shape \(N, 3, 64, 64\)"):
         deployed(torch.zeros(3, 64, 64))
+
+
+def test_an_openvino_ir_runs_as_saved_with_its_metadata(small, tmp_path: Path) -> None:
+    need("openvino")
+    import openvino as ov
+
+    from mobilenet.deploy import load_deployed, save_openvino
+
+    model = copy.deepcopy(small).eval()
+    model.class_names = [f"class {i}" for i in range(10)]
+
+    def network():
+        return ov.convert_model(model, example_input=torch.randn(1, 3, 64, 64))
+
+    path = save_openvino(network(), tmp_path / "model.xml", model)
+    loaded = load_deployed(path)
+    assert (loaded.backend, loaded.precision, loaded.config) == ("openvino", "fp32", model.config)
+    assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="is an fp32 IR and runs as fp32: leave out the precision"):
+        load_deployed(path, precision="int8")
+    with pytest.raises(ValueError, match="runs as it was saved: leave out the backend and calibration"):
+        load_deployed(path, backend="onnxruntime")
+    ov.save_model(network(), tmp_path / "bare.xml")
+    with pytest.raises(ValueError, match="carries no mobilenet metadata"):
+        load_deployed(tmp_path / "bare.xml")

@@ -204,14 +204,22 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
     kill_mid_epoch_then_resume(tmp_path, flags({**TINY, "epochs": 1, "checkpoint_every": 4, "workers": 0}))
 
 
+@pytest.fixture(scope="module")
+def trained_digits(tmp_path_factory) -> Path:
+    """Float weights to fine-tune with qat: two TINY epochs (after one, BatchNorm's statistics score chance)."""
+    run = train(make_config(**TINY, workers=0, out=str(tmp_path_factory.mktemp("float") / "run")), progress=False)
+    assert run.val.top1 > 0.3
+    return run.run_dir / "best.safetensors"
+
+
+# qat on the digits: 16 steps of 32 images; the float run's validation images and 20% more are held out.
+QAT = {"batch_size": 32, "val_fraction": 0.7, "epochs": 1, "workers": 0}
+
+
 @pytest.mark.slow
-def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path) -> None:
-    float_run = train(make_config(**TINY, workers=0, out=str(tmp_path / "float")), progress=False)
-    assert float_run.val.top1 > 0.3  # trained (after one epoch the BatchNorm statistics still score chance)
-    weights = float_run.run_dir / "best.safetensors"
-    # 16 steps of 32 images (the float run's validation images and 20% more are held out): killed after 12.
-    settings = {"weights": weights, "batch_size": 32, "val_fraction": 0.7, "epochs": 1, "checkpoint_every": 4}
-    whole, killed = kill_mid_epoch_then_resume(tmp_path, ["--recipe", "qat", *flags({**settings, "workers": 0})])
+def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path, trained_digits) -> None:
+    settings = {**QAT, "weights": trained_digits, "checkpoint_every": 4}
+    whole, killed = kill_mid_epoch_then_resume(tmp_path, ["--recipe", "qat", *flags(settings)])
     # What ships: plain float weights (the architecture came from the file) and the int8 IR, scored.
     model = load_model(whole / "best.safetensors")
     assert model.config.small_input and model.preprocessing.input_size == 32
@@ -229,6 +237,18 @@ def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path) -> None:
     scored = cli("eval", "--weights", str(whole / "int8.xml"), "--data", str(tmp_path / "digits"), "--json")
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)["n"] == 40
+
+
+@pytest.mark.slow
+def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) -> None:
+    run = tmp_path / "run"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*torchrun, "-m", "mobilenet", "train", "--recipe", "qat", *flags({**QAT, "weights": trained_digits})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*command, "--out", str(run)], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    int8 = json.loads((run / "summary.json").read_text())["int8"]
+    assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each
 
 
 def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None:

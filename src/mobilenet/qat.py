@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from mobilenet.data import LabelledImages
-from mobilenet.deploy import Deployed, load_deployed, save_openvino
+from mobilenet.deploy import save_openvino
 from mobilenet.export import require
 from mobilenet.model import MobileNet
 from mobilenet.quantize import quantize_nncf
@@ -75,8 +75,11 @@ def float_model(model: MobileNet) -> MobileNet:
     return plain.to(next(model.parameters()).device)
 
 
-def export_int8(model: MobileNet, path: Path) -> Deployed:
-    """Write a fake-quantized model as the int8 OpenVINO IR it simulates (``path``, .xml and .bin); load it."""
+def export_int8(model: MobileNet, path: Path) -> Path:
+    """Write a fake-quantized model as the int8 OpenVINO IR it simulates: ``path`` (.xml) and its .bin.
+
+    ``mobilenet.load_deployed(path)`` runs it.
+    """
     ov = require("openvino", "openvino")
     size = model.preprocessing.input_size
     example = torch.randn(1, model.config.in_chans, size, size, device=next(model.parameters()).device)
@@ -87,4 +90,4 @@ def export_int8(model: MobileNet, path: Path) -> Deployed:
         written = save_openvino(network, Path(directory) / path.name, float_model(model))
         os.replace(written.with_suffix(".bin"), path.with_suffix(".bin"))
         os.replace(written, path)
-    return load_deployed(path)
+    return path

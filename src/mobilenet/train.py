@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from mobilenet.checkpoint import Position, load_checkpoint, save_checkpoint
 from mobilenet.data import ShardedSampler, collate
+from mobilenet.deploy import load_deployed
 from mobilenet.evaluate import EvalResult, evaluate_dataset
 from mobilenet.model import MobileNet
 from mobilenet.qat import INT8_IR, calibration_batch, export_int8, float_model, prepare_qat, restore_qat
@@ -285,14 +286,21 @@ class Trainer:
         self.position = Position(epoch + 1, 0, self.position.step)
         self._checkpoint(self.position)
 
+    def _score_int8(self) -> EvalResult:
+        """Write the int8 IR (rank 0), then score it on the validation images (each process its share)."""
+        path = self.log.run_dir / INT8_IR
+        if self.rank == 0:
+            export_int8(self.final_model, path)
+        if self.world > 1:
+            dist.barrier()
+        int8 = load_deployed(path)
+        return evaluate_dataset(int8, self.data.val, batch_size=self.micro_batch, workers=self.config.workers)
+
     def run(self) -> TrainResult:
         start, self.val = time.perf_counter(), None
         for epoch in range(self.position.epoch, self.config.epochs):
             self._epoch(epoch)
-        int8 = None
-        if self.config.qat and self.rank == 0:
-            deployed = export_int8(self.final_model, self.log.run_dir / INT8_IR)
-            int8 = evaluate_dataset(deployed, self.data.val, batch_size=self.micro_batch, workers=self.config.workers)
+        int8 = self._score_int8() if self.config.qat else None
         self.log.finish(self.final_model, int8)
         if self.world > 1:
             dist.barrier()

@@ -17,8 +17,10 @@ from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel
 
 from mobilenet.cli import build_parser, train_config
-from mobilenet.data import ShardedSampler, load_digits_images, scan_folder
+from mobilenet.data import Augmentation, LabelledImages, ShardedSampler, load_digits_images, scan_folder
 from mobilenet.deploy import load_deployed
+from mobilenet.preprocess import Preprocessing
+from mobilenet.qat import calibration_batch
 from mobilenet.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
 from mobilenet.setup import ema_update, lr_factor
 from mobilenet.train import Trainer, train
@@ -249,6 +251,15 @@ def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) ->
     assert done.returncode == 0, done.stderr[-3000:]
     int8 = json.loads((run / "summary.json").read_text())["int8"]
     assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each
+
+
+def test_quantization_aware_training_calibrates_on_evaluation_images_spread_through_the_set() -> None:
+    images, classes = load_digits_images()
+    augmented = LabelledImages(images[:100], classes, Preprocessing(input_size=32), Augmentation(scale=(0.1, 0.2)))
+    plain = LabelledImages(images[:100], classes, Preprocessing(input_size=32))
+    assert calibration_batch(augmented).shape == (100, 3, 32, 32)  # all of them when there are fewer
+    every_third = calibration_batch(augmented, count=30)
+    assert len(every_third) == 30 and torch.equal(every_third[1], plain[3][0])  # not augmented
 
 
 def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None:

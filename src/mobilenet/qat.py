@@ -39,7 +39,8 @@ def is_quantizer(name: str) -> bool:
 def calibration_batch(images: LabelledImages, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
     """Up to ``count`` images spread evenly through ``images``, preprocessed as for evaluation."""
     plain = LabelledImages(images.samples, images.classes, images.pre)  # no augmentation
-    picks = [plain[i * len(plain) // count] for i in range(min(count, len(plain)))]
+    taken = min(count, len(plain))
+    picks = [plain[i * len(plain) // taken] for i in range(taken)]
     return torch.stack([pick[0] for pick in picks if pick is not None])
 
 

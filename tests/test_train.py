@@ -267,6 +267,7 @@ def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None
         Trainer(make_config("qat", **TINY, out=str(tmp_path / "a")), progress=False)
     with pytest.raises(ValueError, match="qat does not combine with compile"):
         Trainer(make_config("qat", **TINY, compile=True, out=str(tmp_path / "b")), progress=False)
+    assert not any(tmp_path.iterdir())  # refused before any run directory was made
 
 
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path) -> None:

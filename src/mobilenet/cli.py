@@ -118,6 +118,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from mobilenet.qat import INT8_IR
     from mobilenet.train import train
 
     result = train(train_config(args), resume=args.resume)
@@ -129,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"unreadable images skipped: {result.skipped_images}"
         )
         if result.int8 is not None:
-            print(f"int8 (OpenVINO IR {result.run_dir / 'int8.xml'}): validation top-1 {result.int8.top1:.1%}")
+            print(f"int8 (OpenVINO IR {result.run_dir / INT8_IR}): validation top-1 {result.int8.top1:.1%}")
     return 0
 
 

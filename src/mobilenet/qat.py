@@ -88,7 +88,7 @@ def export_int8(model: MobileNet, path: Path) -> Path:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the model's input checks, fixed by tracing
         network = ov.convert_model(model.eval(), example_input=example)
     with tempfile.TemporaryDirectory(dir=path.parent) as directory:  # the pair appears whole, or not at all
-        written = save_openvino(network, Path(directory) / path.name, float_model(model))
+        written = save_openvino(network, Path(directory) / path.name, model)  # its metadata
         os.replace(written.with_suffix(".bin"), path.with_suffix(".bin"))
         os.replace(written, path)
     return path

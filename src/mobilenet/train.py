@@ -63,6 +63,13 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu" if config.device == "auto" else config.device)
 
 
+def _check_qat(config: TrainConfig, resume: str | Path | None) -> None:
+    if config.compile:
+        raise ValueError("qat does not combine with compile (NNCF's hooks): set --compile false")
+    if config.weights is None and resume is None:  # in eval mode an untrained network outputs ~0: nothing to calibrate
+        raise ValueError("qat fine-tunes trained weights: pass --weights (a float run's best.safetensors, say)")
+
+
 class Trainer:
     """One run: built from a config (or from a run directory to resume), then :meth:`run`."""
 
@@ -82,6 +89,8 @@ class Trainer:
                 f"batch_size {config.batch_size} must be a multiple of processes x accum_steps "
                 f"({self.world} x {config.accum_steps})"
             )
+        if config.qat:  # before anything is read or written
+            _check_qat(config, resume)
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model, self.data = prepare(config, model)
         self.log = RunLog(config, self.data, enabled=self.rank == 0, resuming=resume is not None)
@@ -117,12 +126,8 @@ class Trainer:
         self.net = torch.compile(net) if config.compile else net
 
     def _quantization_aware(self, resume: str | Path | None) -> MobileNet:
-        if self.config.compile:
-            raise ValueError("qat does not combine with compile (NNCF's hooks): set --compile false")
         if resume is not None:
             return restore_qat(self.model, Path(resume))
-        if self.config.weights is None:  # in eval mode an untrained network outputs ~0: nothing to calibrate
-            raise ValueError("qat fine-tunes trained weights: pass --weights (a float run's best.safetensors, say)")
         # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
         run_dir = self.log.run_dir if self.rank == 0 else None
         return prepare_qat(self.model, calibration_batch(self.data.train), run_dir)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from mobilenet.evaluate import predict_logits, topk_accuracy
-from mobilenet.tflite import litert_logits
+from mobilenet.classification.evaluate import predict_logits, topk_accuracy
+from mobilenet.weights.tflite import litert_logits
 from mobilenet.weights import load_model
 
 FILES = [

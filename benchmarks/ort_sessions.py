@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from mobilenet.deploy import deploy
-from mobilenet.export import export_onnx, require
+from mobilenet.inference.deploy import deploy
+from mobilenet.inference.export import export_onnx
+from mobilenet.utils.optional import require
 from mobilenet.registry import create_model
 
 

@@ -10,7 +10,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mobilenet.optimize import optimize
+from mobilenet.inference.optimize import optimize
 from mobilenet.registry import create_model
 
 

@@ -14,8 +14,8 @@ import warnings
 
 import torch
 
-from mobilenet.deploy import deploy
-from mobilenet.optimize import optimize
+from mobilenet.inference.deploy import deploy
+from mobilenet.inference.optimize import optimize
 from mobilenet.registry import create_model
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/train_throughput.py --data DIR [--input-size 32 --small-input] [--steps 10 --rounds 3]
 
-Both models go through :class:`mobilenet.train.Trainer` (same sampler, augmentation, optimizer, loss);
+Both models go through :class:`mobilenet.training.trainer.Trainer` (same sampler, augmentation, optimizer, loss);
 rounds of ``--steps`` optimizer steps alternate between them so that machine noise hits both alike.
 With ``--small-input`` torchvision's model gets the same stride adaptation as ours (stem and first
 strided stage at stride 1), so both do exactly the same arithmetic.
@@ -21,8 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the test-only torchvision shim
 from tests.reference_shim import import_torchvision
 
-from mobilenet.recipes import make_config
-from mobilenet.train import Trainer
+from mobilenet.training.recipes import make_config
+from mobilenet.classification.task import ClassificationTask
+from mobilenet.training.trainer import Trainer
 
 
 def torchvision_model(width: float, num_classes: int, small_input: bool) -> torch.nn.Module:
@@ -60,22 +61,23 @@ def main() -> None:
         epochs=1,
         out="/tmp/train-throughput/ours",
     )
-    ours = Trainer(config, progress=False)
+    ours = Trainer(config, ClassificationTask(), progress=False)
     reference = Trainer(
         config.__class__(**{**config.__dict__, "out": "/tmp/train-throughput/torchvision"}),
+        ClassificationTask(),
         progress=False,
         model=torchvision_model(args.width, len(ours.data.classes), args.small_input),
     )
     rates: dict[str, list[float]] = {"ours": [], "torchvision": []}
-    loaders = {name: iter(t._loader(0, 0)) for name, t in (("ours", ours), ("torchvision", reference))}
+    loaders = {name: iter(t.loader(0, 0)) for name, t in (("ours", ours), ("torchvision", reference))}
     for name, trainer in (("ours", ours), ("torchvision", reference)):  # warm-up step each
         trainer.net.train()
-        trainer._step(loaders[name])
+        trainer.step(loaders[name])
     for _ in range(args.rounds):
         for name, trainer in (("ours", ours), ("torchvision", reference)):
             start = time.perf_counter()
             for _ in range(args.steps):
-                trainer._step(loaders[name])
+                trainer.step(loaders[name])
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
     print(
         f"{args.data}: width {args.width}, {args.input_size}px, small_input={args.small_input}, "

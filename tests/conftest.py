@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOBILENET_SHARED", ROOT.parent / "shared"))
@@ -39,3 +41,15 @@ def timm():
     from tests.reference_shim import import_timm
 
     return import_timm()
+
+
+def trained_like(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine terms, so that folding has something to fold."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.normal_(1, 0.2)
+                module.bias.normal_(0, 0.2)
+    return model.eval()

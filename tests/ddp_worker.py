@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from mobilenet.recipes import make_config
-from mobilenet.train import train
+from mobilenet.tasks import train
+from mobilenet.training.recipes import make_config
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from mobilenet.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
-from mobilenet.pick import grid_cells, pick
 from mobilenet.registry import create_model
+from mobilenet.tools.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
+from mobilenet.tools.pick import grid_cells, pick
 
 pytest.importorskip("onnxruntime", reason="bench compares deploy backends: pip install 'mobilenet[onnx]'")
 
@@ -92,7 +92,7 @@ def test_pick_cli_plot_and_errors(tmp_path) -> None:
 
 
 def test_bench_rejects_weights_with_many_cells() -> None:
-    from mobilenet.bench import bench
+    from mobilenet.tools.bench import bench
 
     with pytest.raises(ValueError, match="weights fix the width"):
         bench(widths=[0.35, 0.5], weights="x.safetensors")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import mobilenet
-from mobilenet.deploy import available_backends, deploy
-from mobilenet.optimize import bf16_supported
-from tests.conftest import shared_path
-from tests.test_optimize import trained_like
+from mobilenet.inference.backends import available_backends
+from mobilenet.inference.deploy import deploy
+from mobilenet.inference.optimize import bf16_supported
+from tests.conftest import shared_path, trained_like
 
 # Each optional backend: the module it needs and the reason a test skips without it.
 RUNTIMES = {
@@ -71,7 +71,7 @@ def test_features_only_model_gives_every_map() -> None:
 def coral(synset_to_index) -> tuple[mobilenet.MobileNet, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Coral MobileNetV2 1.0, 100 imagenet-sample images spread over the classes, labels, fp32 top-1."""
     pytest.importorskip("tflite", reason="reading .tflite weights needs the tflite extra")
-    from mobilenet.data import image_batch
+    from mobilenet.data.images import image_batch
     from mobilenet.weights import load_model
 
     model = load_model(shared_path("weights/mobilenet_v2_1.0_224_quant.tflite")).eval()
@@ -153,7 +153,7 @@ def test_an_openvino_ir_runs_as_saved_with_its_metadata(small, tmp_path: Path) -
     need("openvino")
     import openvino as ov
 
-    from mobilenet.deploy import load_deployed, save_openvino
+    from mobilenet.inference.deploy import load_deployed, save_openvino
 
     model = copy.deepcopy(small).eval()
     model.class_names = [f"class {i}" for i in range(10)]

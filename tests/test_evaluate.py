@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import mobilenet
-from mobilenet.evaluate import evaluate_folder
+from mobilenet.classification.evaluate import evaluate_folder
 from mobilenet.weights import save_weights
 from tests.conftest import shared_path
 

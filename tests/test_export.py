@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import mobilenet
-from mobilenet.data import image_batch
-from mobilenet.export import export_onnx, export_tflite, export_torchscript
-from mobilenet.preprocess import Preprocessing
-from tests.conftest import shared_path
-from tests.test_optimize import trained_like
+from mobilenet.data.images import image_batch
+from mobilenet.inference.export import export_onnx, export_tflite, export_torchscript
+from mobilenet.nn.preprocessing import Preprocessing
+from tests.conftest import shared_path, trained_like
 
 
 def small_model(**overrides) -> mobilenet.MobileNet:

@@ -9,10 +9,25 @@ import torch
 from torch import nn
 
 import mobilenet
-from mobilenet.arch import MOBILENET_V1, MOBILENET_V2
-from mobilenet.blocks import InvertedResidual
-from mobilenet.layers import Conv2dSame, make_divisible, tf_same_pad
-from mobilenet.model import MobileNet, ModelConfig
+from mobilenet.nn.blocks import InvertedResidual
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.features import FeatureInfo, MobileNetFeatures
+from mobilenet.nn.layers import Conv2dSame, make_divisible, tf_same_pad
+from mobilenet.nn.model import MobileNet
+from mobilenet.nn.tables import MOBILENET_V1, MOBILENET_V2
+from tests.conftest import trained_like
+
+# Table 2 of the MobileNetV2 paper, (t, c, n, s) per row after the stem (conv2d to 32, stride 2), before the
+# 1x1 conv to 1280; written out here so that expected numbers come from the paper, not from our tables.
+PAPER_TABLE_2 = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def blocks(model: MobileNet) -> list[InvertedResidual]:
@@ -29,15 +44,7 @@ def test_make_divisible_rounds_like_the_references(value: float, expected: int) 
 
 
 def test_tables_are_the_papers() -> None:
-    assert [(r.t, r.c, r.n, r.s) for r in MOBILENET_V2.rows] == [
-        (1, 16, 1, 1),
-        (6, 24, 2, 2),
-        (6, 32, 3, 2),
-        (6, 64, 4, 2),
-        (6, 96, 3, 1),
-        (6, 160, 3, 2),
-        (6, 320, 1, 1),
-    ]
+    assert [(r.t, r.c, r.n, r.s) for r in MOBILENET_V2.rows] == PAPER_TABLE_2
     assert sum(r.n for r in MOBILENET_V1.rows) == 13  # 13 depthwise-separable blocks
     with pytest.raises(AttributeError):
         MOBILENET_V2.rows[0].c = 32  # frozen
@@ -188,8 +195,10 @@ def test_forward_features_head_and_reset_classifier() -> None:
     assert model(x).shape == (2, 1280)
 
 
+# The "bottleneck" taps (timm's default feature_location): the output of the last block of each stride, then
+# the last bottleneck (Table 2's 320 row, which DeepLab reads) and V2's final 1x1 conv. V1 has no 1x1 conv.
 EXPECTED_FEATURES = {
-    "mobilenet_v2": ([16, 24, 32, 96, 1280], [2, 4, 8, 16, 32]),
+    "mobilenet_v2": ([16, 24, 32, 96, 320, 1280], [2, 4, 8, 16, 32, 32]),
     "mobilenet_v1": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),
 }
 
@@ -201,7 +210,7 @@ EXPECTED_FEATURES = {
 def test_features_only_shapes(arch: str, width: float, output_stride: int, size: int) -> None:
     model = mobilenet.create_model(arch, width_mult=width, features_only=True, output_stride=output_stride).eval()
     channels, reductions = EXPECTED_FEATURES[arch]
-    expected_channels = [c if c in (1280,) else mobilenet.layers.make_divisible(c * width) for c in channels]
+    expected_channels = [c if c in (1280,) else make_divisible(c * width) for c in channels]
     assert [f.num_chs for f in model.feature_info] == expected_channels
     assert [f.reduction for f in model.feature_info] == [min(r, output_stride) for r in reductions]
     maps = model(torch.randn(1, 3, size, size))
@@ -222,7 +231,7 @@ def test_dilation_keeps_weights_and_early_stages() -> None:
     a, b = plain(x), dilated(x)
     for i in range(3):  # up to stride 8 nothing changes
         torch.testing.assert_close(a[i], b[i])
-    assert b[-1].shape[-1] == 16 and a[-1].shape[-1] == 4
+    assert b[-2].shape[-1] == b[-1].shape[-1] == 16 and a[-2].shape[-1] == a[-1].shape[-1] == 4
 
 
 def test_out_indices_and_pretrained_keys() -> None:
@@ -232,8 +241,175 @@ def test_out_indices_and_pretrained_keys() -> None:
     assert len(model(torch.randn(1, 3, 64, 64))) == 2
     full_keys = set(mobilenet.mobilenet_v2().state_dict())
     assert set(model.state_dict()) <= full_keys
-    with pytest.raises(ValueError, match="out_indices"):
-        mobilenet.create_model("mobilenet_v2", features_only=True, out_indices=(7,))
+
+
+def paper_channels(value: float, divisor: int = 8) -> int:
+    """TF-slim's ``_make_divisible``, with which the paper's models round ``alpha * c``; written out here."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def paper_expansion_taps(alpha: float) -> list[tuple[int, int]]:
+    """(channels, reduction) of TF's ``layer_N/expansion_output`` in the first block of each new stride, then
+    of the final 1x1 conv, from Table 2 alone: t times the previous row's rounded c, before the stride."""
+    channels, reduction, taps = paper_channels(32 * alpha), 2, []  # the stem: conv2d to 32, stride 2
+    for t, c, _n, s in PAPER_TABLE_2:
+        if s > 1:
+            taps.append((t * channels, reduction))
+            reduction *= s
+        channels = paper_channels(c * alpha)
+    # "we apply width multiplier to all layers except the very last convolutional layer" (for alpha < 1).
+    taps.append((paper_channels(1280 * max(1.0, alpha)), reduction))
+    return taps
+
+
+@pytest.mark.parametrize(
+    ("alpha", "stride_16_channels", "stride_32_channels"),
+    [(0.35, 192, 1280), (0.5, 288, 1280), (0.75, 432, 1280), (1.0, 576, 1280), (1.4, 816, 1792)],
+)
+def test_expansion_taps_are_what_ssdlite_reads(alpha: float, stride_16_channels: int, stride_32_channels: int) -> None:
+    every = mobilenet.create_model("mobilenet_v2", width_mult=alpha, features_only=True, feature_location="expansion")
+    info = every.feature_info
+    assert list(zip(info.channels(), info.reduction(), strict=True)) == paper_expansion_taps(alpha)
+    # TF's ssdlite_mobilenet_v2 reads layer_15/expansion_output (6 * 96 alpha channels) and layer_19 (the 1x1
+    # conv). TF counts the stem as layer_1, so its layer_N is our features.{N-1}.
+    ssdlite = mobilenet.create_model(
+        "mobilenet_v2", width_mult=alpha, features_only=True, feature_location="expansion", out_indices=(-2, -1)
+    ).eval()
+    assert ssdlite.feature_info.module_name() == ["features.14.conv.0", "features.18"]
+    assert ssdlite.feature_info.channels() == [stride_16_channels, stride_32_channels]
+    assert ssdlite.feature_info.reduction() == [16, 32]
+    with torch.no_grad():
+        maps = ssdlite(torch.randn(1, 3, 320, 320))
+    assert [tuple(m.shape) for m in maps] == [(1, stride_16_channels, 20, 20), (1, stride_32_channels, 10, 10)]
+
+
+@pytest.mark.parametrize(
+    ("alpha", "bottleneck_channels", "run_513"),
+    # A dilated 513x513 forward takes seconds on a CPU: run it for DeepLab's two published widths only.
+    [(0.35, 112, False), (0.5, 160, True), (0.75, 240, False), (1.0, 320, True), (1.4, 448, False)],
+)
+def test_last_bottleneck_is_what_deeplab_reads(alpha: float, bottleneck_channels: int, run_513: bool) -> None:
+    # DeepLab v3 reads TF's layer_18 (Table 2's last row, 320 alpha channels) at output stride 16: the 160 and
+    # 320 rows keep stride 16 and dilate instead.
+    assert bottleneck_channels == paper_channels(320 * alpha)
+    model = mobilenet.create_model(
+        "mobilenet_v2", width_mult=alpha, features_only=True, output_stride=16, out_indices=(-2,)
+    ).eval()
+    (tap,) = model.feature_info
+    assert (tap.module, tap.num_chs, tap.reduction) == ("features.17", bottleneck_channels, 16)
+    assert len(model.features) == 18  # the 1x1 conv to 1280 is left out
+    if run_513:
+        # A 3x3 conv padded by its dilation maps n to ceil(n / 2) at stride 2: 513 -> 257 -> 129 -> 65 -> 33.
+        with torch.no_grad():
+            (feature_map,) = model(torch.randn(1, 3, 513, 513))
+        side = math.ceil(513 / 16)
+        assert side == 33 and feature_map.shape == (1, bottleneck_channels, side, side)
+
+
+@pytest.mark.parametrize("location", ["bottleneck", "expansion"])
+@pytest.mark.parametrize("output_stride", [32, 8])
+def test_every_tap_is_what_a_hook_on_its_module_records(location: str, output_stride: int) -> None:
+    torch.manual_seed(0)
+    plain = trained_like(MobileNet(width_mult=0.5, output_stride=output_stride))
+    tapped = mobilenet.create_model(
+        "mobilenet_v2", width_mult=0.5, output_stride=output_stride, features_only=True, feature_location=location
+    ).eval()
+    tapped.load_state_dict({k: v for k, v in plain.state_dict().items() if k.startswith("features.")})
+    modules = dict(plain.named_modules())
+    recorded: dict[str, torch.Tensor] = {}
+    for name in tapped.feature_info.module_name():
+        modules[name].register_forward_hook(lambda _m, _i, output, name=name: recorded.__setitem__(name, output))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        maps = tapped(x)
+        plain_output = plain.forward_features(x)
+    assert len(recorded) == len(maps) == len(tapped.feature_info)
+    for tap, feature_map in zip(tapped.feature_info, maps, strict=True):
+        if tap.location == "expansion":
+            # The block's first 1x1 conv + BN + ReLU6, not its input nor its depthwise conv.
+            expansion = modules[tap.module]
+            assert tap.module.endswith(".conv.0") and expansion[0].kernel_size == (1, 1)
+            assert expansion[0].in_channels * 6 == expansion[0].out_channels == tap.num_chs
+        torch.testing.assert_close(feature_map, recorded[tap.module])
+        assert feature_map.shape == (2, tap.num_chs, 96 // tap.reduction, 96 // tap.reduction)
+    # Tapping does not change the computation: the deepest map (the 1x1 conv) is the plain network's.
+    torch.testing.assert_close(maps[-1], plain_output)
+
+
+def test_forward_with_expansion_is_the_block_forward() -> None:
+    torch.manual_seed(0)
+    model = trained_like(mobilenet.mobilenet_v2(width_mult=0.5))
+    x = torch.randn(2, 3, 64, 64)
+    checked = []
+    with torch.no_grad():
+        x = model.features[0](x)
+        for block in blocks(model):
+            if block.has_expansion:
+                output, expanded = block.forward_with_expansion(x)
+                torch.testing.assert_close(output, block(x))
+                torch.testing.assert_close(expanded, block.conv[0](x))
+                checked.append(block.use_res_connect)
+            x = block(x)
+    assert len(checked) == 16 and checked.count(True) == 10  # every expanding block, with and without shortcut
+
+
+def test_feature_info_answers_timm_accessors() -> None:
+    info = mobilenet.create_model("mobilenet_v2", features_only=True, feature_location="expansion").feature_info
+    assert isinstance(info, FeatureInfo)
+    # TF's layer_3, layer_5, layer_8 and layer_15 expansion outputs, then layer_19.
+    names = ["features.2.conv.0", "features.4.conv.0", "features.7.conv.0", "features.14.conv.0", "features.18"]
+    assert info.module_name() == names
+    assert info.channels() == [96, 144, 192, 576, 1280]
+    assert info.reduction() == [2, 4, 8, 16, 32]
+    assert (info.channels(3), info.reduction(3), info.module_name(3)) == (576, 16, "features.14.conv.0")
+    assert (info.channels(-1), info.reduction(-1), info.module_name(-1)) == (1280, 32, "features.18")
+    assert info.channels([0, 3]) == [96, 576] and info.reduction((0, -1)) == [2, 32]
+    assert info.module_name([3, 1]) == ["features.14.conv.0", "features.4.conv.0"]
+    bottleneck = mobilenet.create_model("mobilenet_v2", features_only=True).feature_info
+    assert bottleneck.module_name() == [f"features.{i}" for i in (1, 3, 6, 13, 17, 18)]
+    assert bottleneck.channels() == [16, 24, 32, 96, 320, 1280]
+    assert [tap.location for tap in bottleneck] == ["bottleneck"] * 5 + ["head"]
+
+
+@pytest.mark.parametrize("location", ["bottleneck", "expansion"])
+def test_negative_out_indices_count_from_the_end(location: str) -> None:
+    every = mobilenet.create_model("mobilenet_v2", features_only=True, feature_location=location).feature_info
+    picked = mobilenet.create_model(
+        "mobilenet_v2", features_only=True, feature_location=location, out_indices=(-1, 0, -2, len(every) - 1)
+    )
+    # Network order and no repeats, whatever order (and spelling) the indices were asked in.
+    assert tuple(picked.feature_info) == (every[0], every[-2], every[-1])
+    assert len(picked(torch.randn(1, 3, 64, 64))) == 3
+    shallow = mobilenet.create_model(
+        "mobilenet_v2", features_only=True, feature_location=location, out_indices=(-len(every),)
+    )
+    assert tuple(shallow.feature_info) == (every[0],)
+    assert len(shallow.features) == every[0].layer + 1  # nothing deeper than the tap is kept
+
+
+@pytest.mark.parametrize(
+    ("location", "out_indices", "last"),
+    [
+        ("bottleneck", (6,), 5),
+        ("bottleneck", (-7,), 5),
+        ("bottleneck", (), 5),
+        ("bottleneck", (1.0,), 5),
+        ("expansion", (5,), 4),
+        ("expansion", (0, -6), 4),
+    ],
+)
+def test_bad_out_indices_are_a_clear_error(location: str, out_indices: tuple, last: int) -> None:
+    with pytest.raises(ValueError, match=rf"out_indices must pick from 0\.\.{last}, got"):
+        mobilenet.create_model("mobilenet_v2", features_only=True, feature_location=location, out_indices=out_indices)
+
+
+def test_v1_has_no_expansion_taps_and_locations_are_checked() -> None:
+    with pytest.raises(ValueError, match="mobilenet_v1's blocks expand nothing: use feature_location='bottleneck'"):
+        mobilenet.create_model("mobilenet_v1", features_only=True, feature_location="expansion")
+    with pytest.raises(ValueError, match="feature_location must be 'bottleneck' or 'expansion', got 'depthwise'"):
+        mobilenet.create_model("mobilenet_v2", features_only=True, feature_location="depthwise")
+    assert isinstance(mobilenet.create_model("mobilenet_v1", features_only=True), MobileNetFeatures)
 
 
 def test_registry() -> None:

@@ -9,21 +9,9 @@ import torch
 from torch import nn
 
 import mobilenet
-from mobilenet.layers import Conv2dSame
-from mobilenet.optimize import bf16_supported, fold_batchnorm, optimize
-
-
-def trained_like(model: nn.Module) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine terms, so that folding has something to fold."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.normal_(1, 0.2)
-                module.bias.normal_(0, 0.2)
-    return model.eval()
-
+from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
+from mobilenet.nn.layers import Conv2dSame
+from tests.conftest import trained_like
 
 VARIANTS = {
     "v2": {"width_mult": 0.35},
@@ -104,7 +92,7 @@ def test_bf16_stays_close_to_fp32() -> None:
 
 def test_bf16_without_native_support_is_a_clear_error(monkeypatch) -> None:
     # The module itself: `mobilenet.optimize` as an attribute is the re-exported function.
-    monkeypatch.setattr(sys.modules["mobilenet.optimize"], "bf16_supported", lambda: False)
+    monkeypatch.setattr(sys.modules["mobilenet.inference.optimize"], "bf16_supported", lambda: False)
     with pytest.raises(ValueError, match=r"no native bf16.*use bf16=False"):
         optimize(mobilenet.mobilenet_v2(width_mult=0.35), bf16=True)
 

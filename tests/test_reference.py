@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import mobilenet
-from mobilenet.weights import load_state_dict, timm_to_torchvision
+from mobilenet.weights.foreign import timm_to_torchvision
+from mobilenet.weights.load import load_state_dict
 
 pytestmark = pytest.mark.reference
 

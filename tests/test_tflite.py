@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import mobilenet
-from mobilenet.evaluate import predict_logits, topk_accuracy
-from mobilenet.tflite import import_tflite, litert_logits, read_tflite
+from mobilenet.classification.evaluate import predict_logits, topk_accuracy
 from mobilenet.weights import load_model
+from mobilenet.weights.tflite import import_tflite, litert_logits, read_tflite
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.shared

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 import mobilenet
-from mobilenet.preprocess import TF_MEAN, Preprocessing
+from mobilenet.nn.preprocessing import TF_MEAN, Preprocessing
 from mobilenet.weights import load_model, load_state_dict, read_checkpoint, save_weights
 
 
@@ -66,7 +66,7 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path, monkeypatch) -> Non
     def crash(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mobilenet.weights.save_file", crash)
+    monkeypatch.setattr("mobilenet.weights.format.save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         save_weights(mobilenet.mobilenet_v1(width_mult=0.25), path)
     assert path.read_bytes() == before

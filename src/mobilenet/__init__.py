@@ -1,15 +1,41 @@
-"""MobileNetV1 and MobileNetV2, exact to the papers."""
+"""MobileNetV1 and MobileNetV2, exact to the papers.
 
-from mobilenet.deploy import available_backends, deploy, load_deployed
-from mobilenet.model import FeatureInfo, MobileNet, MobileNetFeatures, ModelConfig
-from mobilenet.optimize import optimize
-from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
+The public names load on first use, so that ``import mobilenet`` (and ``mobilenet --help``) stays as
+fast as the part of the library actually used.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "FeatureInfo": "mobilenet.nn.features",
+    "FeatureTap": "mobilenet.nn.features",
+    "MobileNet": "mobilenet.nn.model",
+    "MobileNetFeatures": "mobilenet.nn.features",
+    "ModelConfig": "mobilenet.nn.config",
+    "Preprocessing": "mobilenet.nn.preprocessing",
+    "available_backends": "mobilenet.inference.backends",
+    "create_model": "mobilenet.registry",
+    "deploy": "mobilenet.inference.deploy",
+    "list_models": "mobilenet.registry",
+    "load_deployed": "mobilenet.inference.deploy",
+    "mobilenet_v1": "mobilenet.registry",
+    "mobilenet_v2": "mobilenet.registry",
+    "optimize": "mobilenet.inference.optimize",
+    "train": "mobilenet.tasks",
+}
 __all__ = [
     "FeatureInfo",
+    "FeatureTap",
     "MobileNet",
     "MobileNetFeatures",
     "ModelConfig",
+    "Preprocessing",
     "available_backends",
     "create_model",
     "deploy",
@@ -18,5 +44,28 @@ __all__ = [
     "mobilenet_v1",
     "mobilenet_v2",
     "optimize",
+    "train",
 ]
-__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from mobilenet.inference.backends import available_backends
+    from mobilenet.inference.deploy import deploy, load_deployed
+    from mobilenet.inference.optimize import optimize
+    from mobilenet.nn.config import ModelConfig
+    from mobilenet.nn.features import FeatureInfo, FeatureTap, MobileNetFeatures
+    from mobilenet.nn.model import MobileNet
+    from mobilenet.nn.preprocessing import Preprocessing
+    from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
+    from mobilenet.tasks import train
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mobilenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,21 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mobilenet.model import MobileNet, MobileNetFeatures, ModelConfig
-from mobilenet.weights import load_model
-
-# The published widths, named like timm's (mobilenet_v2_100 = alpha 1.0).
-_WIDTHS = {
-    "mobilenet_v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
-    "mobilenet_v1": (0.25, 0.5, 0.75, 1.0),
-}
-MODELS: dict[str, ModelConfig] = {
-    f"{arch}_{round(width * 100):03d}": ModelConfig(arch=arch, width_mult=width)
-    for arch, widths in _WIDTHS.items()
-    for width in widths
-}
-MODELS["mobilenet_v2"] = MODELS["mobilenet_v2_100"]
-MODELS["mobilenet_v1"] = MODELS["mobilenet_v1_100"]
+from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
+from mobilenet.nn.model import MobileNet
+from mobilenet.nn.variants import MODELS
+from mobilenet.weights.load import load_model
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -34,13 +23,15 @@ def create_model(
     weights: str | Path | None = None,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
+    feature_location: FeatureLocation = "bottleneck",
     **overrides: Any,
 ) -> MobileNet | MobileNetFeatures:
-    """Build a registered model, with any :class:`ModelConfig` field overridden.
+    """Build a registered model, with any :class:`~mobilenet.nn.config.ModelConfig` field overridden.
 
     ``weights`` is a local file (safetensors, a torchvision/timm ``.pth`` state dict, or a TFLite
     MobileNet): its architecture settings are used and its tensors loaded, checked key by key.
-    ``features_only=True`` returns the multi-stride feature maps instead of logits.
+    ``features_only=True`` returns feature maps instead of logits: at ``out_indices`` of the taps of
+    ``feature_location`` ("bottleneck": block outputs; "expansion": inside blocks, as SSDLite reads).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
@@ -48,7 +39,7 @@ def create_model(
         model = load_model(weights, MODELS[name], **overrides)
     else:
         model = MobileNet(replace(MODELS[name], **overrides))
-    return MobileNetFeatures(model, out_indices) if features_only else model
+    return MobileNetFeatures(model, out_indices, feature_location) if features_only else model
 
 
 def mobilenet_v2(

@@ -1,0 +1,258 @@
+"""Start-up and one-shot latency: whole commands, each timed in fresh processes, and what ``predict`` spends.
+
+    python benchmarks/startup.py [--runs 5] [--image IMG] [--many 16]
+
+Whole commands: each runs ``--runs`` times in a fresh process (after ``--warmup`` untimed runs, which
+fill the page cache), round-robin over the commands with the order rotated every round, so that changing
+load on a shared machine spreads over all of them. Wall time is ``time.perf_counter`` around
+``subprocess.Popen`` to exit; CPU time (user + system) and peak memory come from the kernel
+(``os.wait4``), and CPU time is the steadier figure when other processes compete for the cores.
+Reported: median and min wall time, median CPU time.
+
+Commands: ``import torch``, ``import mobilenet``, ``import mobilenet; mobilenet.create_model('mobilenet_v2')``,
+``mobilenet --help``, ``mobilenet list``, and ``mobilenet predict`` of one JPEG with float weights of V2 1.0
+(written by ``save_weights(mobilenet.mobilenet_v2(), W)`` into a temporary folder) on the default backend
+(``auto``), ``--backend torch`` and ``--backend eager``; then the same three with ``--many`` images, whose
+difference from one image gives each backend's cost per extra image.
+
+In-process (after the commands; PyTorch's default threads): one eager forward of V2 1.0 at 224, batch 1
+(the first call, then the median of warm calls); reading the weights file; for each backend, the median
+time ``deploy`` takes to build it (for ONNX Runtime: the ONNX export and the session) and its median
+forward time per image at batch 1 and at batch ``--many``; and decoding plus preprocessing one JPEG. The
+break-even is the number of images from which the default backend's build cost is repaid by its faster
+forward: ``(build_auto - build_x) / (per_image_x - per_image_auto)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGENETTE_VAL = Path("/work/shared/data/imagenette/val")
+HELP_TARGET_S = 0.5
+IMPORT_TARGET = 1.1  # import mobilenet within 10% of import torch
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every option's default."""
+
+
+@dataclass
+class Command:
+    name: str
+    argv: list[str]
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    @property
+    def shown(self) -> str:
+        return shlex.join(["python" if arg == sys.executable else arg for arg in self.argv])
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run_once(argv: Sequence[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, children included) and peak RSS in MB of one run."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{shlex.join(argv)} exited {process.returncode}:\n{errors.read().decode()[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def default_images(count: int) -> list[Path]:
+    """The first file of each ImageNette validation class, then the second of each, ...: ``count`` JPEGs."""
+    if not IMAGENETTE_VAL.is_dir():
+        raise SystemExit(f"{IMAGENETTE_VAL} not found: pass --image (a JPEG) and --images (several)")
+    folders = [sorted(p for p in folder.iterdir() if p.is_file()) for folder in sorted(IMAGENETTE_VAL.iterdir())]
+    ordered = [files[n] for n in range(max(map(len, folders))) for files in folders if n < len(files)]
+    return ordered[:count]
+
+
+def median_time(call: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_process(weights: Path, image: Path, many: list[Path], backends: list[str], repeats: int) -> None:
+    import torch
+
+    import mobilenet
+    from mobilenet.data.images import preprocess
+    from mobilenet.inference.deploy import deploy
+    from mobilenet.weights import load_model
+
+    print(f"\n## In-process (torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
+    model = mobilenet.create_model("mobilenet_v2").eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model(x)
+        first = time.perf_counter() - start
+        warm = median_time(lambda: model(x), repeats * 2)
+    load = median_time(lambda: load_model(weights), repeats)
+    pre = model.preprocessing
+    decode = median_time(lambda: preprocess(str(image), pre), repeats * 2)
+    print("| step | seconds |\n|---|---:|")
+    print(f"| eager forward V2 1.0 @224, batch 1, first call | {first:.3f} |")
+    print(f"| eager forward V2 1.0 @224, batch 1, warm (median) | {warm:.3f} |")
+    print(f"| load_model(W.safetensors) (median) | {load:.3f} |")
+    print(f"| decode + preprocess one JPEG (median) | {decode:.4f} |")
+
+    loaded = load_model(weights)
+    one = torch.stack([preprocess(str(image), pre)])
+    batch = torch.stack([preprocess(str(path), pre) for path in many])
+    rows: dict[str, tuple[float, float, float]] = {}
+    for backend in backends:
+        built = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            runner = deploy(loaded, backend)
+            built.append(time.perf_counter() - start)
+        runner(one)  # the first call of a fresh runner (ONNX Runtime allocates, oneDNN picks kernels)
+        runner(batch)
+        per_one = median_time(lambda runner=runner: runner(one), repeats * 2)
+        per_many = median_time(lambda runner=runner: runner(batch), repeats) / len(many)
+        rows[backend] = (statistics.median(built), per_one, per_many)
+    print(f"\n| backend | build (deploy) s | forward s/image, batch 1 | forward s/image, batch {len(many)} |")
+    print("|---|---:|---:|---:|")
+    for backend, (build, per_one, per_many) in rows.items():
+        print(f"| {backend} | {build:.3f} | {per_one:.4f} | {per_many:.4f} |")
+    default = backends[0]
+    build0, one0, many0 = rows[default]
+    print()
+    for backend in backends[1:]:
+        build, per_one, per_many = rows[backend]
+        for label, mine, theirs in (("batch 1", one0, per_one), (f"batch {len(many)}", many0, per_many)):
+            gain = theirs - mine
+            verdict = (
+                f"pays off from {max((build0 - build) / gain, 0):.0f} images" if gain > 0 else "never pays off"
+            )  # fmt: skip
+            print(
+                f"- {default} vs {backend} ({label}): build costs {build0 - build:+.2f} s, saves {gain * 1000:.1f} "
+                f"ms/image: {verdict}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each command first")
+    parser.add_argument("--image", type=Path, help="the JPEG to predict; default: ImageNette's first val image")
+    parser.add_argument("--many", type=int, default=16, help="images of the many-image predict runs (0: skip)")
+    parser.add_argument("--repeats", type=int, default=5, help="in-process timings: calls per median")
+    parser.add_argument("--skip-in-process", action="store_true")
+    args = parser.parse_args()
+
+    python = sys.executable
+    cli = shutil.which("mobilenet", path=str(Path(python).parent)) or shutil.which("mobilenet")
+    if cli is None:
+        raise SystemExit("the `mobilenet` command is not installed next to this Python: pip install -e .")
+    images = default_images(max(args.many, 1)) if args.image is None or args.many else []
+    image = args.image or images[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "W.safetensors"
+        make = "import mobilenet; from mobilenet.weights import save_weights; "
+        make += f"save_weights(mobilenet.mobilenet_v2(), {str(weights)!r})"
+        subprocess.run([python, "-c", make], check=True)
+        predict = [cli, "predict", str(image), "--weights", str(weights)]
+        commands = [
+            Command("import torch", [python, "-c", "import torch"]),
+            Command("import mobilenet", [python, "-c", "import mobilenet"]),
+            Command("create_model", [python, "-c", "import mobilenet; mobilenet.create_model('mobilenet_v2')"]),
+            Command("--help", [cli, "--help"]),
+            Command("list", [cli, "list"]),
+            Command("predict 1 (auto)", predict),
+            Command("predict 1 (torch)", [*predict, "--backend", "torch"]),
+            Command("predict 1 (eager)", [*predict, "--backend", "eager"]),
+        ]
+        if args.many:
+            paths = [str(path) for path in images]
+            many = [cli, "predict", *paths, "--weights", str(weights)]
+            commands += [
+                Command(f"predict {args.many} (auto)", many),
+                Command(f"predict {args.many} (torch)", [*many, "--backend", "torch"]),
+                Command(f"predict {args.many} (eager)", [*many, "--backend", "eager"]),
+            ]
+        for command in commands:
+            for _ in range(args.warmup):
+                run_once(command.argv)
+        for r in range(args.runs):
+            shift = r % len(commands)
+            for command in commands[shift:] + commands[:shift]:
+                wall, cpu, rss = run_once(command.argv)
+                command.wall.append(wall)
+                command.cpu.append(cpu)
+                command.rss_mb.append(rss)
+
+        print(f"\n## Start-up: whole commands in fresh processes ({cpu_name()}, {os.cpu_count()} CPUs)\n")
+        print(f"{args.runs} runs each after {args.warmup} warm-up, round-robin; image {image}\n")
+        print("| command | wall median s | wall min s | CPU median s | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|")
+        for command in commands:
+            print(
+                f"| `{command.name}` | {statistics.median(command.wall):.3f} | {min(command.wall):.3f} | "
+                f"{statistics.median(command.cpu):.3f} | {statistics.median(command.rss_mb):.0f} |"
+            )
+        by_name = {command.name: command for command in commands}
+        print("\nfull command lines:")
+        for command in commands:
+            shown = command.shown.replace(str(weights), "W.safetensors").replace(cli, "mobilenet")
+            print(f"- {command.name}: `{shown[:300]}{' ...' if len(shown) > 300 else ''}`")
+
+        def med(name: str) -> float:
+            return statistics.median(by_name[name].wall)
+
+        print()
+        for name in ("--help", "list"):
+            ok = med(name) < HELP_TARGET_S
+            print(f"- `mobilenet {name}`: {med(name):.3f} s ({'meets' if ok else 'MISSES'} < {HELP_TARGET_S} s)")
+        ratio = med("import mobilenet") / med("import torch")
+        verdict = "meets" if ratio <= IMPORT_TARGET else "MISSES"
+        print(f"- `import mobilenet` / `import torch`: {ratio:.2f} ({verdict} <= {IMPORT_TARGET})")
+        if args.many:
+            for backend in ("auto", "torch", "eager"):
+                one, lots = med(f"predict 1 ({backend})"), med(f"predict {args.many} ({backend})")
+                slope = (lots - one) / (args.many - 1)
+                print(f"- predict ({backend}): {one - slope:.2f} s fixed + {slope * 1000:.0f} ms per image")
+
+        if not args.skip_in_process:
+            backends = ["auto", "torch", "eager"]
+            from mobilenet.inference.backends import pick_backend
+
+            backends[0] = pick_backend("auto", "fp32")
+            in_process(weights, image, [Path(p) for p in images] or [image], backends, args.repeats)
+    print(f"\ncommand: `python {shlex.join(['benchmarks/startup.py', *sys.argv[1:]])}`")
+
+
+if __name__ == "__main__":
+    main()

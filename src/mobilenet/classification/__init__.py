@@ -1,0 +1,1 @@
+"""Image classification: labelled folders, the trainer's classification task, evaluation and prediction."""

@@ -1,0 +1,36 @@
+"""The ``mobilenet`` command: parses arguments, calls the library, prints what it returns.
+
+One module per group of commands, each adding its parsers; PyTorch is imported only by the command
+that runs, so ``mobilenet --help`` and ``mobilenet list`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mobilenet import __version__
+from mobilenet.cli import classify, models, speed, train
+
+GROUPS = (models, classify, train, speed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobilenet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_parsers(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as error:
+        if args.debug:
+            raise
+        print(f"mobilenet: error: {error}", file=sys.stderr)
+        return 2

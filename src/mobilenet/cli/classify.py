@@ -1,0 +1,98 @@
+"""``mobilenet predict`` and ``eval``: classification of image files, through ``deploy``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mobilenet.inference.backends import BACKENDS, PRECISIONS
+from mobilenet.nn.variants import MODELS
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mobilenet.classification.predict import classify
+    from mobilenet.inference.deploy import deploy, load_deployed
+    from mobilenet.registry import create_model
+
+    if args.model:
+        model = create_model(args.model, weights=args.weights)
+        runner = deploy(model, args.backend, args.precision or "fp32", args.calibration)
+    else:
+        runner = load_deployed(args.weights, args.backend, args.precision, args.calibration)
+    results = classify(runner, args.images, top=args.top)
+    for result in results:
+        if args.json:
+            print(json.dumps(result))
+        elif "error" in result:
+            print(f"{result['image']}: {result['error']}", file=sys.stderr)
+        else:
+            print(result["image"])
+            for entry in result["top"]:
+                print(f"  {entry['prob']:6.1%}  {entry['index']:>5}  {entry['name']}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mobilenet.classification.evaluate import evaluate_folder
+
+    result = evaluate_folder(
+        args.weights,
+        args.data,
+        class_index=args.class_index,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.json,
+        backend=args.backend,
+        precision=args.precision,
+        calibration=args.calibration,
+    )
+    if args.plot:
+        from mobilenet.classification.plots import plot_confusion
+
+        plot_confusion(result.confusion, result.classes, args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(
+        f"{args.data}: top-1 {result.top1:.2%}, top-5 {result.top5:.2%} on {result.n} images "
+        f"({result.images_per_s:.0f} images/s, {result.skipped} unreadable skipped)"
+    )
+    for name, accuracy in zip(result.classes, result.per_class, strict=True):
+        print(f"  {accuracy:7.1%}  {name}")
+    if args.plot:
+        print(f"confusion matrix written to {args.plot}")
+    return 0
+
+
+def _inference_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="auto: the fastest installed; eager: the plain PyTorch model")  # fmt: skip
+    p.add_argument("--precision", choices=sorted({x for v in PRECISIONS.values() for x in v}),
+                   help="default: fp32; an OpenVINO IR (.xml) runs as it was saved")  # fmt: skip
+    p.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("predict", help="top-K classes of images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", required=True, help="safetensors, .pth (timm/torchvision), .tflite or OpenVINO .xml")
+    p.add_argument("--model", choices=sorted(MODELS), help="architecture of a bare state dict")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    _inference_flags(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix on a folder")
+    p.add_argument("--weights", required=True, help="any weights file mobilenet can load, or an OpenVINO .xml")
+    p.add_argument("--data", required=True, type=Path, help="root/<class>/<image>; ImageNet synset folders work too")
+    p.add_argument(
+        "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
+    p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
+    _inference_flags(p)
+    p.set_defaults(func=cmd_eval)

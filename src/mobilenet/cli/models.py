@@ -1,0 +1,117 @@
+"""``mobilenet profile``, ``list`` and ``convert``: the architectures and their weights files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mobilenet.nn.variants import MODELS
+
+if TYPE_CHECKING:
+    from mobilenet.complexity.profile import Profile
+
+NAMES = sorted(MODELS)
+
+
+def _shape(hwc: tuple[int, int, int]) -> str:
+    return f"{hwc[0]}x{hwc[1]}x{hwc[2]}" if hwc[0] == hwc[1] else f"{hwc[0]}x{hwc[1]} x{hwc[2]}"
+
+
+def _print_profile(result: Profile) -> None:
+    from mobilenet.complexity.profile import paper_table
+
+    print(f"{result.model} width {result.width_mult:g} at {result.resolution}x{result.resolution}")
+    header = f"{'Input':>14}  {'Operator':<13}{'t':>3}{'c':>6}{'n':>3}{'s':>3}{'Params':>11}{'MAdds':>13}"
+    print(header)
+    print("-" * len(header))
+    for row in paper_table(result):
+        t = "-" if row.t is None else f"{row.t:g}"
+        print(
+            f"{_shape(row.input_shape):>14}  {row.operator:<13}{t:>3}{row.c:>6}{row.n:>3}{row.s:>3}"
+            f"{row.params:>11,}{row.madds:>13,}"
+        )
+    print("-" * len(header))
+    print(f"parameters {result.params:,} ({result.params_without_norm:,} without BatchNorm)")
+    print(f"multiply-adds {result.madds:,} ({result.madds / 1e6:.1f}M)")
+
+
+def _print_grid(arch: str) -> int:
+    from mobilenet.complexity.profile import published_grid
+
+    grid = published_grid(arch)
+    print(f"{arch}: our counts beside the TF-slim checkpoint table")
+    print(f"{'alpha':>5} {'res':>4} {'MAdds pub':>9} {'ours':>8} {'diff':>7} {'params pub':>10} {'ours':>6}  verdict")
+    for cell in grid:
+        p = cell.published
+        print(
+            f"{p.width_mult:>5g} {p.resolution:>4} {p.macs_m:>8.0f}M {cell.madds / 1e6:>7.1f}M "
+            f"{cell.madds_error:>+7.1%} {p.params_m:>9.2f}M {cell.params_without_norm / 1e6:>5.2f}M  {cell.verdict}"
+        )
+    return 0 if all(cell.ok for cell in grid) else 1
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from mobilenet.complexity.profile import profile
+
+    if args.grid:
+        return max(_print_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1"))
+    base = MODELS[args.name]
+    width = base.width_mult if args.width is None else args.width
+    result = profile(base.arch, width, args.resolution)
+    if args.json:
+        print(json.dumps(asdict(result)))
+    else:
+        _print_profile(result)
+    if args.plot:
+        from mobilenet.tools.plots import plot_profile
+
+        plot_profile(result, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fnmatch import fnmatch
+
+    for name in (name for name in NAMES if fnmatch(name, args.pattern)):
+        config = MODELS[name]
+        print(f"{name:<20} {config.arch} width {config.width_mult:g}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from mobilenet.registry import create_model
+    from mobilenet.weights.format import save_weights
+    from mobilenet.weights.load import load_model
+
+    model = create_model(args.model, weights=args.source) if args.model else load_model(args.source)
+    save_weights(model, args.output)
+    print(
+        f"{args.source} -> {args.output}: {model.config.arch} width {model.config.width_mult:g}, "
+        f"{model.config.num_classes} classes, input {model.config.input_size}"
+    )
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("profile", help="parameters and multiply-adds per layer, as in the paper's Table 2")
+    p.add_argument("name", nargs="?", default="mobilenet_v2_100", choices=NAMES, metavar="NAME")
+    p.add_argument("--width", type=float, help="width multiplier alpha (overrides the name's)")
+    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
+    p.add_argument("--json", action="store_true", help="print the per-layer profile as JSON")
+    p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
+    p.set_defaults(func=cmd_profile)
+
+    p = commands.add_parser("convert", help="save any supported weights as safetensors with metadata")
+    p.add_argument("source", help="safetensors, .pth (torchvision/timm) or .tflite file")
+    p.add_argument("output", type=Path, help="the .safetensors file to write")
+    p.add_argument("--model", choices=NAMES, help="architecture of a bare state dict")
+    p.set_defaults(func=cmd_convert)
+
+    p = commands.add_parser("list", help="registered model names")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=cmd_list)

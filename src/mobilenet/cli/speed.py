@@ -1,0 +1,137 @@
+"""``mobilenet export``, ``bench`` and ``pick``: shipping a model, and measuring every way to run it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mobilenet.nn.variants import MODELS
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mobilenet.inference import export
+    from mobilenet.registry import create_model
+    from mobilenet.weights.load import load_model
+
+    model = create_model(args.model, weights=args.weights) if args.model else load_model(args.weights)
+    write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
+    report = write[args.format](model.eval(), args.output, inputs=args.images)
+    print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; outputs differ from PyTorch by at most "
+          f"{report.max_abs_diff:.2g} on {report.verified_on}")  # fmt: skip
+    return 0
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The named flags as keyword arguments of the library function they are passed to."""
+    return {name: getattr(args, name) for name in names}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mobilenet.tools.bench import bench
+
+    options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
+    results = bench(
+        args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
+    )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    for r in results if not args.json else ():
+        floor = f"floor {r.floor_b1_ms:.2f} ms, {r.floor_throughput:.0f} img/s"
+        print(f"\n{r.arch} {r.width_mult:g}@{r.resolution}, {r.threads} threads, {r.madds / 1e6:.1f}M MAdds; "
+              f"fp32 GEMM {r.gemm_gflops:.0f} GFLOP/s: {floor}")  # fmt: skip
+        for note in r.notes:
+            print(f"note: {note}")
+        memory = r.baseline_memory_mb is not None
+        print(f"| path | b1 ms (p90) | vs ref | x floor | b{r.batch} img/s | vs ref | x floor | size MB |"
+              + (" peak RSS MB |" if memory else "") + "\n" + "|---" * (8 + memory) + "|")  # fmt: skip
+        for p in r.paths:
+            peak = (f" {p.peak_memory_mb:.0f} |" if p.peak_memory_mb else " - |") if memory else ""
+            ratios = f"{p.throughput_speedup:.2f}x | {p.throughput_floor_ratio:.2f}"
+            print(f"| {p.name} | {p.b1_ms:.2f} ({p.b1_p90_ms:.2f}) | {p.b1_speedup:.2f}x | {p.b1_floor_ratio:.2f} | "
+                  f"{p.throughput:.0f} | {ratios} | {p.size_mb:.1f} |{peak}")  # fmt: skip
+        if memory:
+            print(
+                f"peak RSS: each path alone in a fresh process, while it runs (its build excluded); "
+                f"the process with only the model built: {r.baseline_memory_mb:.0f} MB"
+            )
+    if args.plot:
+        from mobilenet.tools.plots import plot_bench
+
+        plot_bench(results, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from mobilenet.tools.pick import pick
+
+    options = _given(args, "threads", "widths", "resolutions", "backend", "precision", "rounds", "calls")
+    result = pick(args.budget_ms, progress=not args.json, **options)
+    if args.plot:
+        from mobilenet.tools.plots import plot_pick
+
+        plot_pick(result, args.plot)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0 if result.choice else 1
+    print(f"MobileNetV2 batch-1 latency here ({result.backend} {result.precision}, {result.threads} threads) "
+          "and published ImageNet top-1 (TF-slim):")  # fmt: skip
+    for c in sorted(result.cells, key=lambda c: c.latency_ms):
+        mark = "  <- pick" if c is result.choice else ""
+        fits = "fits" if c.latency_ms <= result.budget_ms else "over"
+        print(f"  width {c.width_mult:<4g} @{c.resolution:<4} {c.latency_ms:7.2f} ms (p90 {c.latency_p90_ms:.2f}) "
+              f"{fits}  top-1 {c.top1:.1f}%  {c.madds_m:g}M MAdds{mark}")  # fmt: skip
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    if result.choice is None:
+        fastest = min(result.cells, key=lambda c: c.latency_ms)
+        print(f"nothing fits in {args.budget_ms:g} ms: the fastest is width {fastest.width_mult:g} "
+              f"@{fastest.resolution} at {fastest.latency_ms:.2f} ms; raise the budget or add threads")  # fmt: skip
+        return 1
+    c = result.choice
+    print(f"pick: mobilenet_v2 width {c.width_mult:g} @{c.resolution}: {c.top1:.1f}% top-1 in {c.latency_ms:.2f} ms "
+          f"(create_model('mobilenet_v2_{round(c.width_mult * 100):03d}', input_size={c.resolution}))")  # fmt: skip
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="ONNX (dynamic batch, metadata) or TorchScript, checked against PyTorch")
+    p.add_argument("weights", help="any weights file mobilenet can load")
+    p.add_argument("output", type=Path)
+    p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx")
+    p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
+    p.add_argument("--model", choices=sorted(MODELS), help="architecture of a bare state dict")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
+    p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"])
+    p.add_argument("--widths", type=float, nargs="+", default=[1.0], metavar="ALPHA")
+    p.add_argument("--resolutions", type=int, nargs="+", default=[224], metavar="PIXELS")
+    p.add_argument("--weights", help="benchmark these weights (one width and resolution) instead of random ones")
+    p.add_argument("--threads", type=int, default=2, help="threads for every path (default 2)")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the throughput figure (default 32)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per path per round (default 20)")
+    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"])
+    p.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
+    p.add_argument("--calibration", help="int8: images to calibrate on (default: random tensors, speed only)")
+    p.add_argument("--memory", action="store_true", help="peak RSS of each path, each in a fresh process")
+    p.add_argument("--json", action="store_true", help="print every figure as JSON")
+    p.add_argument("--plot", type=Path, help="write a PNG of latency and throughput per path")
+    p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("pick", help="the most accurate MobileNetV2 within a latency budget on this machine")
+    p.add_argument("--budget-ms", type=float, required=True, help="batch-1 latency budget in milliseconds")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--widths", type=float, nargs="+", metavar="ALPHA", help="default: every published width")
+    p.add_argument("--resolutions", type=int, nargs="+", metavar="PIXELS", help="default: every published one")
+    p.add_argument("--backend", default="auto", help="what runs each model (default: the fastest installed)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per cell per round")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, help="write accuracy against latency as a PNG (the paper's Figure 5)")
+    p.set_defaults(func=cmd_pick)

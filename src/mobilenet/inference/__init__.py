@@ -1,0 +1,1 @@
+"""Fast inference and export: BatchNorm folding and compile, ONNX/TorchScript/TFLite export, deploy."""

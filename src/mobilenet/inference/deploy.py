@@ -1,0 +1,218 @@
+"""``deploy``: a model as the fastest inference callable this machine has, on PyTorch, ONNX Runtime or OpenVINO.
+
+Whatever runs underneath, the result maps a float (N, C, H, W) batch to logits (or to the feature maps
+of a features-only model) as float32 tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mobilenet.data.images import ImageSource, image_batch
+from mobilenet.inference.backends import check_precision, pick_backend
+from mobilenet.inference.export import model_preprocessing, onnx_proto
+from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.runtimes.openvino import Runner, ir_bytes, is_int8, openvino_runner, read_openvino, save_openvino
+from mobilenet.runtimes.quantize import check_method, quantize_nncf, quantize_onnx
+from mobilenet.utils.optional import require
+from mobilenet.weights.format import METADATA_KEYS, model_metadata, parse_metadata
+from mobilenet.weights.load import load_model
+
+Built = tuple[Runner, int]  # the runner and the size in bytes of the weights or file it runs from
+
+
+class Deployed:
+    """A model ready for inference on one backend. Call it with a float (N, C, H, W) batch.
+
+    Not thread-safe (OpenVINO reuses one infer request): make one per thread. It carries the source
+    model's ``config``, ``class_names`` and ``preprocessing``; ``size_bytes`` is the size of what it runs
+    from (the ONNX file, the OpenVINO IR, or PyTorch's folded weights).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        class_names: list[str] | None,
+        preprocessing: Preprocessing,
+        backend: str,
+        precision: str,
+        built: Built,
+        method: str | None = None,
+    ) -> None:
+        self.config, self.class_names, self.preprocessing = config, class_names, preprocessing
+        self.backend, self.precision, self.calibration_method = backend, precision, method
+        self.run, self.size_bytes = built
+        self.input_size = preprocessing.input_size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        # ONNX Runtime and OpenVINO graphs are exported for one resolution (TF padding depends on it).
+        expected = (self.config.in_chans, self.input_size, self.input_size)
+        if x.dim() != 4 or (self.backend not in ("torch", "eager") and tuple(x.shape[1:]) != expected):
+            raise ValueError(
+                f"expected a float batch of shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        outputs = self.run(x.detach().float().contiguous())
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def __repr__(self) -> str:
+        method = f", calibration={self.calibration_method}" if self.calibration_method else ""
+        return (
+            f"Deployed({self.config.arch} width {self.config.width_mult:g}, {self.backend}, {self.precision}{method})"
+        )
+
+
+def deploy(
+    model: nn.Module,
+    backend: str = "auto",
+    precision: str = "fp32",
+    calibration: ImageSource | None = None,
+    threads: int | None = None,
+    calibration_method: str | None = None,
+    calibration_size: int = 100,
+) -> Deployed:
+    """``model`` (a MobileNet or MobileNetFeatures) as a callable from a float batch to float32 outputs.
+
+    ``backend``: "torch" (:func:`~mobilenet.optimize.optimize`), "onnxruntime", "openvino", "auto"
+    (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
+    ``precision``: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on
+    ``calibration``: a folder of images, image files or a preprocessed tensor batch,
+    ``calibration_size`` images at most, ranges by ``calibration_method`` (see
+    ``mobilenet.quantize.METHODS``; None is the backend's default). ``threads`` sets the backend's
+    thread count (for PyTorch, process-wide); None leaves the backend's default.
+    """
+    if not hasattr(model, "config"):
+        raise ValueError(f"expected a MobileNet or MobileNetFeatures, got {type(model).__name__}")
+    check_precision(precision)
+    if precision == "bf16" and not bf16_supported():
+        raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use precision='fp32'")
+    if (calibration is None) != (precision != "int8"):
+        raise ValueError(
+            "int8 needs calibration images: pass calibration=<folder of images or tensor batch>"
+            if precision == "int8"
+            else f"calibration is only used for precision='int8', not {precision!r}: leave it out"
+        )
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for the backend's default), got {threads}")
+    backend = pick_backend(backend, precision)
+    device = next(model.parameters()).device
+    if device.type != "cpu" and backend not in ("torch", "eager"):
+        model = copy.deepcopy(model).cpu()  # ONNX Runtime and OpenVINO run here on the CPU: export from a CPU copy
+    method = check_method(backend, calibration_method) if precision == "int8" else None
+    batch = None
+    if calibration is not None:
+        pre = model_preprocessing(model)
+        batch, size = image_batch(calibration, pre, calibration_size), pre.input_size
+        if tuple(batch.shape[1:]) != (model.config.in_chans, size, size):
+            raise ValueError(f"calibration batch has shape {tuple(batch.shape)}; the model takes {size}x{size} inputs")
+    built: Built
+    if backend in ("torch", "eager"):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        built = _torch(model, precision) if backend == "torch" else _eager(model)
+    elif backend == "onnxruntime":
+        built = _onnxruntime(model, batch, method, threads)
+    else:
+        built = _openvino(model, precision, batch, method, threads)
+    return Deployed(model.config, getattr(model, "class_names", None), model_preprocessing(model), backend, precision,
+                    built, method)  # fmt: skip
+
+
+def load_deployed(
+    path: str | Path,
+    backend: str = "auto",
+    precision: str | None = None,
+    calibration: ImageSource | None = None,
+    threads: int | None = None,
+) -> Deployed:
+    """A model file ready for inference: weights (any file ``load_model`` reads) through :func:`deploy`
+    (fp32 unless ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a
+    quantization-aware training run, say), which runs on OpenVINO as it was saved.
+    """
+    path = Path(path)
+    if path.suffix != ".xml":
+        return deploy(load_model(path), backend, precision or "fp32", calibration, threads)
+    if backend not in ("auto", "openvino") or calibration is not None:
+        raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")
+    network, metadata = read_openvino(path, METADATA_KEYS)
+    info = parse_metadata(metadata, str(path))
+    if info.config is None:
+        raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with OpenVINO directly")
+    saved = "int8" if is_int8(network) else "fp32"
+    if precision not in (None, saved):
+        raise ValueError(f"{path} is an {saved} IR and runs as {saved}: leave out the precision")
+    preprocessing = info.preprocessing or Preprocessing(input_size=info.config.input_size)
+    runner = openvino_runner(network, saved, threads)
+    return Deployed(info.config, info.class_names, preprocessing, "openvino", saved, (runner, ir_bytes(path)))
+
+
+def weight_bytes(module: nn.Module) -> int:
+    """The size of a module's parameters and buffers in memory."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def _in_memory(module: nn.Module) -> Built:
+    """A PyTorch module as a runner: a list of outputs, whether it gives logits or feature maps."""
+
+    device = next(module.parameters()).device
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = module(x.to(device))
+        return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+
+    return run, weight_bytes(module)
+
+
+def _eager(model: nn.Module) -> Built:
+    return _in_memory(model.eval())
+
+
+def _torch(model: nn.Module, precision: str) -> Built:
+    # Eager: torch.compile would need a C++ compiler and minutes per batch size; optimize(compile=True)
+    # is there for those who want it.
+    return _in_memory(optimize(model, bf16=precision == "bf16"))
+
+
+def _onnx_file(model: nn.Module, directory: Path) -> Path:
+    """The folded model as a float ONNX file (dynamic batch) in ``directory``."""
+    onnx = require("onnx", "onnx")
+    size = model_preprocessing(model).input_size
+    path = directory / "model.onnx"
+    onnx.save(onnx_proto(fold_batchnorm(model), torch.randn(2, model.config.in_chans, size, size)), path)
+    return path
+
+
+def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | None, threads: int | None) -> Built:
+    ort = require("onnxruntime", "onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default, one per physical core
+    options.inter_op_num_threads = 1  # a chain of convolutions has nothing to run in parallel
+    with tempfile.TemporaryDirectory() as directory:
+        path = _onnx_file(model, Path(directory))
+        if batch is not None:
+            quantize_onnx(path, path.with_name("int8.onnx"), batch, method)
+            path = path.with_name("int8.onnx")
+        onnx_bytes = path.read_bytes()
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return lambda x: [torch.from_numpy(out) for out in session.run(None, {"images": x.numpy()})], len(onnx_bytes)
+
+
+def _openvino(
+    model: nn.Module, precision: str, batch: torch.Tensor | None, method: str | None, threads: int | None
+) -> Built:
+    ov = require("openvino", "openvino")
+    with tempfile.TemporaryDirectory() as directory:
+        # convert_model (not read_model): its constant folding gives NNCF the depthwise weights as constants.
+        network = ov.convert_model(_onnx_file(model, Path(directory)))
+        if batch is not None:
+            network = quantize_nncf(network, batch, method)
+        ir = save_openvino(network, Path(directory) / "model.xml", model_metadata(model))
+        return openvino_runner(network, precision, threads), ir_bytes(ir)

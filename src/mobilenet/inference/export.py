@@ -1,0 +1,180 @@
+"""Export to ONNX, TorchScript and TFLite, each checked against PyTorch on the inputs given before it is kept.
+
+Every export has BatchNorm folded (inference graphs only), a dynamic batch dimension where the format
+allows it, and the model's config, class names and preprocessing in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mobilenet.data.images import ImageSource, image_batch
+from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.nn.features import MobileNetFeatures
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.utils.files import atomic_path
+from mobilenet.utils.optional import require
+from mobilenet.weights.format import model_metadata
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how closely the file's outputs matched PyTorch's."""
+
+    path: Path
+    format: str
+    file_size: int  # bytes
+    max_abs_diff: float  # over every output, against the unexported model in float32
+    verified_on: str  # e.g. "8 images from val/" or "2 random inputs"
+
+
+def _describe_source(source: ImageSource | None, batch: torch.Tensor) -> str:
+    if source is None:
+        return f"{len(batch)} random inputs"
+    if isinstance(source, torch.Tensor):
+        return f"{len(batch)} given inputs"
+    where = f" from {source}" if isinstance(source, str | Path) else ""
+    return f"{len(batch)} images{where}"
+
+
+def model_preprocessing(model: nn.Module) -> Preprocessing:
+    """The preprocessing a model expects: its own, or (MobileNetFeatures) the default at its input size."""
+    return getattr(model, "preprocessing", None) or Preprocessing(input_size=model.config.input_size)
+
+
+def _prepare(
+    model: nn.Module, inputs: ImageSource | None, limit: int
+) -> tuple[nn.Module, nn.Module, torch.Tensor, str]:
+    """The reference (the model in eval mode), its folded copy to export, the check batch, its description."""
+    if not hasattr(model, "config"):
+        raise ValueError(f"expected a MobileNet or MobileNetFeatures, got {type(model).__name__}")
+    pre = model_preprocessing(model)
+    if inputs is None:
+        batch = torch.randn(2, model.config.in_chans, pre.input_size, pre.input_size)
+    else:
+        batch = image_batch(inputs, pre, limit)
+    # Checked against the unfolded model, so that the reported difference includes the folding's.
+    return copy.deepcopy(model).eval(), fold_batchnorm(model), batch, _describe_source(inputs, batch)
+
+
+def _outputs(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
+    with torch.inference_mode():
+        out = model(batch)
+    return [o.numpy() for o in (out if isinstance(out, list | tuple) else [out])]
+
+
+def _check(reference: list[np.ndarray], exported: list[np.ndarray], tolerance: float, what: str) -> float:
+    """The largest difference over all outputs; an error if it exceeds ``tolerance`` x the output range."""
+    if len(reference) != len(exported):
+        raise RuntimeError(f"{what} gives {len(exported)} outputs where PyTorch gives {len(reference)}")
+    diff = max(float(np.abs(r - np.asarray(e, np.float32)).max()) for r, e in zip(reference, exported, strict=True))
+    scale = max(1.0, *(float(np.abs(r).max()) for r in reference))
+    if not diff <= tolerance * scale:  # also catches NaN
+        raise RuntimeError(f"{what} differs from PyTorch by {diff:.3g} (allowed {tolerance * scale:.3g}); not written")
+    return diff
+
+
+def _output_names(model: nn.Module) -> list[str]:
+    if isinstance(model, MobileNetFeatures):
+        return [info.module for info in model.feature_info]
+    return ["logits"]
+
+
+def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
+    """``model`` (BatchNorm already folded) as an ONNX ``ModelProto``: input ``images`` with a dynamic batch."""
+    require("onnxscript", "onnx")  # torch's exporter needs it, and says so less clearly
+    example = batch[:2] if len(batch) >= 2 else batch.expand(2, -1, -1, -1)  # batch 1 would be specialised
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not the user's business
+        program = torch.onnx.export(
+            model, (example,), None, input_names=["images"], output_names=_output_names(model), opset_version=opset,
+            dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+        )  # fmt: skip
+    return program.model_proto
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    inputs: ImageSource | None = None,
+    opset: int | None = None,
+    tolerance: float = 1e-4,
+    limit: int = 8,
+) -> ExportReport:
+    """Write ``model`` as ONNX with a dynamic batch dimension, after checking it with ONNX Runtime.
+
+    ``inputs`` (images or a tensor batch; random if None, which checks the graph but not real data)
+    run through the file and through PyTorch; their largest difference must stay within
+    ``tolerance`` x the outputs' magnitude, or nothing is written. Input ``images``, outputs
+    ``logits`` (or one per feature map). Needs ``pip install 'mobilenet[onnx]'``.
+    """
+    onnx, ort = require("onnx", "onnx"), require("onnxruntime", "onnx")
+    reference, folded, batch, described = _prepare(model, inputs, limit)
+    proto = onnx_proto(folded, batch, opset)
+    onnx.helper.set_model_props(proto, model_metadata(model))
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        diff = max(
+            _check(_outputs(reference, b), session.run(None, {"images": b.numpy()}), tolerance, "the ONNX file")
+            for b in (batch, batch[:1])  # batch 1 too: the batch dimension must really be dynamic
+        )
+    return ExportReport(Path(path), "onnx", Path(path).stat().st_size, diff, described)
+
+
+def export_torchscript(
+    model: nn.Module, path: str | Path, inputs: ImageSource | None = None, tolerance: float = 1e-4, limit: int = 8
+) -> ExportReport:
+    """Write ``model`` as a traced TorchScript file (any batch size), checked as :func:`export_onnx` is.
+
+    The metadata strings are extra files in the archive: ``torch.jit.load(path, _extra_files=...)``.
+    """
+    reference, folded, batch, described = _prepare(model, inputs, limit)
+    with warnings.catch_warnings():
+        # Tracing records TF "SAME" padding for the traced resolution, which is the model's own.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(folded, batch[:2], strict=False, check_trace=False)
+    with atomic_path(path) as tmp:
+        torch.jit.save(traced, str(tmp), _extra_files=model_metadata(model))
+        loaded = torch.jit.load(str(tmp))
+        diff = max(
+            _check(_outputs(reference, b), _outputs(loaded, b), tolerance, "the TorchScript file")
+            for b in (batch, batch[:1])
+        )
+    return ExportReport(Path(path), "torchscript", Path(path).stat().st_size, diff, described)
+
+
+def export_tflite(
+    model: nn.Module, path: str | Path, inputs: ImageSource | None = None, tolerance: float = 1e-4, limit: int = 8
+) -> ExportReport:
+    """Write ``model`` as a float TFLite file (batch 1, NCHW input) with Google's ``litert-torch``.
+
+    Checked image by image with Google's runtime (``ai-edge-litert``). TFLite has no free-form
+    metadata here: keep the config and class names with the safetensors weights.
+    """
+    litert_torch = require("litert_torch", "litert")
+    interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
+    reference, folded, batch, described = _prepare(model, inputs, limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = litert_torch.convert(folded, (batch[:1],))
+    with atomic_path(path) as tmp:
+        converted.export(str(tmp))
+        interpreter = interpreter_type(model_path=str(tmp))
+        interpreter.allocate_tensors()
+        source, targets = interpreter.get_input_details()[0], interpreter.get_output_details()
+        rows = []
+        for image in batch.split(1):
+            interpreter.set_tensor(source["index"], image.numpy())
+            interpreter.invoke()
+            rows.append([interpreter.get_tensor(t["index"]) for t in targets])
+        outputs = [np.concatenate(column) for column in zip(*rows, strict=True)]
+        diff = _check(_outputs(reference, batch), outputs, tolerance, "the TFLite file")
+    return ExportReport(Path(path), "tflite", Path(path).stat().st_size, diff, described)

@@ -1,0 +1,168 @@
+"""One builder for MobileNetV1 and V2, from the architecture tables in :mod:`mobilenet.nn.tables`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from mobilenet.nn.blocks import InvertedResidual, depthwise_separable
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.features import FeatureInfo, FeatureLocation, FeatureTap
+from mobilenet.nn.layers import ConvNormAct, make_divisible
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.nn.tables import ARCHITECTURES
+
+
+@dataclass
+class Plan:
+    """The layers of ``features`` and the feature taps found while building them."""
+
+    layers: list[nn.Module] = field(default_factory=list)
+    bottleneck: list[FeatureTap] = field(default_factory=list)
+    expansion: list[FeatureTap] = field(default_factory=list)
+
+    def tap_output(self, channels: int, reduction: int, location: str = "bottleneck") -> None:
+        """The output of the last layer so far is a feature map."""
+        layer = len(self.layers) - 1
+        self.bottleneck.append(FeatureTap(f"features.{layer}", channels, reduction, layer, location))  # type: ignore[arg-type]
+
+
+def build_features(config: ModelConfig) -> Plan:
+    """The stem, the blocks of the table's rows and (V2) the final 1x1 conv, with their taps."""
+    arch, style, width = ARCHITECTURES[config.arch], config.style, config.width_mult
+    plan = Plan()
+    channels = make_divisible(arch.stem_channels * width)
+    # For small images (CIFAR's 32x32) the common adaptation keeps the resolution of the stem and of
+    # the first strided stage, so the last stage is 4x4 rather than 1x1.
+    reduction = 1 if config.small_input else 2
+    plan.layers.append(ConvNormAct(config.in_chans, channels, 3, style, stride=reduction))
+    dilation, keep_next_stride = 1, config.small_input
+    for row in arch.rows:
+        out_channels = make_divisible(row.c * width)
+        for i in range(row.n):
+            stride = row.s if i == 0 else 1
+            block_dilation = dilation
+            if stride > 1 and keep_next_stride:
+                stride, keep_next_stride = 1, False
+            boundary_reduction = reduction
+            if stride > 1:
+                # A stage boundary: the layer before it is a feature map at the current reduction.
+                plan.tap_output(channels, reduction)
+                if reduction >= config.output_stride:
+                    dilation *= stride  # keep the resolution, grow the receptive field instead
+                    stride = 1
+                else:
+                    reduction *= stride
+            if arch.block == "inverted_residual":
+                block = InvertedResidual(
+                    channels, out_channels, stride, row.t, style, block_dilation,
+                    config.linear_bottleneck, config.shortcut,
+                )  # fmt: skip
+            else:
+                block = depthwise_separable(channels, out_channels, stride, style, block_dilation)
+            if i == 0 and row.s > 1 and block.has_expansion and plan.bottleneck:
+                # The expansion of a stride's first block, before its strided depthwise conv.
+                layer = len(plan.layers)
+                name = f"features.{layer}.conv.0"
+                plan.expansion.append(FeatureTap(name, block.hidden_channels, boundary_reduction, layer, "expansion"))
+            plan.layers.append(block)
+            channels = out_channels
+    plan.tap_output(channels, reduction)
+    if arch.head_channels is not None:
+        # The V2 paper keeps the last conv at 1280 for alpha < 1 ("we apply width multiplier to all
+        # layers except the very last convolutional layer"), which improves small models.
+        head = make_divisible(arch.head_channels * max(1.0, width))
+        plan.layers.append(ConvNormAct(channels, head, 1, style))
+        plan.tap_output(head, reduction, "head")
+        plan.expansion.append(plan.bottleneck[-1])
+    return plan
+
+
+class MobileNet(nn.Module):
+    """MobileNetV1 or V2: ``features`` (stem, blocks, head conv), global average pool, ``classifier``.
+
+    The state-dict keys of V2 are torchvision's (``features.0.0.weight`` ... ``classifier.1.weight``).
+    """
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = replace(config or ModelConfig(), **overrides)
+        plan = build_features(self.config)
+        self.features = nn.Sequential(*plan.layers)
+        self.taps = {"bottleneck": FeatureInfo(plan.bottleneck), "expansion": FeatureInfo(plan.expansion)}
+        self.num_features = plan.bottleneck[-1].num_chs
+        self.classifier = self.make_classifier(self.config.num_classes)
+        self.init_weights()
+        # What the weights expect and mean; set by loaders, saved with the weights.
+        self.class_names: list[str] | None = None
+        self.preprocessing = Preprocessing(input_size=self.config.input_size)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """The block-boundary taps (``feature_location="bottleneck"``)."""
+        return self.taps["bottleneck"]
+
+    def feature_taps(self, location: FeatureLocation = "bottleneck") -> FeatureInfo:
+        """Every tap of one ``feature_location``: "bottleneck" or "expansion" (V2 only)."""
+        if location not in self.taps:
+            raise ValueError(f"feature_location must be 'bottleneck' or 'expansion', got {location!r}")
+        if not self.taps[location]:
+            raise ValueError(f"{self.config.arch}'s blocks expand nothing: use feature_location='bottleneck'")
+        return self.taps[location]
+
+    def make_classifier(self, num_classes: int) -> nn.Sequential:
+        if num_classes == 0:
+            return nn.Sequential()
+        if self.config.classifier == "conv":
+            # The paper's last row of Table 2: a 1x1 convolution on the pooled 1x1 map.
+            layer: nn.Module = nn.Conv2d(self.num_features, num_classes, 1)
+        else:
+            layer = nn.Linear(self.num_features, num_classes)
+        return nn.Sequential(nn.Dropout(self.config.dropout), layer)
+
+    def init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
+        """Replace the classifier with a freshly initialised one for ``num_classes`` (0: none)."""
+        dropout = self.config.dropout if dropout is None else dropout
+        self.config = replace(self.config, num_classes=num_classes, dropout=dropout)
+        self.classifier = self.make_classifier(num_classes)
+        self.class_names = None
+        for module in self.classifier.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The unpooled feature map of the last layer, (N, num_features, H/32, W/32)."""
+        self.config.check_input(x)
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3), keepdim=True)
+        if pre_logits or self.config.num_classes == 0:
+            return x.flatten(1)
+        if self.config.classifier == "conv":
+            return self.classifier(x).flatten(1)
+        return self.classifier(x.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,311 @@
+"""Speed side by side: every inference path of one model, timed in one process, against a reference.
+
+The contenders are a reference implementation as users run it (torchvision's or timm's MobileNetV2,
+eager), our eager model, :func:`~mobilenet.optimize.optimize`, and every :func:`~mobilenet.deploy.deploy`
+backend x precision installed. They run interleaved, round by round, so that load from other processes
+hits all alike; ratios are taken within a round and their median over rounds is reported. The yardstick
+is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate measured here, at the same thread count.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mobilenet.complexity.profile import profile_model
+from mobilenet.data.images import ImageSource
+from mobilenet.inference.backends import available_backends
+from mobilenet.inference.deploy import deploy, weight_bytes
+from mobilenet.inference.export import export_onnx
+from mobilenet.inference.optimize import bf16_supported, optimize
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.model import MobileNet
+from mobilenet.registry import create_model
+from mobilenet.tools.timing import Runner, median_and_p90, time_paths, torch_threads
+from mobilenet.utils.optional import require
+
+REFERENCES = ("auto", "torchvision", "timm", "none")
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    spec: tuple[str, ...]  # how to build it again in a fresh process (peak memory): see ``build``
+    run: Runner
+    size_bytes: int  # what it runs from: weights in memory, or the ONNX / OpenVINO file
+
+
+@dataclass
+class PathResult:
+    name: str
+    b1_ms: float  # batch-1 latency, median of every call of every round
+    b1_p90_ms: float
+    throughput: float  # images/s at the benchmark's batch size, median over rounds
+    b1_speedup: float  # over the reference (the first contender), median of the per-round ratios
+    throughput_speedup: float
+    b1_floor_ratio: float  # latency / floor latency: 1.0 would be the fp32 compute floor
+    throughput_floor_ratio: float  # floor throughput / throughput
+    size_mb: float  # of what it runs from: weights in memory, or the ONNX / OpenVINO file
+    peak_memory_mb: float | None = None  # peak RSS of a fresh process running only this path (after its build)
+
+
+@dataclass
+class BenchResult:
+    arch: str
+    width_mult: float
+    resolution: int
+    threads: int
+    batch: int
+    madds: int
+    gemm_gflops: float
+    floor_b1_ms: float
+    floor_throughput: float
+    reference: str
+    notes: list[str]
+    paths: list[PathResult]
+    baseline_memory_mb: float | None = None  # RSS of the same fresh process with the model built, no path
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gemm_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """The fp32 matrix-multiply rate of this CPU at ``threads`` threads (GFLOP/s, best of ``repeats``).
+
+    MobileNet's work is 1x1 convolutions (GEMMs) plus memory-bound depthwise ones, so no fp32 path
+    beats 2 x MAdds at this rate: the compute floor.
+    """
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    with torch_threads(threads):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def _timm_name(width_mult: float) -> str:
+    return f"mobilenetv2_{round(width_mult * 100):03d}"
+
+
+def reference_model(kind: str, width_mult: float) -> tuple[str, str, nn.Module] | None:
+    """(kind, label, model) of the reference implementation, eager with random weights, as users run it.
+
+    ``auto`` takes torchvision, else timm, else none (then ours eager, numerically the same network, is
+    the reference). A named reference that cannot be imported is an error.
+    """
+    if kind not in REFERENCES:
+        raise ValueError(f"unknown reference {kind!r}: use one of {', '.join(REFERENCES)}")
+    for name in ("torchvision", "timm") if kind == "auto" else (kind,) if kind != "none" else ():
+        try:
+            if name == "torchvision":
+                tv = importlib.import_module("torchvision.models")
+                return name, "torchvision mobilenet_v2 eager", tv.mobilenet_v2(width_mult=width_mult).eval()
+            timm = importlib.import_module("timm")
+            return name, f"timm {_timm_name(width_mult)} eager", timm.create_model(_timm_name(width_mult)).eval()
+        except Exception as error:  # a CUDA-only wheel fails with RuntimeError or OSError, not ImportError
+            if kind != "auto":
+                raise ValueError(f"reference {name} does not load here ({error}); use --reference none") from error
+    return None
+
+
+def _eager(model: nn.Module) -> Runner:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def build(spec: tuple[str, ...], model: MobileNet, threads: int, calibration: ImageSource | None) -> Contender:
+    """One contender from its spec: ("reference", "torchvision" or "timm"), ("eager",), ("optimize",),
+    ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
+    if spec[0] == "reference":
+        _, label, reference = reference_model(spec[1], model.config.width_mult)  # type: ignore[misc]
+        return Contender(label, spec, _eager(reference), weight_bytes(reference))
+    if spec[0] == "eager":
+        return Contender("ours eager (NCHW)", spec, _eager(model), weight_bytes(model))
+    if spec[0] == "onnxruntime-session":  # the exported file in a session with ORT's defaults, as users run it
+        ort = require("onnxruntime", "onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        with tempfile.TemporaryDirectory() as directory:
+            report = export_onnx(model, Path(directory) / "model.onnx")
+            session = ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+        return Contender(
+            "plain ONNX Runtime session", spec, lambda x: session.run(None, {"images": x.numpy()})[0], report.file_size
+        )
+    if spec[0] == "optimize":
+        compiled = len(spec) > 1
+        optimized = optimize(model, compile=compiled)
+        name = "optimize (folded, channels-last" + (", compile + freezing)" if compiled else ")")
+        return Contender(name, spec, optimized, weight_bytes(optimized))
+    _, backend, precision = spec
+    if precision == "int8" and calibration is None:  # random weights, speed only: any ranges will do
+        calibration = torch.randn(32, model.config.in_chans, model.config.input_size, model.config.input_size)
+    deployed = deploy(model, backend, precision, calibration if precision == "int8" else None, threads)
+    return Contender(f"deploy {backend} {precision}", spec, deployed, deployed.size_bytes)
+
+
+def contender_specs(
+    reference: str | None, compile: bool = False, precisions: Sequence[str] = ("fp32", "bf16", "int8")
+) -> list[tuple[str, ...]]:
+    """Every path to compare, the reference (if any) first; ``deploy torch fp32`` is ``optimize``."""
+    specs: list[tuple[str, ...]] = [("reference", reference)] if reference else []
+    specs += [("eager",), ("optimize",)] + ([("optimize", "compile")] if compile else [])
+    if "fp32" in precisions and "onnxruntime" in available_backends("fp32"):
+        specs.append(("onnxruntime-session",))  # what deploy's fp32 must at least match
+    for precision in precisions:
+        if precision == "bf16" and not bf16_supported():
+            continue
+        specs += [
+            ("deploy", b, precision) for b in available_backends(precision) if (b, precision) != ("torch", "fp32")
+        ]
+    return specs
+
+
+def bench_model(
+    model: MobileNet,
+    threads: int = 2,
+    batch: int = 32,
+    rounds: int = 3,
+    calls: int = 20,
+    reference: str = "auto",
+    compile: bool = False,
+    precisions: Sequence[str] = ("fp32", "bf16", "int8"),
+    calibration: ImageSource | None = None,
+    memory: bool = False,
+    progress: bool = False,
+) -> BenchResult:
+    """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS."""
+    model = model.eval()
+    size = model.config.input_size
+    notes = []
+    found = reference_model(reference, model.config.width_mult)
+    if found is None and reference == "auto":
+        notes.append("neither torchvision nor timm loads here: ours eager (the same network) is the reference")
+    specs = contender_specs(found[0] if found else None, compile, precisions)
+    if "int8" in precisions and calibration is None:
+        notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
+    with torch_threads(threads):
+        contenders = [build(spec, model, threads, calibration) for spec in specs]
+        x = torch.randn(batch, model.config.in_chans, size, size)
+        inputs = [(x[:1].clone(), x)] * len(contenders)
+        samples = time_paths([c.run for c in contenders], inputs, rounds, calls, progress)
+    gflops = gemm_gflops(threads)
+    madds = profile_model(model).madds
+    floor_b1 = 2 * madds / (gflops * 1e9)
+
+    def round_medians(latencies: list[float]) -> list[float]:
+        return [statistics.median(latencies[i * calls : (i + 1) * calls]) for i in range(rounds)]
+
+    ref_round, ref_throughput = round_medians(samples[0][0]), samples[0][1]
+    paths = []
+    for contender, (latencies, throughputs) in zip(contenders, samples, strict=True):
+        per_round = round_medians(latencies)
+        b1_ms, b1_p90_ms = median_and_p90(latencies)
+        paths.append(
+            PathResult(
+                name=contender.name,
+                b1_ms=b1_ms,
+                b1_p90_ms=b1_p90_ms,
+                throughput=statistics.median(throughputs),
+                b1_speedup=statistics.median(r / t for r, t in zip(ref_round, per_round, strict=True)),
+                throughput_speedup=statistics.median(t / r for r, t in zip(ref_throughput, throughputs, strict=True)),
+                b1_floor_ratio=b1_ms / 1e3 / floor_b1,
+                throughput_floor_ratio=1 / floor_b1 / statistics.median(throughputs),
+                size_mb=contender.size_bytes / 1e6,
+            )
+        )
+    result = BenchResult(
+        arch=model.config.arch,
+        width_mult=model.config.width_mult,
+        resolution=size,
+        threads=threads,
+        batch=batch,
+        madds=madds,
+        gemm_gflops=gflops,
+        floor_b1_ms=floor_b1 * 1e3,
+        floor_throughput=1 / floor_b1,
+        reference=contenders[0].name,
+        notes=notes,
+        paths=paths,
+    )
+    if memory:
+        _add_peak_memory(result, model, specs, calibration)
+    return result
+
+
+def bench(
+    arch: str = "mobilenet_v2",
+    widths: Sequence[float] = (1.0,),
+    resolutions: Sequence[int] = (224,),
+    weights: str | Path | None = None,
+    **options: Any,
+) -> list[BenchResult]:
+    """:func:`bench_model` for every width x resolution (random weights, or ``weights`` at one cell)."""
+    if weights is not None and (len(widths) > 1 or len(resolutions) > 1):
+        raise ValueError("weights fix the width and resolution: give one of each, or no weights")
+    results = []
+    for width in widths:
+        for resolution in resolutions:
+            model = (
+                create_model(arch, weights=weights)
+                if weights is not None
+                else create_model(arch, width_mult=width, input_size=resolution)
+            )
+            results.append(bench_model(model, **options))  # type: ignore[arg-type]
+    return results
+
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+
+
+def memory_probe(request: str) -> None:
+    """In a fresh process: build one path (or none), then print the peak RSS (MB) while it runs.
+
+    The peak is reset after the build (calibration and export are one-off costs), so it counts what
+    inference holds: Python, torch, the model, the built path and its activations at batch 1 and N.
+    """
+    spec, config, threads, batch, calibration = json.loads(request)
+    model = MobileNet(ModelConfig(**config)).eval()
+    x = torch.randn(batch, model.config.in_chans, model.config.input_size, model.config.input_size)
+    with torch_threads(threads):
+        run = build(tuple(spec), model, threads, calibration).run if spec else None
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS restarts from the current RSS
+        for _ in range(2 if run else 0):
+            run(x[:1])  # type: ignore[misc]
+            run(x)  # type: ignore[misc]
+    print(_peak_rss_mb())
+
+
+def _add_peak_memory(
+    result: BenchResult, model: MobileNet, specs: list[tuple[str, ...]], calibration: ImageSource | None
+) -> None:
+    folder = str(calibration) if isinstance(calibration, (str, Path)) else None
+    config = asdict(model.config)
+
+    def probe(spec: tuple[str, ...] | None) -> float | None:
+        request = json.dumps([spec, config, result.threads, result.batch, folder])
+        code = "import sys; from mobilenet.tools.bench import memory_probe; memory_probe(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", code, request], capture_output=True, text=True)
+        return float(done.stdout.split()[-1]) if done.returncode == 0 and done.stdout.strip() else None
+
+    result.baseline_memory_mb = probe(None)
+    for path, spec in zip(result.paths, specs, strict=True):
+        path.peak_memory_mb = probe(spec)

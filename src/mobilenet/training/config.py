@@ -1,0 +1,80 @@
+"""A training run's settings: one typed record, saved with the run as ``config.json``.
+
+Every field can be overridden from the command line (``--lr 0.01``), so a run can always be told and
+repeated. Torch-free, so that ``mobilenet train --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    recipe: str = "modern"
+    task: str = "classification"  # what is learned: a name of ``mobilenet.tasks.TASKS``
+    # Data: a root with train/ and val/ folders, or one folder split by val_fraction; none = embedded digits.
+    data: str | None = None
+    val_data: str | None = None
+    val_fraction: float = 0.1
+    # Model
+    # None: as the ``weights`` file says, or for a new model mobilenet_v2_100, 224 and False.
+    model: str | None = None
+    width_mult: float | None = None  # overrides the model name's width
+    input_size: int | None = None
+    small_input: bool | None = None  # stem and first stride-2 stage at stride 1: for 32x32 inputs (CIFAR)
+    dropout: float = 0.2
+    weights: str | None = None  # start from these (any file mobilenet can load); a new classifier if classes differ
+    # Optimisation
+    epochs: int = 10
+    batch_size: int = 64  # global: all processes together, after gradient accumulation
+    accum_steps: int = 1
+    optimizer: Literal["sgd", "rmsprop", "adamw"] = "sgd"
+    lr: float = 0.1
+    lr_batch: int | None = None  # if set, ``lr`` is per this many images and scales with batch_size
+    momentum: float = 0.9
+    rmsprop_alpha: float = 0.9
+    rmsprop_eps: float = 1e-3  # TF-slim trains with a large epsilon; PyTorch's default 1e-8 is unstable here
+    weight_decay: float = 4e-5
+    decay_norm_and_bias: bool = False  # False: weight decay on conv and linear weights only
+    schedule: Literal["exponential", "cosine"] = "cosine"
+    lr_decay: float = 0.98  # exponential: factor per ``decay_epochs`` (staircase)
+    decay_epochs: float = 1.0
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of lr
+    backbone_lr_mult: float = 1.0  # < 1: the pretrained backbone learns slower than the new classifier
+    freeze_bn: bool = False  # BatchNorm keeps its running statistics (small batches, or folded TF weights)
+    label_smoothing: float = 0.1
+    ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
+    cutmix: float = 0.0
+    qat: bool = False  # quantization-aware: train through int8 fake-quantization (NNCF); writes int8.xml
+    # Augmentation
+    crop_scale_min: float = 0.08
+    hflip: bool = True
+    # Runtime
+    amp: bool = False  # bfloat16 autocast on CPU, float16 (with a grad scaler) or bfloat16 on CUDA
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False  # CUDA only (PyTorch's SyncBatchNorm)
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only
+    out: str | None = None  # the run directory; default runs/<recipe>-<time>
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        data: dict[str, Any] = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def scaled_lr(self) -> float:
+        return self.lr * (self.batch_size / self.lr_batch if self.lr_batch else 1.0)

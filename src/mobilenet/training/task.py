@@ -1,0 +1,69 @@
+"""The task interface: all the trainer knows of what is learned (classification, detection, segmentation).
+
+The trainer owns the loop and its guarantees (exact resume, torchrun, EMA, AMP, the divergence stop,
+QAT); a task owns its data, its loss and its metrics. A task object serves one run: ``prepare`` is
+called once, before anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from mobilenet.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A task's datasets. ``train`` is indexed by ``(index, augmentation seed)`` (see ``sampling``); an item
+    that cannot be read is ``None``, and the task's ``collate`` drops and counts it."""
+
+    train: Dataset
+    val: Dataset
+    classes: list[str]
+    source: str  # where the data came from, for the run's summary
+
+
+class Evaluation(Protocol):
+    """What a task's evaluation returns: named scores, and how many samples were scored and skipped."""
+
+    @property
+    def metrics(self) -> dict[str, float]: ...
+
+    n: int
+    skipped: int
+
+
+class Task(Protocol):
+    name: str
+    best_metric: str  # the key of ``Evaluation.metrics`` (higher is better) that picks best.safetensors
+    train_stats: tuple[str, ...]  # names of the sums that ``loss`` returns, in order
+
+    def prepare(self, config: TrainConfig, model: nn.Module | None = None) -> tuple[nn.Module, TrainingData]:
+        """The model to train (``model`` if given) and the data, preprocessed as the model expects."""
+
+    def collate(self, items: Sequence[Any]) -> tuple[torch.Tensor, Any, int]:
+        """A batch of dataset items as (inputs, targets, number of unreadable items dropped)."""
+
+    def loss(
+        self, net: nn.Module, inputs: torch.Tensor, targets: Any, config: TrainConfig, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forward pass and the loss to minimise, with a 1-d tensor of ``train_stats`` sums (detached).
+
+        ``generator`` seeds any randomness of the step (mixup, say), so that a resumed run draws the same.
+        """
+
+    def summarize(self, totals: dict[str, float]) -> dict[str, float]:
+        """Training metrics from summed ``train_stats`` (e.g. loss and top-1 of the epoch so far)."""
+
+    def evaluate(self, model: Any, dataset: Dataset, batch_size: int, workers: int, device: torch.device) -> Evaluation:
+        """Score ``model`` (a module or any callable from inputs to outputs); summed across processes."""
+
+    def calibration_batch(self, data: TrainingData, count: int) -> torch.Tensor:
+        """Up to ``count`` training inputs, preprocessed as for evaluation: what int8 calibrates on."""

@@ -1,0 +1,364 @@
+"""The training loop, for any task: one process, or many through torchrun and DistributedDataParallel.
+
+``torchrun --nproc_per_node=N -m mobilenet train ...`` sets the environment that PyTorch's own
+process group reads; each process trains on its shard of every global batch, gradients are averaged
+by DDP, metrics are summed across processes, and only rank 0 writes files. What is learned comes from
+a :class:`~mobilenet.training.task.Task`: its data, its loss and its metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mobilenet.training.checkpoint import Position, load_checkpoint, save_checkpoint
+from mobilenet.training.config import TrainConfig
+from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
+from mobilenet.training.qat import (
+    CALIBRATION_IMAGES,
+    INT8_IR,
+    check_qat,
+    export_int8,
+    float_model,
+    int8_runner,
+    prepare_qat,
+    restore_qat,
+)
+from mobilenet.training.runlog import RunLog
+from mobilenet.training.sampling import ShardedSampler
+from mobilenet.training.task import Evaluation, Task
+
+# Steps between reads of the running metrics (and of the divergence flag) back from the device: each read
+# waits for the device to finish, which on a GPU costs more than the step itself.
+SYNC_EVERY = 10
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: nn.Module  # the trained weights (the EMA when it is on), on this process; float after qat
+    run_dir: Path
+    epochs: int
+    steps: int
+    val: Any  # the task's last evaluation (an Evaluation), None if no epoch ran
+    best: float  # the best validation score of ``best_metric``
+    best_metric: str
+    wall_seconds: float
+    train_images_per_s: float
+    skipped_images: dict[str, int]
+    int8: Any = None  # qat: the int8 OpenVINO IR (run_dir/int8.xml) scored on the validation set
+
+
+def join_processes(config: TrainConfig) -> tuple[int, int, torch.device]:
+    """Join torchrun's process group when launched by it; pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {config.device}: this PyTorch has no CUDA device here; use --device cpu")
+    cuda = config.device in ("auto", "cuda") and torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's autotuner picks the fastest kernels
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu" if config.device == "auto" else config.device)
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    """Tensors (also inside lists, tuples and dicts) copied to ``device`` without waiting for the copy."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, list | tuple):
+        return type(value)(to_device(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: to_device(item, device) for key, item in value.items()}
+    return value
+
+
+class Trainer:
+    """One run of ``task``: built from a config (or from a run directory to resume), then :meth:`run`."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        task: Task,
+        resume: str | Path | None = None,
+        progress: bool = True,
+        model: nn.Module | None = None,
+    ) -> None:
+        if resume is not None:
+            config = replace(TrainConfig.from_json(Path(resume) / "config.json"), out=str(resume))
+        self.config, self.task, self.progress = config, task, progress
+        if config.batch_size < 1 or config.accum_steps < 1 or config.epochs < 1:
+            raise ValueError("batch_size, accum_steps and epochs must be at least 1")
+        self.rank, self.world, self.device = join_processes(config)
+        if config.batch_size % (self.world * config.accum_steps):
+            raise ValueError(
+                f"batch_size {config.batch_size} must be a multiple of processes x accum_steps "
+                f"({self.world} x {config.accum_steps})"
+            )
+        if config.qat:  # before anything is read or written
+            check_qat(config.compile, config.weights is not None or resume is not None)
+        torch.manual_seed(config.seed)  # the same initial weights in every process
+        self.model, self.data = task.prepare(config, model)
+        self.log = RunLog(config, self.data, task.best_metric, enabled=self.rank == 0, resuming=resume is not None)
+        if config.qat:
+            self.model = self.quantization_aware(resume)
+        self.micro_batch = config.batch_size // (self.world * config.accum_steps)
+        self.steps_per_epoch = len(self.data.train) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(self.data.train)} training samples make no batch of {config.batch_size}: lower --batch-size"
+            )
+        if config.sync_bn and self.world > 1:
+            if self.device.type != "cuda":
+                raise ValueError("sync_bn needs CUDA: PyTorch's SyncBatchNorm does not run on the CPU")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.optimizer = build_optimizer(config, self.model)
+        self.schedule = build_schedule(config, self.optimizer, self.steps_per_epoch)
+        self.ema = None
+        if config.ema_decay:
+            self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
+        fp16 = config.amp and self.device.type == "cuda" and config.amp_dtype == "float16"
+        self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self.autocast_dtype = torch.float16 if fp16 else torch.bfloat16
+        self.position = Position(0, 0, 0)
+        # This epoch's sums, kept on the device: the task's train_stats, then unreadable samples skipped.
+        self.stats = torch.zeros(len(task.train_stats) + 1, dtype=torch.float64, device=self.device)
+        self.nonfinite = torch.zeros((), device=self.device)  # losses that were NaN or infinite since the last read
+        if resume is not None:
+            self.restore(Path(resume))
+        else:
+            torch.manual_seed(config.seed + 1 + self.rank)  # dropout differs between processes
+        net = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self.net = torch.compile(net) if config.compile else net
+        self.val: Evaluation | None = None
+
+    def quantization_aware(self, resume: str | Path | None) -> nn.Module:
+        if resume is not None:
+            return restore_qat(self.model, Path(resume))
+        # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
+        run_dir = self.log.run_dir if self.rank == 0 else None
+        return prepare_qat(self.model, self.task.calibration_batch(self.data, CALIBRATION_IMAGES), run_dir)
+
+    @property
+    def final_model(self) -> nn.Module:
+        """The weights to evaluate and ship: the EMA when it is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def restore(self, run_dir: Path) -> None:
+        state, self.position = load_checkpoint(run_dir, self.model)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.stats = state["epoch_stats"].to(self.device)
+        self.log.restore(state["log"])
+        if self.rank == 0:
+            torch.set_rng_state(state["rng"])  # dropout goes on as if never interrupted
+        else:
+            torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * self.position.step)
+
+    def diverged(self, what: str) -> TrainingDiverged:
+        kept = "no checkpoint was written"
+        if (self.log.run_dir / "last.json").exists():
+            kept = f"the last checkpoint in {self.log.run_dir} is intact"
+        return TrainingDiverged(
+            f"{what} by step {self.position.step}: training stopped and {kept} (lower --lr, or try --amp false)"
+        )
+
+    def check_weights(self) -> None:
+        # A finite loss can still come with an update that overflowed: never save such weights.
+        tensors = self.model.state_dict().values()  # parameters and BatchNorm statistics
+        if not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point()):
+            raise self.diverged("the weights became infinite or NaN")
+
+    def sync(self) -> dict[str, float]:
+        """Read the running sums back from the device; stop every process together if a loss was not finite."""
+        nonfinite = self.nonfinite.clone()
+        if self.world > 1:
+            dist.all_reduce(nonfinite)
+        if nonfinite.item():
+            raise self.diverged("the loss became NaN or infinite")
+        values = self.stats.tolist()
+        return dict(zip(self.task.train_stats, values, strict=False))
+
+    def checkpoint(self, position: Position) -> None:
+        self.sync()
+        self.check_weights()
+        if self.rank == 0:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "epoch_stats": self.stats.cpu(),
+                "rng": torch.get_rng_state(),
+                "log": self.log.state(),
+            }
+            if self.ema is not None:
+                state["ema"] = self.ema.state_dict()
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+            save_checkpoint(self.log.run_dir, self.model, state, position)
+        if self.world > 1:
+            dist.barrier()
+
+    def loader(self, epoch: int, first_step: int) -> DataLoader:
+        sampler = ShardedSampler(
+            len(self.data.train),
+            self.micro_batch,
+            self.config.seed,
+            epoch,
+            self.rank,
+            self.world,
+            start=first_step * self.config.accum_steps,
+        )
+        # Its own generator: a DataLoader otherwise draws from the global RNG, which drives dropout and is
+        # restored on resume, so an extra draw would shift every later step.
+        return DataLoader(
+            self.data.train,
+            batch_size=self.micro_batch,
+            sampler=sampler,
+            collate_fn=self.task.collate,
+            num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(epoch),
+        )
+
+    def micro_step(self, inputs: torch.Tensor, targets: Any, seed: int, sync: bool) -> None:
+        """Forward and backward of one micro-batch; gradients sync across processes only if ``sync``."""
+        inputs = inputs.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        targets = to_device(targets, self.device)
+        generator = torch.Generator().manual_seed(seed)
+        with (
+            contextlib.nullcontext() if sync or self.world == 1 else self.net.no_sync(),
+            torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.config.amp),
+        ):
+            loss, stats = self.task.loss(self.net, inputs, targets, self.config, generator)
+        self.nonfinite += ~torch.isfinite(loss.detach())
+        (self.scaler.scale(loss) if self.scaler else loss).div(self.config.accum_steps).backward()
+        self.stats[:-1] += stats
+
+    def step(self, batches: Iterator) -> None:
+        """One optimizer step over ``accum_steps`` micro-batches."""
+        accum = self.config.accum_steps
+        for micro in range(accum):
+            inputs, targets, skipped = next(batches)
+            self.stats[-1] += skipped
+            if len(inputs):
+                seed = (self.config.seed * 1_000_003 + self.position.step) * 131 + micro * 17 + self.rank
+                self.micro_step(inputs, targets, seed, sync=micro == accum - 1)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def epoch(self, epoch: int) -> None:
+        first_step = self.position.step_in_epoch
+        if first_step == 0:
+            self.stats.zero_()
+        batches = iter(self.loader(epoch, first_step))
+        self.net.train()
+        if self.config.freeze_bn:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        bar = tqdm(
+            range(first_step, self.steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="step",
+            initial=first_step,
+            total=self.steps_per_epoch,
+            disable=not (self.progress and self.rank == 0),
+        )
+        start, images_per_s = time.perf_counter(), 0.0
+        every = self.config.checkpoint_every
+        for step_in_epoch in bar:
+            self.step(batches)
+            self.position = Position(epoch, step_in_epoch + 1, self.position.step + 1)
+            done = step_in_epoch + 1 - first_step
+            if done % SYNC_EVERY == 0 or step_in_epoch + 1 == self.steps_per_epoch:
+                images_per_s = done * self.config.batch_size / (time.perf_counter() - start)
+                shown = self.task.summarize(self.sync())
+                bar.set_postfix({**{k: f"{v:.3g}" for k, v in shown.items()}, "img_s": f"{images_per_s:.0f}"})
+            if every and self.position.step % every == 0 and step_in_epoch + 1 < self.steps_per_epoch:
+                self.checkpoint(self.position)
+        bar.close()
+        totals = self.sync()
+        self.check_weights()  # before anything is evaluated or written for the epoch
+        skipped = float(self.stats[-1])
+        if self.world > 1:
+            summed = torch.tensor([*totals.values(), skipped], dtype=torch.float64, device=self.device)
+            dist.all_reduce(summed)
+            totals, skipped = dict(zip(totals, summed.tolist()[:-1], strict=True)), summed[-1].item()
+        self.val = self.task.evaluate(
+            self.final_model, self.data.val, self.micro_batch * 2, self.config.workers, self.device
+        )
+        lr = self.schedule.get_last_lr()[0]
+        train = self.task.summarize(totals)
+        self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, float_model(self.final_model))
+        self.position = Position(epoch + 1, 0, self.position.step)
+        self.checkpoint(self.position)
+
+    def score_int8(self) -> Evaluation:
+        """Write the int8 IR (rank 0), then score it on the validation set (each process its share)."""
+        path = self.log.run_dir / INT8_IR
+        if self.rank == 0:
+            export_int8(self.final_model, path)
+        if self.world > 1:
+            dist.barrier()
+        runner = int8_runner(path)
+        return self.task.evaluate(lambda x: runner(x)[0], self.data.val, self.micro_batch, self.config.workers,
+                                  torch.device("cpu"))  # fmt: skip
+
+    def run(self) -> TrainResult:
+        start = time.perf_counter()
+        for epoch in range(self.position.epoch, self.config.epochs):
+            self.epoch(epoch)
+        int8 = self.score_int8() if self.config.qat else None
+        self.log.finish(self.final_model, int8)
+        if self.world > 1:
+            dist.barrier()
+        return TrainResult(
+            float_model(self.final_model),
+            self.log.run_dir,
+            self.config.epochs,
+            self.position.step,
+            self.val,
+            self.log.best,
+            self.task.best_metric,
+            time.perf_counter() - start,
+            self.log.mean_images_per_s(),
+            self.log.skipped,
+            int8,
+        )
+
+
+def train(config: TrainConfig, task: Task, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """Train ``task`` as ``config`` says, or continue the run in ``resume`` exactly where it stopped."""
+    return Trainer(config, task, resume, progress).run()

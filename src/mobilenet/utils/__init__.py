@@ -1,0 +1,1 @@
+"""Small helpers every part may use: atomic file writes, optional dependencies, plotting."""

@@ -1,0 +1,68 @@
+"""Other libraries' files: torchvision and timm PyTorch state dicts, read without running any code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from mobilenet.weights.format import Checkpoint
+
+_TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+)\.(.+)")
+# timm names inside a block -> our (torchvision's) names, for blocks with and without expansion.
+_TIMM_INVERTED = {
+    "conv_pw": "conv.0.0",
+    "bn1": "conv.0.1",
+    "conv_dw": "conv.1.0",
+    "bn2": "conv.1.1",
+    "conv_pwl": "conv.2",
+    "bn3": "conv.3",
+}
+_TIMM_SEPARABLE = {"conv_dw": "conv.0.0", "bn1": "conv.0.1", "conv_pw": "conv.1", "bn2": "conv.2"}
+
+
+def timm_to_torchvision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a timm ``mobilenetv2_*`` / ``mobilenetv1_*`` state dict to our keys."""
+    blocks = sorted({(int(m[1]), int(m[2])) for k in state_dict if (m := _TIMM_BLOCK.match(k))})
+    index = {block: i + 1 for i, block in enumerate(blocks)}  # features.0 is the stem
+    expanding = {(int(m[1]), int(m[2])) for k in state_dict if (m := _TIMM_BLOCK.match(k)) and m[3] == "conv_pwl"}
+    head = f"features.{len(blocks) + 1}"
+    renamed = {}
+    for key, value in state_dict.items():
+        if match := _TIMM_BLOCK.match(key):
+            block = (int(match[1]), int(match[2]))
+            names = _TIMM_INVERTED if block in expanding else _TIMM_SEPARABLE
+            new = f"features.{index[block]}.{names[match[3]]}.{match[4]}"
+        else:
+            module, _, rest = key.partition(".")
+            outer = {
+                "conv_stem": "features.0.0",
+                "bn1": "features.0.1",
+                "conv_head": f"{head}.0",
+                "bn2": f"{head}.1",
+                "classifier": "classifier.1",
+            }
+            new = f"{outer.get(module, module)}.{rest}"
+        renamed[new] = value
+    return renamed
+
+
+def read_torch(path: Path) -> Checkpoint:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a pickle that would run code, a truncated file, or no PyTorch file at all
+        reason = str(error).splitlines()[0] if "weights_only" not in str(error) else "it holds more than tensors"
+        raise ValueError(
+            f"cannot read {path} as a PyTorch state dict ({reason}): mobilenet reads safetensors, .pth state dicts "
+            "of tensors and .tflite files"
+        ) from None
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
+            data = data[wrapper]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise ValueError(f"{path} holds no state dict (a dict of tensors)")
+    data = {k.removeprefix("module."): v for k, v in data.items()}  # saved from DistributedDataParallel
+    if "conv_stem.weight" in data:
+        data = timm_to_torchvision(data)
+    return Checkpoint(data)

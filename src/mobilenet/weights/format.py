@@ -1,0 +1,136 @@
+"""Our weights file: safetensors, with what the model is and expects in its metadata.
+
+The metadata is plain JSON strings under public keys, the same in every file mobilenet writes (our
+safetensors, the ONNX and TorchScript exports, OpenVINO IRs):
+
+- ``mobilenet.format``: the version of this layout;
+- ``mobilenet.kind``: what kind of model the file holds (``"mobilenet"``: a MobileNet classifier or
+  backbone; detection and segmentation models name their own kind);
+- ``mobilenet.config``: the kind's config (for ``"mobilenet"``, :class:`ModelConfig`'s fields);
+- ``mobilenet.class_names`` (when known) and ``mobilenet.preprocessing``.
+
+Nothing here executes code from a file: safetensors is plain tensors and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.utils.files import atomic_write
+
+FORMAT_VERSION = "1"
+KEY_FORMAT = "mobilenet.format"
+KEY_KIND = "mobilenet.kind"
+KEY_CONFIG = "mobilenet.config"
+KEY_CLASSES = "mobilenet.class_names"
+KEY_PREPROCESSING = "mobilenet.preprocessing"
+METADATA_KEYS = (KEY_FORMAT, KEY_KIND, KEY_CONFIG, KEY_CLASSES, KEY_PREPROCESSING)
+MOBILENET = "mobilenet"  # the kind of MobileNetV1/V2 classifiers and backbones
+
+
+@dataclass
+class ModelInfo:
+    """What a file says about its model: its kind and config, class names and preprocessing (None: unsaid)."""
+
+    kind: str | None = None
+    config: ModelConfig | None = None
+    class_names: list[str] | None = None
+    preprocessing: Preprocessing | None = None
+
+
+@dataclass
+class Checkpoint:
+    """What a weights file holds: tensors, and (when the file says) how to build and feed the model."""
+
+    state_dict: dict[str, torch.Tensor]
+    info: ModelInfo = field(default_factory=ModelInfo)
+
+    @property
+    def config(self) -> ModelConfig | None:
+        return self.info.config
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.info.class_names
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        return self.info.preprocessing
+
+
+def model_metadata(model: Any, class_names: list[str] | None = None) -> dict[str, str]:
+    """The metadata strings of ``model`` (a MobileNet or a features-only one), in a fixed key order."""
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    preprocessing = getattr(model, "preprocessing", None) or Preprocessing(input_size=model.config.input_size)
+    metadata = {
+        KEY_FORMAT: FORMAT_VERSION,
+        KEY_KIND: MOBILENET,
+        KEY_CONFIG: json.dumps(model.config.to_dict(), sort_keys=True),
+        KEY_PREPROCESSING: preprocessing.to_json(),
+    }
+    if names is not None:
+        metadata[KEY_CLASSES] = json.dumps(list(names))
+    return dict(sorted(metadata.items()))
+
+
+def parse_metadata(metadata: dict[str, str], source: str = "the file") -> ModelInfo:
+    """The :class:`ModelInfo` that metadata strings hold; unknown config fields (from newer versions) are ignored."""
+    kind = metadata.get(KEY_KIND, MOBILENET if KEY_CONFIG in metadata else None)
+    if kind not in (None, MOBILENET):
+        raise ValueError(f"{source} holds a {kind!r} model, not a MobileNet classifier or backbone")
+    info = ModelInfo(kind=kind)
+    try:
+        if KEY_CONFIG in metadata:
+            known = {f.name for f in fields(ModelConfig)}
+            values = {k: v for k, v in json.loads(metadata[KEY_CONFIG]).items() if k in known}
+            info.config = ModelConfig(**values)
+        if KEY_CLASSES in metadata:
+            info.class_names = json.loads(metadata[KEY_CLASSES])
+        if KEY_PREPROCESSING in metadata:
+            info.preprocessing = Preprocessing.from_json(metadata[KEY_PREPROCESSING])
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{source} has unreadable mobilenet metadata ({error}): save it again") from None
+    return info
+
+
+def save_weights(
+    model: Any,
+    path: str | Path,
+    class_names: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> None:
+    """Write ``model``'s weights as safetensors with its kind, config, class names and preprocessing.
+
+    The file is written beside its destination and renamed over it, so a crash never leaves a
+    half-written file where a good one was. Equal models give byte-equal files.
+    """
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    if names is not None and len(names) != model.config.num_classes:
+        raise ValueError(f"{len(names)} class names for a model with {model.config.num_classes} classes")
+    metadata = model_metadata(model, names)
+    if preprocessing is not None:
+        metadata[KEY_PREPROCESSING] = preprocessing.to_json()
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_safetensors(path: Path) -> Checkpoint:
+    """A safetensors file's tensors and the model information its metadata holds."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a complete safetensors file ({str(error).splitlines()[0]}): download or save it again"
+        ) from None
+    return Checkpoint(tensors, parse_metadata(metadata, str(path)))

@@ -1,0 +1,111 @@
+"""Any supported weights file into a model: the format is told by the file, the architecture by its metadata."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.model import MobileNet
+from mobilenet.nn.variants import model_name
+from mobilenet.weights.foreign import read_torch
+from mobilenet.weights.format import Checkpoint, ModelInfo, read_safetensors
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read any supported weights file: ``.safetensors``, ``.tflite``, or a PyTorch state dict."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    if path.suffix == ".tflite":
+        from mobilenet.weights.tflite import import_tflite
+
+        model, preprocessing = import_tflite(path)
+        info = ModelInfo("mobilenet", model.config, labels_beside(path, model.config), preprocessing)
+        return Checkpoint(model.state_dict(), info)
+    if path.suffix in (".onnx", ".xml", ".pb"):
+        raise ValueError(f"{path} is an inference graph, not weights: pass the .safetensors it was exported from")
+    return read_torch(path)
+
+
+def labels_beside(path: Path, config: ModelConfig) -> list[str] | None:
+    """Class names from a ``*labels*.txt`` beside a TFLite file (Coral's layout), if one fits.
+
+    A file with one line more than the classes starts with TensorFlow's "background", dropped here.
+    """
+    for candidate in sorted(path.parent.glob("*labels*.txt")):
+        names = [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+        if len(names) == config.num_classes + 1:
+            return names[1:]
+        if len(names) == config.num_classes:
+            return names
+    return None
+
+
+def describe(config: ModelConfig) -> str:
+    return f"{config.arch} width {config.width_mult:g} with {config.num_classes} classes"
+
+
+def load_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load with strict key and shape matching; a mismatch is one error naming what differs."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [k for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        problems = []
+        if wrong:
+            k = wrong[0]
+            problems.append(
+                f"{len(wrong)} tensors differ in shape (first {k}: {list(state_dict[k].shape)} in the file, "
+                f"{list(own[k].shape)} in the model)"
+            )
+        if missing:
+            problems.append(f"{len(missing)} missing (first {missing[0]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
+        raise ValueError(f"{source} does not fit {describe(model.config)}: {'; '.join(problems)}{hint(state_dict)}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def hint(state_dict: dict[str, torch.Tensor]) -> str:
+    """What the checkpoint itself looks like, so the error can say which model to build."""
+    stem, classifier = state_dict.get("features.0.0.weight"), state_dict.get("classifier.1.weight")
+    if stem is None:
+        return ""
+    blocks = {k.split(".")[1] for k in state_dict if k.startswith("features.")}
+    arch = "mobilenet_v2" if len(blocks) == 19 else "mobilenet_v1" if len(blocks) == 14 else "unknown"
+    classes = f", {classifier.shape[0]} classes" if classifier is not None else ""
+    return f" (the file looks like {arch} with a {stem.shape[0]}-channel stem{classes})"
+
+
+def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides: Any) -> MobileNet:
+    """Build the model a weights file describes and load it.
+
+    Files that carry their config (ours, TFLite) decide the architecture; ``overrides`` change any
+    field that keeps the weights' shapes (``output_stride``, ``dropout``, ...). For a bare state dict
+    the architecture is ``expect`` (MobileNetV2 1.0 by default). If ``expect`` names another
+    architecture or width than the file holds, that is an error rather than a silent swap.
+    """
+    checkpoint = read_checkpoint(path)
+    config = checkpoint.config or expect or ModelConfig()
+    file_shape = (config.arch, config.width_mult)
+    if expect is not None and checkpoint.config is not None and (expect.arch, expect.width_mult) != file_shape:
+        raise ValueError(
+            f"{path} holds {describe(config)}, not {expect.arch} width {expect.width_mult:g}: "
+            f"create the model named for the file ({model_name(config)}), or leave out the model name"
+        )
+    config = replace(config, **overrides)
+    model = MobileNet(config)
+    load_state_dict(model, checkpoint.state_dict, source=str(path))
+    model.class_names = checkpoint.class_names
+    if checkpoint.preprocessing is not None:
+        model.preprocessing = checkpoint.preprocessing
+    return model

@@ -57,7 +57,7 @@ def select_taps(all_taps: FeatureInfo, out_indices: Sequence[int] | None) -> Fea
     """The taps at ``out_indices`` (negative counts from the end; None: all), in network order."""
     count = len(all_taps)
     indices = tuple(range(count)) if out_indices is None else tuple(out_indices)
-    if not indices or any(not isinstance(i, int) or not -count <= i < count for i in indices):
+    if not indices or any(isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count for i in indices):
         raise ValueError(f"out_indices must pick from 0..{count - 1}, got {out_indices}")
     return FeatureInfo(all_taps[i] for i in sorted({i % count for i in indices}))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
+
 SHARED = Path(os.environ.get("MOBILENET_SHARED", ROOT.parent / "shared"))
 
 
@@ -53,3 +56,15 @@ def trained_like(model: nn.Module) -> nn.Module:
                 module.weight.normal_(1, 0.2)
                 module.bias.normal_(0, 0.2)
     return model.eval()
+
+
+# A tiny, fast run on the embedded digits: what the loop does does not depend on the size.
+TINY = {"model": "mobilenet_v2_035", "batch_size": 32, "val_fraction": 0.5, "epochs": 2, "lr": 0.05}
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, **kwargs)
+
+
+def flags(settings: dict) -> list[str]:
+    return [item for key, value in settings.items() for item in (f"--{key.replace('_', '-')}", str(value))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,13 +27,15 @@ from mobilenet.nn.variants import MODELS, model_name
 from mobilenet.registry import create_model
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
+from mobilenet.weights.format import read_safetensors
+from mobilenet.weights.load import load_state_dict
 
 THRESHOLD = 128  # of 0..255: brighter pixels are ink (the digit), the rest background
 CLASS_NAMES = ["background", *(f"digit {d}" for d in range(10))]
 BACKGROUND = 0
 DEFAULT_BACKBONE = "mobilenet_v2_035"
-# The last bottleneck tap: stride 8 of the input with ``small_input`` (4x4 for 32x32 digits); the 1280-channel
-# head conv after it (tap 4) would cost more than the rest of the backbone and adds nothing a 1x1 head needs.
+# The last bottleneck tap (112 channels at width 0.35): stride 8 of the input with ``small_input`` (4x4 for 32x32
+# digits). The 1280-channel conv after it (tap 4) would add 143k weights to the 251k of the whole model.
 STRIDE_8_TAP = 3
 
 MaskItem = tuple[torch.Tensor, torch.Tensor]  # (normalized image (3, H, W), class per pixel (H, W))
@@ -46,6 +49,8 @@ class DigitMaskNet(nn.Module):
     ``type(model)(model.config)``. ``config``, ``class_names`` and ``preprocessing`` are what the trainer's
     weights files save.
     """
+
+    kind = "digit_mask"  # what its weights files say they hold
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -63,6 +68,19 @@ class DigitMaskNet(nn.Module):
         (features,) = self.backbone(x)
         logits = self.head(features)
         return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def load_digit_mask_net(path: str | Path) -> DigitMaskNet:
+    """A DigitMaskNet from a weights file a run saved (best.safetensors): its config decides the network."""
+    saved = read_safetensors(Path(path))
+    if saved.info.kind != DigitMaskNet.kind or saved.info.config_fields is None:
+        raise ValueError(f"{path} holds no {DigitMaskNet.kind} network: pass a run's best.safetensors")
+    model = DigitMaskNet(ModelConfig(**saved.info.config_fields))
+    load_state_dict(model, saved.state_dict, source=str(path))
+    model.class_names = saved.class_names
+    if saved.preprocessing is not None:
+        model.preprocessing = saved.preprocessing
+    return model
 
 
 def digit_mask(image: Image.Image, threshold: int = THRESHOLD, label: int = 0) -> np.ndarray:
@@ -193,10 +211,13 @@ class DigitMaskTask:
     train_stats = ("loss", "correct_pixels", "pixels")
 
     def prepare(self, config: TrainConfig, model: nn.Module | None = None) -> tuple[nn.Module, TrainingData]:
-        """A MobileNet backbone (the config's model, 0.35 wide by default) with a 1x1 head, and the digit masks."""
-        if config.data is not None or config.weights is not None:
-            raise ValueError("DigitMaskTask trains from scratch on the embedded digits: leave data and weights unset")
-        if model is None:
+        """The model (given, a saved DigitMaskNet, or a new one on the config's backbone, 0.35 wide by default) and
+        the digit masks."""
+        if config.data is not None:
+            raise ValueError("DigitMaskTask learns the embedded digits: leave data unset")
+        if model is None and config.weights is not None:  # a DigitMaskNet saved by a run (qat fine-tunes one)
+            model = load_digit_mask_net(config.weights)
+        elif model is None:
             width = {} if config.width_mult is None else {"width_mult": config.width_mult}
             backbone = replace(
                 MODELS[config.model or DEFAULT_BACKBONE],

@@ -153,7 +153,9 @@ def test_an_openvino_ir_runs_as_saved_with_its_metadata(small, tmp_path: Path) -
     need("openvino")
     import openvino as ov
 
-    from mobilenet.inference.deploy import load_deployed, save_openvino
+    from mobilenet.inference.deploy import load_deployed
+    from mobilenet.runtimes.openvino import save_openvino
+    from mobilenet.weights.format import model_metadata
 
     model = copy.deepcopy(small).eval()
     model.class_names = [f"class {i}" for i in range(10)]
@@ -161,7 +163,7 @@ def test_an_openvino_ir_runs_as_saved_with_its_metadata(small, tmp_path: Path) -
     def network():
         return ov.convert_model(model, example_input=torch.randn(1, 3, 64, 64))
 
-    path = save_openvino(network(), tmp_path / "model.xml", model)
+    path = save_openvino(network(), tmp_path / "model.xml", model_metadata(model))
     loaded = load_deployed(path)
     assert (loaded.backend, loaded.precision, loaded.config) == ("openvino", "fp32", model.config)
     assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing

@@ -27,17 +27,7 @@ from mobilenet.training.optim import ema_update, lr_factor
 from mobilenet.training.recipes import EMBEDDED_DEFAULT, RECIPES, make_config
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.weights import load_model
-
-# A tiny, fast run on the embedded digits: what the loop does does not depend on the size.
-TINY = {"model": "mobilenet_v2_035", "batch_size": 32, "val_fraction": 0.5, "epochs": 2, "lr": 0.05}
-
-
-def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, **kwargs)
-
-
-def flags(settings: dict) -> list[str]:
-    return [item for key, value in settings.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+from tests.conftest import TINY, cli, flags
 
 
 def test_recipes_are_the_papers_and_references() -> None:
@@ -322,7 +312,7 @@ def test_finetune_from_tflite_keeps_the_pretrained_function(tmp_path) -> None:
     config = make_config("finetune", weights=str(weights), data=str(tmp_path), input_size=160, batch_size=8,
                          epochs=2, workers=0, out=str(tmp_path / "run"))  # fmt: skip
     run = trainer(config, progress=False)
-    assert run.model.config.padding == "tf_same" and trainer.model.classifier[1].out_features == 2
+    assert run.model.config.padding == "tf_same" and run.model.classifier[1].out_features == 2
     assert run.model.preprocessing.mean[0] == pytest.approx(128 / 255)  # the weights' own normalisation
     result = run.run()
     assert result.val.top1 >= 0.9, result.val  # 20 real validation images, two classes

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from mobilenet.classification.task import ClassificationTask
-from mobilenet.training.config import TrainConfig
+from mobilenet.training.config import TrainConfig, resume_config
 from mobilenet.training.task import Task
 from mobilenet.training.trainer import Trainer, TrainResult
 
@@ -21,13 +20,15 @@ def make_task(name: str) -> Task:
     return TASKS[name]()
 
 
-def trainer(config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Trainer:
-    """The :class:`Trainer` of ``config``'s task, or of the run in ``resume``."""
-    if resume is not None:
-        config = replace(TrainConfig.from_json(Path(resume) / "config.json"), out=str(resume))
+def trainer(config: TrainConfig | None = None, resume: str | Path | None = None, progress: bool = True) -> Trainer:
+    """The :class:`Trainer` of ``config``'s task; with ``resume``, of that run (``config`` defaults to its own)."""
+    if resume is not None and config is None:
+        config = resume_config(resume)
+    if config is None:
+        raise ValueError("pass a config (make_config(...)) or a run directory to resume")
     return Trainer(config, make_task(config.task), resume, progress)
 
 
-def train(config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
     """Train as ``config`` says (its ``task``), or continue the run in ``resume`` exactly where it stopped."""
     return trainer(config, resume, progress).run()

@@ -25,12 +25,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures a user can fix from the message alone; anything else is a bug, named as one.
+EXPECTED = (ValueError, OSError, ImportError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command: exit status 0, 1 for partial success, 2 for an error printed as one line on stderr."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as error:
+    except KeyboardInterrupt:
+        print("mobilenet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
         if args.debug:
             raise
-        print(f"mobilenet: error: {error}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+        if not isinstance(error, EXPECTED):
+            message = f"{type(error).__name__}: {message} (unexpected: rerun with --debug for the traceback)"
+        print(f"mobilenet: error: {message}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from mobilenet.cli.values import non_negative_int, positive_int
 from mobilenet.inference.backends import BACKENDS, PRECISIONS
 from mobilenet.nn.variants import MODELS
 
@@ -79,7 +80,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--weights", required=True, help="safetensors, .pth (timm/torchvision), .tflite or OpenVINO .xml")
     p.add_argument("--model", choices=sorted(MODELS), help="architecture of a bare state dict")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     _inference_flags(p)
     p.set_defaults(func=cmd_predict)
@@ -90,8 +91,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
     )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--workers", type=non_negative_int, default=2)
     p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
     _inference_flags(p)

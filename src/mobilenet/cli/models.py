@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mobilenet.cli.values import positive_float, positive_int
 from mobilenet.nn.variants import MODELS
 
 if TYPE_CHECKING:
@@ -99,8 +100,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("profile", help="parameters and multiply-adds per layer, as in the paper's Table 2")
     p.add_argument("name", nargs="?", default="mobilenet_v2_100", choices=NAMES, metavar="NAME")
-    p.add_argument("--width", type=float, help="width multiplier alpha (overrides the name's)")
-    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--width", type=positive_float, help="width multiplier alpha (overrides the name's)")
+    p.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
     p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
     p.add_argument("--json", action="store_true", help="print the per-layer profile as JSON")
     p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from mobilenet.cli.values import positive_float, positive_int
 from mobilenet.nn.variants import MODELS
 
 
@@ -107,13 +108,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
     p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"])
-    p.add_argument("--widths", type=float, nargs="+", default=[1.0], metavar="ALPHA")
-    p.add_argument("--resolutions", type=int, nargs="+", default=[224], metavar="PIXELS")
+    p.add_argument("--widths", type=positive_float, nargs="+", default=[1.0], metavar="ALPHA")
+    p.add_argument("--resolutions", type=positive_int, nargs="+", default=[224], metavar="PIXELS")
     p.add_argument("--weights", help="benchmark these weights (one width and resolution) instead of random ones")
-    p.add_argument("--threads", type=int, default=2, help="threads for every path (default 2)")
-    p.add_argument("--batch", type=int, default=32, help="batch size of the throughput figure (default 32)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per path per round (default 20)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for every path (default 2)")
+    p.add_argument("--batch", type=positive_int, default=32, help="batch size of the throughput figure (default 32)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per path per round (default 20)")
     p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"])
     p.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
@@ -124,14 +125,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("pick", help="the most accurate MobileNetV2 within a latency budget on this machine")
-    p.add_argument("--budget-ms", type=float, required=True, help="batch-1 latency budget in milliseconds")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--widths", type=float, nargs="+", metavar="ALPHA", help="default: every published width")
-    p.add_argument("--resolutions", type=int, nargs="+", metavar="PIXELS", help="default: every published one")
+    p.add_argument("--budget-ms", type=positive_float, required=True, help="batch-1 latency budget in milliseconds")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--widths", type=positive_float, nargs="+", metavar="ALPHA", help="default: every published width")
+    p.add_argument("--resolutions", type=positive_int, nargs="+", metavar="PIXELS", help="default: every published one")
     p.add_argument("--backend", default="auto", help="what runs each model (default: the fastest installed)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--calls", type=int, default=20, help="batch-1 calls per cell per round")
+    p.add_argument("--rounds", type=positive_int, default=3)
+    p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per cell per round")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, help="write accuracy against latency as a PNG (the paper's Figure 5)")
     p.set_defaults(func=cmd_pick)

@@ -8,13 +8,14 @@ import os
 import typing
 from pathlib import Path
 
-from mobilenet.training.config import TrainConfig
+from mobilenet.training.config import TrainConfig, resume_config
 from mobilenet.training.recipes import RECIPES, make_config
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The recipe named by ``--recipe`` with each flag given on the command line (and only those) applied."""
-    return make_config(args.recipe, **{name: getattr(args, name) for name in _train_fields() if hasattr(args, name)})
+    given = {name: getattr(args, name) for name in _train_fields() if hasattr(args, name)}
+    return make_config(getattr(args, "recipe", "modern"), **given)
 
 
 def scores(metrics: dict[str, float]) -> str:
@@ -28,7 +29,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mobilenet.tasks import train
     from mobilenet.training.qat import INT8_IR
 
-    result = train(train_config(args), resume=args.resume)
+    if args.resume is not None:
+        given = {name: getattr(args, name) for name in ("recipe", *_train_fields()) if hasattr(args, name)}
+        config = resume_config(args.resume, **given)
+    else:
+        config = train_config(args)
+    result = train(config, resume=args.resume)
     if result.val is not None and int(os.environ.get("RANK", "0")) == 0:
         print(
             f"{result.run_dir}: {result.epochs} epochs in {result.wall_seconds:.0f} s, "
@@ -67,7 +73,8 @@ def _parse_value(kind: type):
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train or fine-tune (no --data: the embedded digits set, ~2 minutes)")
-    p.add_argument("--recipe", default="modern", choices=list(RECIPES), help="named recipe to start from")
+    p.add_argument("--recipe", default=argparse.SUPPRESS, choices=list(RECIPES),
+                   help="named recipe to start from (default: modern)")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run exactly where it stopped")
     for name, kind in _train_fields().items():
         p.add_argument(

@@ -23,7 +23,7 @@ from mobilenet.runtimes.openvino import Runner, ir_bytes, is_int8, openvino_runn
 from mobilenet.runtimes.quantize import check_method, quantize_nncf, quantize_onnx
 from mobilenet.utils.optional import require
 from mobilenet.weights.format import METADATA_KEYS, model_metadata, parse_metadata
-from mobilenet.weights.load import load_model
+from mobilenet.weights.load import load_model, require_mobilenet
 
 Built = tuple[Runner, int]  # the runner and the size in bytes of the weights or file it runs from
 
@@ -142,6 +142,7 @@ def load_deployed(
         raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")
     network, metadata = read_openvino(path, METADATA_KEYS)
     info = parse_metadata(metadata, str(path))
+    require_mobilenet(info, str(path))
     if info.config is None:
         raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with OpenVINO directly")
     saved = "int8" if is_int8(network) else "fp32"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,6 +82,34 @@ def build_features(config: ModelConfig) -> Plan:
     return plan
 
 
+def weight_count(config: ModelConfig) -> int:
+    """The number of convolution and classifier weights ``config`` makes, counted from the table, not built."""
+    arch, width = ARCHITECTURES[config.arch], config.width_mult
+    channels = make_divisible(arch.stem_channels * width)
+    count = config.in_chans * channels * 9
+    for row in arch.rows:
+        out_channels = make_divisible(row.c * width)
+        for _ in range(row.n):
+            hidden = round(channels * row.t)
+            count += (channels * hidden if hidden != channels else 0) + hidden * 9 + hidden * out_channels
+            channels = out_channels
+    if arch.head_channels is not None:
+        head = make_divisible(arch.head_channels * max(1.0, width))
+        count, channels = count + channels * head, head
+    return count + channels * config.num_classes
+
+
+def check_fits(config: ModelConfig) -> None:
+    """Refuse, before allocating anything, a network whose weights alone would not fit in this machine's memory."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    needed = weight_count(config) * 4  # float32
+    if memory and needed > memory / 2:
+        raise ValueError(
+            f"width_mult {config.width_mult:g} makes {needed / 1e9:.0f} GB of weights, more than half of this "
+            f"machine's {memory / 1e9:.0f} GB: the published widths are 0.25 to 1.4 (mobilenet_v2_100 is width 1.0)"
+        )
+
+
 class MobileNet(nn.Module):
     """MobileNetV1 or V2: ``features`` (stem, blocks, head conv), global average pool, ``classifier``.
 
@@ -90,6 +119,7 @@ class MobileNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         self.config = replace(config or ModelConfig(), **overrides)
+        check_fits(self.config)
         plan = build_features(self.config)
         self.features = nn.Sequential(*plan.layers)
         self.taps = {"bottleneck": FeatureInfo(plan.bottleneck), "expansion": FeatureInfo(plan.expansion)}

@@ -10,6 +10,7 @@ half-written checkpoint; older pairs are deleted only after that.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,15 @@ def load_checkpoint(run_dir: Path, model: nn.Module) -> tuple[dict[str, Any], Po
     pointer_path = run_dir / POINTER
     if not pointer_path.is_file():
         raise FileNotFoundError(f"{run_dir} has no checkpoint to resume ({POINTER} is missing)")
-    pointer = json.loads(pointer_path.read_text())
-    load_state_dict(model, read_safetensors(run_dir / pointer["weights"]).state_dict, source=pointer["weights"])
-    state = torch.load(run_dir / pointer["state"], map_location="cpu", weights_only=True)
-    return state, Position(pointer["epoch"], pointer["step_in_epoch"], pointer["step"])
+    try:
+        pointer = json.loads(pointer_path.read_text())
+        weights, state_path = run_dir / pointer["weights"], run_dir / pointer["state"]
+        position = Position(pointer["epoch"], pointer["step_in_epoch"], pointer["step"])
+        load_state_dict(model, read_safetensors(weights).state_dict, source=pointer["weights"])
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{run_dir}'s checkpoint is incomplete ({error.filename} is missing)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{run_dir}'s checkpoint is damaged ({reason}): it cannot be resumed") from None
+    return state, position

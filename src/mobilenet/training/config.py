@@ -7,7 +7,8 @@ repeated. Torch-free, so that ``mobilenet train --help`` is instant.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +68,29 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only
     out: str | None = None  # the run directory; default runs/<recipe>-<time>
 
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, in one line that names the flag and what it takes."""
+        problems = [
+            (self.epochs < 1, "epochs must be at least 1"),
+            (self.batch_size < 1, "batch-size must be at least 1"),
+            (self.accum_steps < 1, "accum-steps must be at least 1"),
+            (not self.lr > 0 or not math.isfinite(self.lr), "lr must be a finite number > 0"),
+            (self.lr_batch is not None and self.lr_batch < 1, "lr-batch must be at least 1 (or none)"),
+            (not 0 < self.val_fraction < 1, "val-fraction must be between 0 and 1 (exclusive)"),
+            (not 0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (not 0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
+            (self.ema_decay is not None and not 0 < self.ema_decay < 1, "ema-decay must be in (0, 1), or none"),
+            (self.width_mult is not None and not self.width_mult > 0, "width-mult must be > 0"),
+            (self.input_size is not None and self.input_size < 8, "input-size must be at least 8"),
+            (self.workers < 0, "workers must be 0 or more"),
+            (self.checkpoint_every < 0, "checkpoint-every must be 0 (epoch ends only) or more"),
+            (self.weight_decay < 0 or self.mixup < 0 or self.cutmix < 0, "weight-decay, mixup, cutmix must be >= 0"),
+            (not 0 < self.crop_scale_min <= 1, "crop-scale-min must be in (0, 1]"),
+        ]
+        for wrong, message in problems:
+            if wrong:
+                raise ValueError(f"--{message}")
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -78,3 +102,28 @@ class TrainConfig:
 
     def scaled_lr(self) -> float:
         return self.lr * (self.batch_size / self.lr_batch if self.lr_batch else 1.0)
+
+
+# What a resumed run may change: how long it goes on, and where and how fast it runs; nothing that shapes
+# the result of the steps already taken.
+RESUMABLE_CHANGES = ("epochs", "workers", "device", "checkpoint_every")
+
+
+def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
+    """The config of the run in ``run_dir``, with only ``RESUMABLE_CHANGES`` applied (``epochs`` extends it)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no run to resume ({path.name} is missing): start one with --out")
+    fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
+    if fixed:
+        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUMABLE_CHANGES)
+        raise ValueError(
+            f"--{fixed[0].replace('_', '-')} cannot change when resuming (only {allowed} can): the run goes on "
+            "as it was configured; start a new run to change it"
+        )
+    try:
+        config = TrainConfig.from_json(path)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"{path} is damaged ({error}): the run cannot be resumed") from None
+    return replace(config, out=str(run_dir), **changes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -21,13 +22,52 @@ from mobilenet.utils.files import atomic_text
 from mobilenet.weights.format import save_weights
 
 
-def run_dir_for(config: TrainConfig) -> Path:
-    name = config.out or f"runs/{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+def create_run_dir(config: TrainConfig) -> Path:
+    """A new run directory, created exclusively: ``--out`` if given, else ``runs/<recipe>-<time>[-N]``.
+
+    Two runs started in the same second get two directories; an existing ``--out`` is never reused
+    (only ``--resume`` continues a run).
+    """
+    if config.out is not None:
+        path = Path(config.out)
+        if (path / "last.json").exists():
+            raise ValueError(f"{path} already holds a run: continue it with --resume {path}, or pick another --out")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ValueError(f"{path} already exists: pick another --out, or remove it")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = f"runs/{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    Path("runs").mkdir(exist_ok=True)
+    for attempt in range(1, 1000):
+        path = Path(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run directory beside {base}: pass --out")
+
+
+def shared_run_dir(config: TrainConfig, enabled: bool, resume: Path | None) -> Path:
+    """The run directory, made by the writing process (rank 0) and told to every other."""
+    path = resume if resume is not None else create_run_dir(config) if enabled else None
     if dist.is_initialized():  # every process must write to (and name) the same directory
-        names = [name]
+        names = [str(path) if path is not None else None]
         dist.broadcast_object_list(names, src=0)
-        name = names[0]
-    return Path(name)
+        path = Path(names[0])
+    return path  # type: ignore[return-value]
+
+
+def remove_debris(run_dir: Path) -> None:
+    """Temporary files of writes that a kill interrupted, and checkpoint files that ``last.json`` does not name."""
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    pointer = run_dir / "last.json"
+    if pointer.exists():
+        named = {Path(value).name for value in json.loads(pointer.read_text()).values() if isinstance(value, str)}
+        for stale in (run_dir / "checkpoints").glob("step-*"):
+            if stale.name not in named:
+                stale.unlink(missing_ok=True)
 
 
 def scores(prefix: str, values: dict[str, float]) -> dict[str, float]:
@@ -46,21 +86,19 @@ class RunLog:
         data: TrainingData,
         best_metric: str,
         enabled: bool = True,
-        resuming: bool = False,
+        resume: Path | None = None,
     ) -> None:
         self.config, self.data, self.best_metric, self.enabled = config, data, best_metric, enabled
-        self.run_dir = run_dir_for(config)
+        self.run_dir = shared_run_dir(config, enabled, resume)
+        self.created = resume is None  # a new directory: removed again if the run fails before its first checkpoint
         self.rows: list[dict[str, Any]] = []
         self.best = -float("inf")
         self.skipped = {"train": 0, "val": 0}  # unreadable samples, each counted once
         self.tensorboard = None
         if not enabled:
             return
-        if not resuming and (self.run_dir / "last.json").exists():
-            raise ValueError(
-                f"{self.run_dir} already holds a run: continue it with --resume {self.run_dir}, or pick --out"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            remove_debris(self.run_dir)
         atomic_text(self.run_dir / "config.json", config.to_json())
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -68,6 +106,11 @@ class RunLog:
             self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
         except ImportError:  # TensorBoard is optional: the CSV has the same numbers
             pass
+
+    def discard_if_empty(self) -> None:
+        """Remove a directory this run created if it never wrote a checkpoint: nothing half-made is left."""
+        if self.enabled and self.created and not (self.run_dir / "last.json").exists():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def state(self) -> dict[str, Any]:
         return {"rows": json.dumps(self.rows), "best": self.best, "skipped": self.skipped}

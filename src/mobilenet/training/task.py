@@ -3,6 +3,10 @@
 The trainer owns the loop and its guarantees (exact resume, torchrun, EMA, AMP, the divergence stop,
 QAT); a task owns its data, its loss and its metrics. A task object serves one run: ``prepare`` is
 called once, before anything else.
+
+The model a task prepares has ``config`` (with ``to_dict()``), ``class_names`` and ``preprocessing``
+attributes, which are saved with its weights, a ``kind`` when it is not a MobileNet classifier, and can be
+rebuilt from its config alone (``type(model)(model.config)``, as quantization-aware training does).
 """
 
 from __future__ import annotations

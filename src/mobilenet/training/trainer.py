@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -71,7 +72,8 @@ def join_processes(config: TrainConfig) -> tuple[int, int, torch.device]:
         raise ValueError(f"--device {config.device}: this PyTorch has no CUDA device here; use --device cpu")
     cuda = config.device in ("auto", "cuda") and torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # NCCL reduces CUDA tensors only; metrics summed on the CPU (evaluation) go through gloo.
+        dist.init_process_group("cuda:nccl,cpu:gloo" if cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -93,7 +95,11 @@ def to_device(value: Any, device: torch.device) -> Any:
 
 
 class Trainer:
-    """One run of ``task``: built from a config (or from a run directory to resume), then :meth:`run`."""
+    """One run of ``task``, built from a config, then :meth:`run`.
+
+    With ``resume`` (a run directory), ``config`` is that run's (``resume_config`` reads it, with the
+    changes a resumed run may make) and the run continues exactly where its last checkpoint left it.
+    """
 
     def __init__(
         self,
@@ -103,11 +109,10 @@ class Trainer:
         progress: bool = True,
         model: nn.Module | None = None,
     ) -> None:
-        if resume is not None:
-            config = replace(TrainConfig.from_json(Path(resume) / "config.json"), out=str(resume))
+        resume = Path(resume) if resume is not None else None
+        # What config.json records is what was trained, where it is.
+        config = replace(config, task=task.name, **({"out": str(resume)} if resume is not None else {}))
         self.config, self.task, self.progress = config, task, progress
-        if config.batch_size < 1 or config.accum_steps < 1 or config.epochs < 1:
-            raise ValueError("batch_size, accum_steps and epochs must be at least 1")
         self.rank, self.world, self.device = join_processes(config)
         if config.batch_size % (self.world * config.accum_steps):
             raise ValueError(
@@ -118,18 +123,27 @@ class Trainer:
             check_qat(config.compile, config.weights is not None or resume is not None)
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model, self.data = task.prepare(config, model)
-        self.log = RunLog(config, self.data, task.best_metric, enabled=self.rank == 0, resuming=resume is not None)
-        if config.qat:
-            self.model = self.quantization_aware(resume)
         self.micro_batch = config.batch_size // (self.world * config.accum_steps)
         self.steps_per_epoch = len(self.data.train) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"{len(self.data.train)} training samples make no batch of {config.batch_size}: lower --batch-size"
             )
+        if config.sync_bn and self.world > 1 and self.device.type != "cuda":
+            raise ValueError("sync_bn needs CUDA: PyTorch's SyncBatchNorm does not run on the CPU")
+        self.log = RunLog(config, self.data, task.best_metric, enabled=self.rank == 0, resume=resume)
+        try:
+            self.build(resume)
+        except BaseException:
+            self.log.discard_if_empty()
+            raise
+
+    def build(self, resume: Path | None) -> None:
+        """The model on its device, optimizer, schedule, EMA and scaler; restored from ``resume`` if given."""
+        config = self.config
+        if config.qat:
+            self.model = self.quantization_aware(resume)
         if config.sync_bn and self.world > 1:
-            if self.device.type != "cuda":
-                raise ValueError("sync_bn needs CUDA: PyTorch's SyncBatchNorm does not run on the CPU")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
         self.model.to(self.device, memory_format=self.memory_format)
@@ -143,19 +157,27 @@ class Trainer:
         self.autocast_dtype = torch.float16 if fp16 else torch.bfloat16
         self.position = Position(0, 0, 0)
         # This epoch's sums, kept on the device: the task's train_stats, then unreadable samples skipped.
-        self.stats = torch.zeros(len(task.train_stats) + 1, dtype=torch.float64, device=self.device)
+        self.stats = torch.zeros(len(self.task.train_stats) + 1, dtype=torch.float64, device=self.device)
         self.nonfinite = torch.zeros((), device=self.device)  # losses that were NaN or infinite since the last read
         if resume is not None:
-            self.restore(Path(resume))
+            self.restore(resume)
         else:
             torch.manual_seed(config.seed + 1 + self.rank)  # dropout differs between processes
         net = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.net = torch.compile(net) if config.compile else net
         self.val: Evaluation | None = None
+        if self.rank == 0 and self.progress:
+            verb = f"resuming at epoch {self.position.epoch + 1}, step {self.position.step}" if resume else "training"
+            print(
+                f"{self.log.run_dir}: {verb}: {config.task}, {config.model or 'the model of --weights'}, "
+                f"{config.epochs} epochs of {self.steps_per_epoch} steps, batch {config.batch_size}, "
+                f"lr {config.scaled_lr():g} ({config.recipe} recipe; all of it in config.json)",
+                file=sys.stderr,
+            )
 
-    def quantization_aware(self, resume: str | Path | None) -> nn.Module:
+    def quantization_aware(self, resume: Path | None) -> nn.Module:
         if resume is not None:
-            return restore_qat(self.model, Path(resume))
+            return restore_qat(self.model, resume)
         # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
         run_dir = self.log.run_dir if self.rank == 0 else None
         return prepare_qat(self.model, self.task.calibration_batch(self.data, CALIBRATION_IMAGES), run_dir)
@@ -175,10 +197,20 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.stats = state["epoch_stats"].to(self.device)
         self.log.restore(state["log"])
-        if self.rank == 0:
-            torch.set_rng_state(state["rng"])  # dropout goes on as if never interrupted
-        else:
-            torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * self.position.step)
+        generators = state["rng"]  # every process's, so that dropout goes on as if never interrupted
+        if len(generators) != self.world:
+            raise ValueError(
+                f"{run_dir} was trained by {len(generators)} processes: resume it with as many "
+                f"(torchrun --nproc_per_node={len(generators)})"
+            )
+        torch.set_rng_state(generators[self.rank]["cpu"])
+        if "cuda" in generators[self.rank] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(generators[self.rank]["cuda"], self.device)
+        if self.position.epoch >= self.config.epochs:
+            raise ValueError(
+                f"{run_dir} has finished its {self.position.epoch} epochs: extend it with --resume {run_dir} "
+                f"--epochs N (N > {self.position.epoch}), or start a new run"
+            )
 
     def diverged(self, what: str) -> TrainingDiverged:
         kept = "no checkpoint was written"
@@ -207,12 +239,19 @@ class Trainer:
     def checkpoint(self, position: Position) -> None:
         self.sync()
         self.check_weights()
+        generator = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            generator["cuda"] = torch.cuda.get_rng_state(self.device)
+        generators = [generator]
+        if self.world > 1:  # rank 0 writes every process's generators
+            generators = [{} for _ in range(self.world)]
+            dist.all_gather_object(generators, generator)
         if self.rank == 0:
             state = {
                 "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(),
                 "epoch_stats": self.stats.cpu(),
-                "rng": torch.get_rng_state(),
+                "rng": generators,
                 "log": self.log.state(),
             }
             if self.ema is not None:
@@ -338,8 +377,12 @@ class Trainer:
 
     def run(self) -> TrainResult:
         start = time.perf_counter()
-        for epoch in range(self.position.epoch, self.config.epochs):
-            self.epoch(epoch)
+        try:
+            for epoch in range(self.position.epoch, self.config.epochs):
+                self.epoch(epoch)
+        except BaseException:
+            self.log.discard_if_empty()
+            raise
         int8 = self.score_int8() if self.config.qat else None
         self.log.finish(self.final_model, int8)
         if self.world > 1:

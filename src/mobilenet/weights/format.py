@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
@@ -39,12 +39,17 @@ MOBILENET = "mobilenet"  # the kind of MobileNetV1/V2 classifiers and backbones
 
 @dataclass
 class ModelInfo:
-    """What a file says about its model: its kind and config, class names and preprocessing (None: unsaid)."""
+    """What a file says about its model: its kind and config, class names and preprocessing (None: unsaid).
+
+    ``config`` is a :class:`ModelConfig` for the ``"mobilenet"`` kind; other kinds keep theirs as the raw
+    dict in ``config_fields``, for the package that builds that kind.
+    """
 
     kind: str | None = None
     config: ModelConfig | None = None
     class_names: list[str] | None = None
     preprocessing: Preprocessing | None = None
+    config_fields: dict[str, Any] | None = None
 
 
 @dataclass
@@ -68,12 +73,15 @@ class Checkpoint:
 
 
 def model_metadata(model: Any, class_names: list[str] | None = None) -> dict[str, str]:
-    """The metadata strings of ``model`` (a MobileNet or a features-only one), in a fixed key order."""
+    """The metadata strings of ``model``, in a fixed key order.
+
+    ``model`` has a ``config`` with ``to_dict()``; its kind is its ``kind`` attribute (default ``"mobilenet"``).
+    """
     names = class_names if class_names is not None else getattr(model, "class_names", None)
     preprocessing = getattr(model, "preprocessing", None) or Preprocessing(input_size=model.config.input_size)
     metadata = {
         KEY_FORMAT: FORMAT_VERSION,
-        KEY_KIND: MOBILENET,
+        KEY_KIND: getattr(model, "kind", MOBILENET),
         KEY_CONFIG: json.dumps(model.config.to_dict(), sort_keys=True),
         KEY_PREPROCESSING: preprocessing.to_json(),
     }
@@ -85,19 +93,18 @@ def model_metadata(model: Any, class_names: list[str] | None = None) -> dict[str
 def parse_metadata(metadata: dict[str, str], source: str = "the file") -> ModelInfo:
     """The :class:`ModelInfo` that metadata strings hold; unknown config fields (from newer versions) are ignored."""
     kind = metadata.get(KEY_KIND, MOBILENET if KEY_CONFIG in metadata else None)
-    if kind not in (None, MOBILENET):
-        raise ValueError(f"{source} holds a {kind!r} model, not a MobileNet classifier or backbone")
     info = ModelInfo(kind=kind)
     try:
         if KEY_CONFIG in metadata:
+            info.config_fields = json.loads(metadata[KEY_CONFIG])
+        if KEY_CONFIG in metadata and kind == MOBILENET:
             known = {f.name for f in fields(ModelConfig)}
-            values = {k: v for k, v in json.loads(metadata[KEY_CONFIG]).items() if k in known}
-            info.config = ModelConfig(**values)
+            info.config = ModelConfig(**{k: v for k, v in info.config_fields.items() if k in known})
         if KEY_CLASSES in metadata:
             info.class_names = json.loads(metadata[KEY_CLASSES])
         if KEY_PREPROCESSING in metadata:
             info.preprocessing = Preprocessing.from_json(metadata[KEY_PREPROCESSING])
-    except (json.JSONDecodeError, TypeError) as error:
+    except (json.JSONDecodeError, TypeError, AttributeError) as error:
         raise ValueError(f"{source} has unreadable mobilenet metadata ({error}): save it again") from None
     return info
 
@@ -114,13 +121,31 @@ def save_weights(
     half-written file where a good one was. Equal models give byte-equal files.
     """
     names = class_names if class_names is not None else getattr(model, "class_names", None)
-    if names is not None and len(names) != model.config.num_classes:
-        raise ValueError(f"{len(names)} class names for a model with {model.config.num_classes} classes")
+    classes = getattr(model, "num_classes", model.config.num_classes)
+    if names is not None and len(names) != classes:
+        raise ValueError(f"{len(names)} class names for a model with {classes} classes")
     metadata = model_metadata(model, names)
     if preprocessing is not None:
         metadata[KEY_PREPROCESSING] = preprocessing.to_json()
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    data = canonical_header(save(tensors, metadata=metadata))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def canonical_header(data: bytes) -> bytes:
+    """A safetensors file whose header lists its metadata in sorted order.
+
+    The writer orders metadata as a hash map does, which differs from run to run: equal weights would
+    give files with different checksums. The header keeps its length (same keys, same values), so the
+    tensor data that follows does not move.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:  # never: the same content, reordered
+        return data
+    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
 
 
 def read_safetensors(path: Path) -> Checkpoint:

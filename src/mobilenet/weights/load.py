@@ -12,7 +12,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
 from mobilenet.weights.foreign import read_torch
-from mobilenet.weights.format import Checkpoint, ModelInfo, read_safetensors
+from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -47,6 +47,12 @@ def labels_beside(path: Path, config: ModelConfig) -> list[str] | None:
         if len(names) == config.num_classes:
             return names
     return None
+
+
+def require_mobilenet(info: ModelInfo, source: str) -> None:
+    """One clear line when a file holds another kind of model than a MobileNet classifier or backbone."""
+    if info.kind not in (None, MOBILENET):
+        raise ValueError(f"{source} holds a {info.kind!r} model, not a MobileNet classifier or backbone")
 
 
 def describe(config: ModelConfig) -> str:
@@ -95,6 +101,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides:
     architecture or width than the file holds, that is an error rather than a silent swap.
     """
     checkpoint = read_checkpoint(path)
+    require_mobilenet(checkpoint.info, str(path))
     config = checkpoint.config or expect or ModelConfig()
     file_shape = (config.arch, config.width_mult)
     if expect is not None and checkpoint.config is not None and (expect.arch, expect.width_mult) != file_shape:

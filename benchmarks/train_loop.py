@@ -22,9 +22,16 @@ and the checkpoint, which are per-epoch costs, not the step loop's. Timing whole
 steps, with one final ``sync`` (which on CUDA also waits for the device; the bare loop synchronizes at
 the same point). After ``--warmup`` steps on each side, ``--repeats`` rounds alternate which side runs
 first (ABBA), so that drifting load on a shared machine hits both alike; each round gives a ratio
-trainer / bare, and the medians are reported. ``--loader`` adds a third side: the trainer fed by its own
-DataLoader (augmentation in ``--workers`` processes), i.e. what ``mobilenet train`` runs, minus evaluation.
-``--profile`` then prints cProfile's top functions for ``--steps`` steps of the trainer and the bare loop.
+trainer / bare, and the medians are reported. On a shared machine a round is only as good as its quiet:
+two OpenMP threads on two busy cores can run ten times slower. So each side of each round also records
+the CPU that other processes (and the hypervisor's steal) took meanwhile, from ``/proc/stat`` less this
+process's own CPU time, as a fraction of all cores; a round is quiet if both sides stayed under
+``--quiet``, rounds continue until ``--repeats`` quiet ones (at most ``--max-rounds``), and the medians
+are over the quiet rounds (over all rounds, with a warning, if fewer than 3 were quiet).
+
+``--loader`` adds a third side: the trainer fed by its own DataLoader (augmentation in this process, or in
+``--workers`` worker processes), i.e. what ``mobilenet train`` runs, minus evaluation. ``--profile`` then
+prints cProfile's top functions for ``--steps`` steps of the trainer and of the bare loop.
 The project's goal: trainer >= 0.9x the bare loop on the CPU.
 """
 
@@ -36,6 +43,8 @@ import copy
 import cProfile
 import io
 import itertools
+import math
+import os
 import platform
 import pstats
 import shlex
@@ -57,6 +66,31 @@ from mobilenet.training.trainer import SYNC_EVERY, Trainer
 
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # images, labels, unreadable samples dropped (what collate gives)
 GOAL = 0.9
+
+
+class LoadMeter:
+    """The share of all cores that other processes (and the hypervisor) took while a block of code ran."""
+
+    def __init__(self) -> None:
+        self.cpus = os.cpu_count() or 1
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def busy(self) -> float | None:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        except (OSError, ValueError):  # not Linux: unknown
+            return None
+        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in seconds
+
+    def measure(self, run: Callable[[], float]) -> tuple[float, float]:
+        """``run()``'s result and the others' load meanwhile (0: a quiet machine; NaN: unknown)."""
+        busy, own, start = self.busy(), time.process_time(), time.perf_counter()
+        result = run()
+        wall, own = time.perf_counter() - start, time.process_time() - own
+        after = self.busy()
+        if busy is None or after is None:
+            return result, math.nan
+        return result, max(after - busy - own, 0.0) / (wall * self.cpus)
 
 
 def cpu_name() -> str:
@@ -149,6 +183,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """The docstring as written, and every option's default."""
 
 
+def quiet(row: dict[str, float], limit: float) -> bool:
+    return not row["load"] > limit  # an unknown (NaN) load counts as quiet
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", default="mobilenet_v2_050")
@@ -158,7 +196,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per round and side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds, alternating which side runs first")
+    parser.add_argument("--repeats", type=int, default=5, help="quiet rounds wanted, alternating which side runs first")
+    parser.add_argument("--max-rounds", type=int, default=0, help="give up after this many rounds (0: 3 x --repeats)")
+    parser.add_argument("--quiet", type=float, default=0.1,
+                        help="quiet round: others took at most this share of the cores during both sides")  # fmt: skip
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="autocast: bf16 on CPU, the config's amp_dtype on CUDA")  # fmt: skip
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
@@ -203,11 +244,20 @@ def main() -> None:
         bare.steps(bare_batches, args.warmup)
         if args.loader:
             trainer_steps(trainer, fed, args.warmup)
-        rounds: list[dict[str, float]] = []
-        names = list(sides)
-        for r in range(args.repeats):
-            order = names if r % 2 == 0 else names[::-1]
-            rounds.append({name: sides[name]() for name in order})
+        meter, names = LoadMeter(), list(sides)
+        rounds: list[dict[str, float]] = []  # images/s of each side, and "load": the larger of the sides' loads
+        max_rounds = args.max_rounds or 3 * args.repeats
+        while len(rounds) < max_rounds and sum(quiet(row, args.quiet) for row in rounds) < args.repeats:
+            order = names if len(rounds) % 2 == 0 else names[::-1]
+            row, loads = {}, []
+            for name in order:
+                row[name], load = meter.measure(sides[name])
+                loads.append(load)
+            rounds.append(row | {"load": max(loads)})
+        kept = [row for row in rounds if quiet(row, args.quiet)]
+        which = f"median of {len(kept)} quiet rounds"
+        if len(kept) < 3:
+            kept, which = rounds, f"median of all {len(rounds)} rounds (under 3 quiet: rerun when quieter)"
 
         device = trainer.device
         where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
@@ -218,24 +268,29 @@ def main() -> None:
             f"amp={args.amp} ({trainer.autocast_dtype if args.amp else 'fp32'}), channels_last={args.channels_last}, "
             f"{args.steps} steps x {args.repeats} rounds, torch {torch.__version__}\n"
         )
-        extra = " | trainer+loader img/s | loader/bare" if args.loader else ""
-        print(f"| round | trainer img/s | bare img/s | trainer/bare{extra} |")
-        print("|---|---:|---:|---:|" + ("---:|---:|" if args.loader else ""))
+        extra = " trainer+loader img/s | loader/bare |" if args.loader else ""
+        print(f"| round | others' load | trainer img/s | bare img/s | trainer/bare |{extra}")
+        print("|---|---:|---:|---:|---:|" + ("---:|---:|" if args.loader else ""))
         for n, row in enumerate(rounds, 1):
-            cells = f"| {n} | {row['trainer']:.1f} | {row['bare']:.1f} | {row['trainer'] / row['bare']:.3f}"
+            mark = "" if quiet(row, args.quiet) else " (busy)"
+            cells = f"| {n}{mark} | {row['load']:.0%} | {row['trainer']:.1f} | {row['bare']:.1f} | "
+            cells += f"{row['trainer'] / row['bare']:.3f} |"
             if args.loader:
-                cells += f" | {row['trainer+loader']:.1f} | {row['trainer+loader'] / row['bare']:.3f}"
-            print(cells + " |")
-        ratios = [row["trainer"] / row["bare"] for row in rounds]
-        median = {name: statistics.median(row[name] for row in rounds) for name in names}
-        cells = f"| **median** | {median['trainer']:.1f} | {median['bare']:.1f} | **{statistics.median(ratios):.3f}**"
+                cells += f" {row['trainer+loader']:.1f} | {row['trainer+loader'] / row['bare']:.3f} |"
+            print(cells)
+        ratios = [row["trainer"] / row["bare"] for row in kept]
+        median = {name: statistics.median(row[name] for row in kept) for name in names}
+        cells = f"| **{which}** | | {median['trainer']:.1f} | {median['bare']:.1f} | "
+        cells += f"**{statistics.median(ratios):.3f}** |"
         if args.loader:
-            loader_ratio = statistics.median(row["trainer+loader"] / row["bare"] for row in rounds)
-            cells += f" | {median['trainer+loader']:.1f} | {loader_ratio:.3f}"
-        print(cells + " |")
+            loader_ratio = statistics.median(row["trainer+loader"] / row["bare"] for row in kept)
+            cells += f" {median['trainer+loader']:.1f} | {loader_ratio:.3f} |"
+        print(cells)
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
         verdict = "meets" if statistics.median(ratios) >= GOAL else "MISSES"
         print(
-            f"\ntrainer/bare: median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f} "
+            f"\ntrainer/bare ({which}): median {statistics.median(ratios):.3f}, quartiles "
+            f"{quartiles[0]:.3f}-{quartiles[2]:.3f}, range {min(ratios):.3f}-{max(ratios):.3f} "
             f"({verdict} the goal >= {GOAL}x)"
         )
         print(f"\ncommand: `python {shlex.join(['benchmarks/train_loop.py', *sys.argv[1:]])}`")

@@ -3,6 +3,7 @@ one-line refusals of what cannot be done, and no debris."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,16 +30,9 @@ ONE_EPOCH = {**TINY, "epochs": 1, "workers": 0}
 def test_runs_started_together_never_share_a_folder(tmp_path) -> None:
     # Without --out, two runs of the same recipe started in the same second get two folders.
     settings = flags({**ONE_EPOCH, "batch_size": 896})  # one step: the runs are about the folder, not the training
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "mobilenet", "train", *settings, "--seed", str(seed)],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for seed in (1, 2)
-    ]
+    command = [sys.executable, "-m", "mobilenet", "train", *settings]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "cwd": tmp_path}
+    runs = [subprocess.Popen([*command, "--seed", str(seed)], **pipes) for seed in (1, 2)]
     outputs = [run.communicate(timeout=600) for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
     folders = sorted((tmp_path / "runs").iterdir())
@@ -128,7 +122,7 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path) -> None:
 
 
 def kill_when(process: subprocess.Popen, run: Path, step: int) -> None:
-    """SIGKILL ``process`` (and its process group: torchrun's workers) once ``run`` has a checkpoint at ``step``."""
+    """SIGKILL ``process`` and its workers once ``run`` has a checkpoint at ``step`` or later."""
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
         pointer = run / "last.json"
@@ -136,7 +130,11 @@ def kill_when(process: subprocess.Popen, run: Path, step: int) -> None:
             break
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
+    # torchrun's workers run in sessions of their own: every process whose command names the run dies at once.
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(run).encode() in cmdline.read_bytes().split(b"\0"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
     process.wait()
 
 
@@ -150,7 +148,7 @@ def test_torchrun_killed_and_resumed_is_bitwise_equal(tmp_path) -> None:
     assert whole.returncode == 0, whole.stderr[-3000:]
     killed = tmp_path / "killed"
     process = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                               stderr=subprocess.DEVNULL)  # fmt: skip
     kill_when(process, killed, 12)
     position = json.loads((killed / "last.json").read_text())
     assert 0 < position["step_in_epoch"] < 28  # mid-epoch

@@ -140,8 +140,8 @@ def evaluate_folder(
     through ``deploy(backend, precision, calibration)``, by default the fastest fp32 path installed;
     an OpenVINO IR runs as it was saved (see :func:`~mobilenet.inference.deploy.load_deployed`).
     """
-    runner = load_deployed(weights, backend, precision, calibration)
     samples, classes = scan_folder(root)
+    runner = load_deployed(weights, backend, precision, calibration, images=len(samples))
     index = None
     if class_index is not None:
         index = {synset: int(i) for i, (synset, *_rest) in json.loads(Path(class_index).read_text()).items()}

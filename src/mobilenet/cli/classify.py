@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mobilenet.cli.values import non_negative_int, positive_int
-from mobilenet.inference.backends import BACKENDS, PRECISIONS
+from mobilenet.inference.backends import BACKENDS, PRECISIONS, backend_for
 from mobilenet.nn.variants import MODELS
 
 
@@ -19,9 +19,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.model:
         model = create_model(args.model, weights=args.weights)
-        runner = deploy(model, args.backend, args.precision or "fp32", args.calibration)
+        backend = backend_for(len(args.images), args.backend, args.precision or "fp32")
+        runner = deploy(model, backend, args.precision or "fp32", args.calibration)
     else:
-        runner = load_deployed(args.weights, args.backend, args.precision, args.calibration)
+        runner = load_deployed(args.weights, args.backend, args.precision, args.calibration, images=len(args.images))
     results = classify(runner, args.images, top=args.top)
     for result in results:
         if args.json:

@@ -32,6 +32,10 @@ AUTO: dict[str, tuple[str, ...]] = {
 }
 
 
+# Images above which the ONNX Runtime path of "auto" repays its export (see ``backend_for``).
+EXPORT_PAYS_OFF = 1000
+
+
 def available_backends(precision: str = "fp32") -> list[str]:
     """The backends installed here that can run ``precision``, in ``backend="auto"``'s order of preference."""
     check_precision(precision)
@@ -46,6 +50,15 @@ def is_installed(backend: str, precision: str) -> bool:
 def check_precision(precision: str) -> None:
     if precision not in AUTO:
         raise ValueError(f"unknown precision {precision!r}: use 'fp32', 'bf16' or 'int8'")
+
+
+def backend_for(images: int, backend: str = "auto", precision: str = "fp32") -> str:
+    """The backend to run ``images`` images on: "auto" takes PyTorch in fp32 when an export would not pay off.
+
+    Exporting to ONNX and building a session costs seconds (measured in BENCHMARKS.md); it repays that only
+    over about ``EXPORT_PAYS_OFF`` images, so fewer run on PyTorch (BatchNorm folded) straight away.
+    """
+    return "torch" if backend == "auto" and precision == "fp32" and images < EXPORT_PAYS_OFF else backend
 
 
 def pick_backend(backend: str, precision: str) -> str:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
-from mobilenet.inference.backends import check_precision, pick_backend
+from mobilenet.inference.backends import backend_for, check_precision, pick_backend
 from mobilenet.inference.export import model_preprocessing, onnx_proto
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.nn.config import ModelConfig
@@ -130,13 +130,19 @@ def load_deployed(
     precision: str | None = None,
     calibration: ImageSource | None = None,
     threads: int | None = None,
+    images: int | None = None,
 ) -> Deployed:
     """A model file ready for inference: weights (any file ``load_model`` reads) through :func:`deploy`
     (fp32 unless ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a
     quantization-aware training run, say), which runs on OpenVINO as it was saved.
+
+    ``images``, the number of images it will run on, lets ``backend="auto"`` skip an export that would
+    not pay off (see :func:`~mobilenet.inference.backends.backend_for`).
     """
     path = Path(path)
     if path.suffix != ".xml":
+        if images is not None:
+            backend = backend_for(images, backend, precision or "fp32")
         return deploy(load_model(path), backend, precision or "fp32", calibration, threads)
     if backend not in ("auto", "openvino") or calibration is not None:
         raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")

@@ -221,11 +221,12 @@ def step_of(run_dir: Path) -> int | None:
 
 
 def writing(run_dir: Path) -> list[str]:
-    """Temporary files of writes in progress (atomic writes go to ``.NAME.*.tmp`` beside their target)."""
+    """Temporary files of checkpoint writes in progress (atomic writes go to ``.NAME.*.tmp`` beside their target);
+    config.json, rewritten when a process starts, is not a checkpoint."""
     found = []
     for folder in (run_dir, run_dir / "checkpoints"):
         with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-            found += [entry.name for entry in entries if entry.name.endswith(".tmp")]
+            found += [e.name for e in entries if e.name.endswith(".tmp") and not e.name.startswith(".config.json.")]
     return found
 
 
@@ -240,19 +241,19 @@ class Kill:
 
 
 def plan_kills(rng: random.Random, count: int, steps: int = STEPS_PER_EPOCH) -> list[Kill]:
-    """``count`` kill points in order of increasing steps, drawn from ``rng``."""
-    kinds = ["fresh", "write"] + [rng.choice(["fresh", "write", "step", "step"]) for _ in range(max(0, count - 2))]
-    kills = [Kill(kind, delay=rng.uniform(0.0, 0.6)) for kind in kinds[:count]]
-    targets = sorted(rng.randrange(1, steps) for _ in kills)
-    for kill, target in zip(kills, targets, strict=True):
-        if kill.kind == "step":
-            kill.step = target
-    return kills
+    """``count`` kill points drawn from ``rng``: every kind once (when there are three or more), in random order;
+    "step" targets increase through the run's ``steps``."""
+    kinds = [*(["fresh", "write", "step"] if count >= 3 else []), *rng.choices(["fresh", "write", "step"], k=count)]
+    kinds = kinds[:count]
+    rng.shuffle(kinds)
+    targets = iter(sorted(rng.randrange(1, steps) for _ in kinds))
+    return [Kill(kind, step=next(targets), delay=rng.uniform(0.0, 0.3)) for kind in kinds]
 
 
 def kill_at(process: subprocess.Popen, run_dir: Path, kill: Kill, timeout: float = 300) -> str:
     """Wait for ``kill``'s moment in ``process`` (training into ``run_dir``), SIGKILL it; say what was hit."""
     start, deadline, started_ns = step_of(run_dir), time.monotonic() + timeout, time.time_ns()
+    stale = set(writing(run_dir))  # left by an earlier kill: this process has yet to clear them
     moment = None
     while time.monotonic() < deadline and process.poll() is None:
         step = step_of(run_dir)
@@ -260,7 +261,9 @@ def kill_at(process: subprocess.Popen, run_dir: Path, kill: Kill, timeout: float
             # The process has (re)written config.json: it is set up and about to train. A little later.
             moment = time.monotonic() + kill.delay
             break
-        if kill.kind == "write" and step is not None and (names := writing(run_dir)):
+        if kill.kind == "fresh" and set(writing(run_dir)) - stale:
+            break  # no config.json written, and already its first checkpoint under way: now
+        if kill.kind == "write" and step is not None and (names := sorted(set(writing(run_dir)) - stale)):
             kill_group(process)
             return f"killed while writing {', '.join(names)} (last.json at step {step})"
         if kill.kind == "step" and step is not None and step >= kill.step:
@@ -288,7 +291,7 @@ def _written_since(path: Path, since_ns: int) -> bool:
 def start_training(
     args: Sequence[str], cwd: Path | None = None, launcher: Sequence[str] = (), log: Path | None = None
 ) -> subprocess.Popen:
-    """``mobilenet train ARGS`` in the background, in a session of its own (so that a kill takes its workers).
+    """``mobilenet train ARGS`` in the background, in a session of its own (a kill must not reach the caller).
 
     ``launcher``: what runs ``-m mobilenet`` (default this Python; torchrun, say). ``log``: where stdout and
     stderr go (``LOG.out``, ``LOG.err``); by default they are thrown away.
@@ -313,8 +316,40 @@ def logged_outcome(process: subprocess.Popen, log: Path, timeout: float = 600) -
     return Outcome(process.returncode, log.with_suffix(".out").read_text(), log.with_suffix(".err").read_text())
 
 
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL a process started by ``start_training`` and everything it started (torchrun's workers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    """SIGKILL a process started by ``start_training`` and every process under it, all at once, as a crash would.
+
+    torchrun starts its workers in sessions of their own, so its process group is not enough: the tree is
+    read from /proc first (a killed parent's children are handed to init), then every process in it is killed.
+    """
+    tree, pids, queue = _children(), [], [process.pid]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        queue += tree.get(pid, [])
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids[1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import pickle
 import random
@@ -71,6 +70,10 @@ FEW = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+# Runs that write checkpoints: the tiny run at 16x16 (what is tested does not depend on the resolution, and
+# each step is three times faster than at 32x32), a checkpoint every 4 of its 28 steps.
+RUN_FLAGS = [*TINY_FLAGS, "--input-size", "16", "--checkpoint-every", "4"]
 
 # A pickle that would create this file if it were ever unpickled with code execution allowed.
 PICKLE_RAN = Path(tempfile.gettempdir()) / f"mobilenet-faults-{os.getpid()}-a-pickle-ran"
@@ -134,9 +137,11 @@ def refused_in_process(
     """Run ``argv`` in this process against the files in ``folder``: a clean refusal that changed nothing."""
     before = snapshot(folder)
     outcome = run_in_process(argv)
+    ran = PICKLE_RAN.exists()
+    PICKLE_RAN.unlink(missing_ok=True)
+    assert not ran, f"a pickle in a weights file was executed by {argv}"
     line = assert_refused(outcome, codes, usage_ok)
     assert changes(before, snapshot(folder)) == [], f"files touched by {argv}:\n{outcome.describe()}"
-    assert not PICKLE_RAN.exists(), "a pickle in a weights file was executed"
     return outcome, line
 
 
@@ -318,7 +323,7 @@ def test_predict_reports_each_unreadable_image_and_predicts_the_rest(tmp_path, i
 def killed_run(tmp_path_factory) -> Path:
     """A tiny run SIGKILLed after its checkpoint of step 4 (or 8): last.json names a mid-epoch checkpoint."""
     run = tmp_path_factory.mktemp("killed") / "run"
-    process = start_training([*TINY_FLAGS, "--checkpoint-every", "4", "--out", str(run)])
+    process = start_training([*RUN_FLAGS, "--out", str(run)])
     what = kill_at(process, run, Kill("step", step=4))
     assert what.startswith("killed") and 4 <= (step_of(run) or 0) < STEPS_PER_EPOCH, what
     return run
@@ -526,7 +531,7 @@ def test_predict_refuses_a_top_below_one(tmp_path, top: int) -> None:
 def reference_run(tmp_path_factory) -> Path:
     """The tiny run with checkpoints every 4 steps, never interrupted: what every interrupted run must end as."""
     run = tmp_path_factory.mktemp("reference") / "run"
-    outcome = run_cli("train", *TINY_FLAGS, "--checkpoint-every", "4", "--out", str(run))
+    outcome = run_cli("train", *RUN_FLAGS, "--out", str(run))
     assert outcome.code == 0, outcome.describe()
     return run
 
@@ -590,7 +595,7 @@ def _disk_full_run(run: Path, fault: Callable[[subprocess.Popen], None]) -> tupl
 
     Its output goes to pipes: a log file would be on the full disk, or under the file-size limit, too.
     """
-    command = mobilenet_command("train", *TINY_FLAGS, "--checkpoint-every", "4", "--out", str(run))
+    command = mobilenet_command("train", *RUN_FLAGS, "--out", str(run))
     process = subprocess.Popen(command, env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while step_of(run) is None and process.poll() is None and time.monotonic() < deadline:
@@ -639,7 +644,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path, refere
     ]
     hit = []
     for n, kill in enumerate(kills):
-        args = [*TINY_FLAGS, "--checkpoint-every", "4", "--out", str(run)] if n == 0 else ["--resume", str(run)]
+        args = [*RUN_FLAGS, "--out", str(run)] if n == 0 else ["--resume", str(run)]
         hit.append(kill_at(start_training(args), run, kill))
         assert hit[-1].startswith("killed"), hit
         assert missing_named(run) == [], (hit, missing_named(run))
@@ -649,29 +654,41 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path, refere
 @pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint_then_resume_starts_over(tmp_path, reference_run) -> None:
     run = tmp_path / "run"
-    process = start_training([*TINY_FLAGS, "--checkpoint-every", "4", "--out", str(run)])
-    what = kill_at(process, run, Kill("fresh", delay=random.Random(5).uniform(0.0, 0.5)))
+    process = start_training([*RUN_FLAGS, "--out", str(run)])
+    what = kill_at(process, run, Kill("fresh"))  # as soon as it has set up: well before step 4
     assert what.startswith("killed") and pointer(run) is None, what
     assert_resumes_to_the_reference(run, reference_run)
 
 
 # --- (d) run folders: never shared, never reused ------------------------------------------------------
 
-# Both processes import everything first, then call main at the same moment, early in a wall-clock second.
-SYNCED_MAIN = (
-    "import sys, time; import mobilenet.tasks; from mobilenet.cli import main; "
-    "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); sys.exit(main(sys.argv[2:]))"
-)
+# Both processes import everything first, then call main at the same moment. Their clock (time.strftime, which
+# names run folders) reads that moment's second throughout, so the two runs certainly start "in the same second".
+SYNCED_MAIN = """
+import sys, time
+import mobilenet.tasks
+from mobilenet.cli import main
+
+moment = float(sys.argv[1])
+real_strftime = time.strftime
+
+def strftime(format, t=None):
+    return real_strftime(format, time.localtime(moment) if t is None else t)
+
+time.strftime = strftime
+time.sleep(max(0.0, moment - time.time()))
+sys.exit(main(sys.argv[2:]))
+"""
 
 
 @pytest.mark.slow
 def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path) -> None:
-    # One step of 896 images per run: the test is about the folders, not the training.
-    settings_ = [*TINY_FLAGS, "--batch-size", "896"]
-    moment = math.floor(time.time()) + 12.02
+    # 7 steps of 8x8 images: the test is about the folders, not the training.
+    fast = [*TINY_FLAGS, "--input-size", "8", "--batch-size", "128"]
+    moment = time.time() + 10  # time enough for both to start on a busy machine
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", SYNCED_MAIN, str(moment), "train", *settings_, "--seed", str(seed)],
+            [sys.executable, "-c", SYNCED_MAIN, str(moment), "train", *fast, "--seed", str(seed)],
             cwd=tmp_path,
             env=quiet_env(),
             stdout=subprocess.PIPE,
@@ -683,7 +700,8 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path) -> 
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert len(folders) == 2, folders
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(moment))
+    assert len(folders) == 2 and all(stamp in name for name in folders), (stamp, folders, "same second?")
     for seed, (stdout, stderr) in zip((1, 2), outputs, strict=True):
         mine = [f for f in folders if json.loads((tmp_path / "runs" / f / "config.json").read_text())["seed"] == seed]
         assert len(mine) == 1 and f"runs/{mine[0]}:" in stdout + stderr, (folders, stdout, stderr)

@@ -56,7 +56,10 @@ def load_checkpoint(run_dir: Path, model: nn.Module) -> tuple[dict[str, Any], Po
     try:
         pointer = json.loads(pointer_path.read_text())
         weights, state_path = run_dir / pointer["weights"], run_dir / pointer["state"]
-        position = Position(pointer["epoch"], pointer["step_in_epoch"], pointer["step"])
+        numbers = [pointer["epoch"], pointer["step_in_epoch"], pointer["step"]]
+        if not all(type(number) is int and number >= 0 for number in numbers):
+            raise TypeError(f"{POINTER} holds {numbers} where it should hold counts of epochs and steps")
+        position = Position(*numbers)
         load_state_dict(model, read_safetensors(weights).state_dict, source=pointer["weights"])
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except FileNotFoundError as error:

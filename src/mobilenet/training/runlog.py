@@ -59,7 +59,10 @@ def shared_run_dir(config: TrainConfig, enabled: bool, resume: Path | None) -> P
 
 
 def remove_debris(run_dir: Path) -> None:
-    """Temporary files of writes that a kill interrupted, and checkpoint files that ``last.json`` does not name."""
+    """Temporary files of writes that a kill interrupted, and checkpoint files that ``last.json`` does not name.
+
+    Called only once the checkpoint that ``last.json`` names has loaded: a damaged pointer removes nothing.
+    """
     for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
         tmp.unlink(missing_ok=True)
     pointer = run_dir / "last.json"
@@ -97,15 +100,20 @@ class RunLog:
         self.tensorboard = None
         if not enabled:
             return
-        if resume is not None:
-            remove_debris(self.run_dir)
-        atomic_text(self.run_dir / "config.json", config.to_json())
+        if resume is None:  # a resumed run rewrites it only once its checkpoint has loaded (see ``resumed``)
+            atomic_text(self.run_dir / "config.json", config.to_json())
         try:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
         except ImportError:  # TensorBoard is optional: the CSV has the same numbers
             pass
+
+    def resumed(self) -> None:
+        """After a checkpoint loaded: remove what interrupted writes left, and record the config (extended epochs)."""
+        if self.enabled:
+            remove_debris(self.run_dir)
+            atomic_text(self.run_dir / "config.json", self.config.to_json())
 
     def discard_if_empty(self) -> None:
         """Remove a directory this run created if it never wrote a checkpoint: nothing half-made is left."""

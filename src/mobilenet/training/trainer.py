@@ -159,10 +159,13 @@ class Trainer:
         # This epoch's sums, kept on the device: the task's train_stats, then unreadable samples skipped.
         self.stats = torch.zeros(len(self.task.train_stats) + 1, dtype=torch.float64, device=self.device)
         self.nonfinite = torch.zeros((), device=self.device)  # losses that were NaN or infinite since the last read
-        if resume is not None:
+        if resume is not None and (resume / "last.json").exists():
             self.restore(resume)
-        else:
+            self.log.resumed()
+        else:  # a new run, or one killed before its first checkpoint: it starts over
             torch.manual_seed(config.seed + 1 + self.rank)  # dropout differs between processes
+            if resume is not None:
+                self.log.resumed()
         net = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.net = torch.compile(net) if config.compile else net
         self.val: Evaluation | None = None
@@ -176,7 +179,7 @@ class Trainer:
             )
 
     def quantization_aware(self, resume: Path | None) -> nn.Module:
-        if resume is not None:
+        if resume is not None and (resume / "last.json").exists():
             return restore_qat(self.model, resume)
         # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
         run_dir = self.log.run_dir if self.rank == 0 else None
@@ -258,7 +261,13 @@ class Trainer:
                 state["ema"] = self.ema.state_dict()
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
-            save_checkpoint(self.log.run_dir, self.model, state, position)
+            try:
+                save_checkpoint(self.log.run_dir, self.model, state, position)
+            except OSError as error:
+                raise OSError(
+                    f"could not write the checkpoint of step {position.step} in {self.log.run_dir} "
+                    f"({error.strerror or error}): the previous one is intact; free space, then --resume it"
+                ) from None
         if self.world > 1:
             dist.barrier()
 

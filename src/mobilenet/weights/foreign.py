@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -49,10 +50,14 @@ def timm_to_torchvision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def read_torch(path: Path) -> Checkpoint:
+    """A PyTorch state dict, unpickled with ``weights_only=True``: tensors and plain containers, never code."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch's notes on pickle protocols: the error below says it all
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a pickle that would run code, a truncated file, or no PyTorch file at all
-        reason = str(error).splitlines()[0] if "weights_only" not in str(error) else "it holds more than tensors"
+        unsafe = "weights_only" in str(error) or "Unsupported global" in str(error)
+        reason = "it holds objects other than tensors, never unpickled here" if unsafe else "not a PyTorch file"
         raise ValueError(
             f"cannot read {path} as a PyTorch state dict ({reason}): mobilenet reads safetensors, .pth state dicts "
             "of tensors and .tflite files"

@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("overrides", type=json.loads, help="TrainConfig fields as a JSON object")
     parser.add_argument("--resume", type=Path, default=None, help="a run directory to continue")
     args = parser.parse_args()
-    result = train(make_config(**args.overrides), DigitMaskTask(), resume=args.resume, progress=False)
+    config = None if args.resume is not None else make_config(**args.overrides)  # a resumed run has its own
+    result = train(config, DigitMaskTask(), resume=args.resume, progress=False)
     rank = dist.get_rank() if dist.is_initialized() else 0
     params = {name: p.detach().cpu().clone() for name, p in result.model.named_parameters()}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -194,11 +194,6 @@ def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str], name: str = "") 
     return whole, run
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path) -> None:
-    kill_mid_epoch_then_resume(tmp_path, flags({**TINY, "epochs": 1, "checkpoint_every": 4, "workers": 0}))
-
-
 @pytest.fixture(scope="module")
 def trained_digits(tmp_path_factory) -> Path:
     """Float weights to fine-tune with qat: two TINY epochs (after one, BatchNorm's statistics score chance)."""

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mobilenet.training.checkpoint import Position, load_checkpoint, save_checkpoint
-from mobilenet.training.config import TrainConfig
+from mobilenet.training.config import TrainConfig, resume_config
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
 from mobilenet.training.qat import (
     CALIBRATION_IMAGES,
@@ -94,24 +94,40 @@ def to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
+def checked_resume_config(run_dir: Path, config: TrainConfig | None) -> TrainConfig:
+    """The config of the run in ``run_dir``; a given ``config`` may differ from it only where a resume may."""
+    saved = resume_config(run_dir)
+    if config is None:
+        return saved
+    changes = {
+        name: value
+        for name, value in vars(config).items()
+        if name not in ("out", "task") and value != getattr(saved, name)
+    }
+    return resume_config(run_dir, **changes)
+
+
 class Trainer:
     """One run of ``task``, built from a config, then :meth:`run`.
 
-    With ``resume`` (a run directory), ``config`` is that run's (``resume_config`` reads it, with the
-    changes a resumed run may make) and the run continues exactly where its last checkpoint left it.
+    With ``resume`` (a run directory) the run continues exactly where its last checkpoint left it, with
+    its own config: ``config`` is None, or that config with only the changes a resumed run may make
+    (:func:`~mobilenet.training.config.resume_config`).
     """
 
     def __init__(
         self,
-        config: TrainConfig,
+        config: TrainConfig | None,
         task: Task,
         resume: str | Path | None = None,
         progress: bool = True,
         model: nn.Module | None = None,
     ) -> None:
         resume = Path(resume) if resume is not None else None
-        # What config.json records is what was trained, where it is.
-        config = replace(config, task=task.name, **({"out": str(resume)} if resume is not None else {}))
+        if resume is not None:
+            config = checked_resume_config(resume, config)
+        # What config.json records is what was trained.
+        config = replace(config, task=task.name)
         self.config, self.task, self.progress = config, task, progress
         self.rank, self.world, self.device = join_processes(config)
         if config.batch_size % (self.world * config.accum_steps):
@@ -411,6 +427,8 @@ class Trainer:
         )
 
 
-def train(config: TrainConfig, task: Task, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig | None, task: Task, resume: str | Path | None = None, progress: bool = True
+) -> TrainResult:
     """Train ``task`` as ``config`` says, or continue the run in ``resume`` exactly where it stopped."""
     return Trainer(config, task, resume, progress).run()

@@ -79,12 +79,12 @@ def deploy(
 ) -> Deployed:
     """``model`` (a MobileNet or MobileNetFeatures) as a callable from a float batch to float32 outputs.
 
-    ``backend``: "torch" (:func:`~mobilenet.optimize.optimize`), "onnxruntime", "openvino", "auto"
+    ``backend``: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto"
     (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
     ``precision``: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on
     ``calibration``: a folder of images, image files or a preprocessed tensor batch,
     ``calibration_size`` images at most, ranges by ``calibration_method`` (see
-    ``mobilenet.quantize.METHODS``; None is the backend's default). ``threads`` sets the backend's
+    ``mobilenet.runtimes.quantize.METHODS``; None is the backend's default). ``threads`` sets the backend's
     thread count (for PyTorch, process-wide); None leaves the backend's default.
     """
     if not hasattr(model, "config"):

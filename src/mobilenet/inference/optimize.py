@@ -15,7 +15,7 @@ from torch import nn
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it.
 
-    Each ``Conv2d`` (including :class:`~mobilenet.layers.Conv2dSame`, which keeps its TensorFlow
+    Each ``Conv2d`` (including :class:`~mobilenet.nn.layers.Conv2dSame`, which keeps its TensorFlow
     padding) directly followed by a ``BatchNorm2d`` in the same ``nn.Sequential`` gets the norm's
     running statistics folded into its weight and a bias; the norm becomes ``nn.Identity``, so the
     layer indices (and ``feature_info``) stay valid. The input model is left untouched.

@@ -1,4 +1,4 @@
-"""What a network's weights expect of an image: a record saved with them; :mod:`mobilenet.data` applies it."""
+"""What a network's weights expect of an image: a record saved with them; :mod:`mobilenet.data.images` applies it."""
 
 from __future__ import annotations
 

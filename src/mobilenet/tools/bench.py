@@ -1,8 +1,8 @@
 """Speed side by side: every inference path of one model, timed in one process, against a reference.
 
 The contenders are a reference implementation as users run it (torchvision's or timm's MobileNetV2,
-eager), our eager model, :func:`~mobilenet.optimize.optimize`, and every :func:`~mobilenet.deploy.deploy`
-backend x precision installed. They run interleaved, round by round, so that load from other processes
+eager), our eager model, :func:`~mobilenet.inference.optimize.optimize`, and every
+:func:`~mobilenet.inference.deploy.deploy` backend x precision installed. They run interleaved, round by round, so that load from other processes
 hits all alike; ratios are taken within a round and their median over rounds is reported. The yardstick
 is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate measured here, at the same thread count.
 """

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from mobilenet.tools.bench import build, contender_specs
 from mobilenet.data.images import image_batch
 from mobilenet.inference.deploy import deploy
+from mobilenet.tools.bench import build, contender_specs
 from mobilenet.weights import load_model
 
 WEIGHTS = "weights/mobilenet_v2_1.0_224_quant.tflite"

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from mobilenet.classification.evaluate import predict_logits, topk_accuracy
-from mobilenet.weights.tflite import litert_logits
 from mobilenet.weights import load_model
+from mobilenet.weights.tflite import litert_logits
 
 FILES = [
     "mobilenet_v2_1.0_224_quant.tflite",

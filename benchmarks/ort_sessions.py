@@ -17,8 +17,8 @@ import torch
 
 from mobilenet.inference.deploy import deploy
 from mobilenet.inference.export import export_onnx
-from mobilenet.utils.optional import require
 from mobilenet.registry import create_model
+from mobilenet.utils.optional import require
 
 
 def main() -> None:

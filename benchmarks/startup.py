@@ -7,7 +7,11 @@ fill the page cache), round-robin over the commands with the order rotated every
 load on a shared machine spreads over all of them. Wall time is ``time.perf_counter`` around
 ``subprocess.Popen`` to exit; CPU time (user + system) and peak memory come from the kernel
 (``os.wait4``), and CPU time is the steadier figure when other processes compete for the cores.
-Reported: median and min wall time, median CPU time.
+On a shared machine a run is only as good as its quiet, so each run also records the share of all cores
+that other processes (and the hypervisor's steal) took meanwhile (``/proc/stat`` less the run's own CPU
+time); a run is quiet under ``--quiet``. Rounds go on until every command has ``--runs`` quiet runs (at
+most ``--max-rounds``); reported: the median wall time of the quiet runs (of all runs, marked, if fewer
+than 3 were quiet), the min wall time, the median CPU time and the peak memory.
 
 Commands: ``import torch``, ``import mobilenet``, ``import mobilenet; mobilenet.create_model('mobilenet_v2')``,
 ``mobilenet --help``, ``mobilenet list``, and ``mobilenet predict`` of one JPEG with float weights of V2 1.0
@@ -16,16 +20,18 @@ Commands: ``import torch``, ``import mobilenet``, ``import mobilenet; mobilenet.
 difference from one image gives each backend's cost per extra image.
 
 In-process (after the commands; PyTorch's default threads): one eager forward of V2 1.0 at 224, batch 1
-(the first call, then the median of warm calls); reading the weights file; for each backend, the median
-time ``deploy`` takes to build it (for ONNX Runtime: the ONNX export and the session) and its median
-forward time per image at batch 1 and at batch ``--many``; and decoding plus preprocessing one JPEG. The
-break-even is the number of images from which the default backend's build cost is repaid by its faster
-forward: ``(build_auto - build_x) / (per_image_x - per_image_auto)``.
+(the first call of a new model, then warm calls); reading the weights file; for each backend, the time
+``deploy`` takes to build it (for ONNX Runtime: the ONNX export and the session) and its forward time
+per image at batch 1 and at batch ``--many``; and decoding plus preprocessing one JPEG. Each is the
+median of the quiet ones of ``--repeats`` calls, with the min beside it. The break-even is the number of
+images from which the default backend's build cost is repaid by its faster forward:
+``(build_auto - build_x) / (per_image_x - per_image_auto)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import shlex
@@ -48,6 +54,30 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """The docstring as written, and every option's default."""
 
 
+class LoadMeter:
+    """The share of all cores that others (processes, the hypervisor's steal) took during a measurement."""
+
+    def __init__(self) -> None:
+        self.cpus = os.cpu_count() or 1
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def busy(self) -> float | None:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        except (OSError, ValueError):  # not Linux: unknown
+            return None
+        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in seconds
+
+    def load(self, busy_before: float | None, wall: float, own_cpu: float) -> float:
+        after = self.busy()
+        if busy_before is None or after is None:
+            return math.nan
+        return max(after - busy_before - own_cpu, 0.0) / (wall * self.cpus)
+
+
+METER = LoadMeter()
+
+
 @dataclass
 class Command:
     name: str
@@ -55,6 +85,15 @@ class Command:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+
+    def quiet_runs(self, limit: float) -> int:
+        return sum(quiet(load, limit) for load in self.load)
+
+    def median(self, limit: float) -> tuple[float, bool]:
+        """The median wall time of the quiet runs, or of all runs (False) if fewer than 3 were quiet."""
+        kept = [wall for wall, load in zip(self.wall, self.load, strict=True) if quiet(load, limit)]
+        return (statistics.median(kept), True) if len(kept) >= 3 else (statistics.median(self.wall), False)
 
     @property
     def shown(self) -> str:
@@ -71,9 +110,14 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def run_once(argv: Sequence[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system, children included) and peak RSS in MB of one run."""
+def quiet(load: float, limit: float) -> bool:
+    return not load > limit  # an unknown (NaN) load counts as quiet
+
+
+def run_once(argv: Sequence[str]) -> tuple[float, float, float, float]:
+    """Wall seconds, CPU seconds (user + system, children included), peak RSS in MB and others' load."""
     with tempfile.TemporaryFile() as errors:
+        busy, own = METER.busy(), time.process_time()
         start = time.perf_counter()
         process = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)
@@ -82,7 +126,8 @@ def run_once(argv: Sequence[str]) -> tuple[float, float, float]:
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{shlex.join(argv)} exited {process.returncode}:\n{errors.read().decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, METER.load(busy, wall, cpu + time.process_time() - own)
 
 
 def default_images(count: int) -> list[Path]:
@@ -94,16 +139,29 @@ def default_images(count: int) -> list[Path]:
     return ordered[:count]
 
 
-def median_time(call: Callable[[], object], repeats: int) -> float:
-    times = []
+@dataclass(frozen=True)
+class Timing:
+    median: float  # of the quiet calls (of all, if none was quiet)
+    best: float
+    quiet: int  # how many calls were quiet
+
+    def __str__(self) -> str:
+        return f"{self.median:.4f} | {self.best:.4f}"
+
+
+def timing(call: Callable[[], object], repeats: int, limit: float) -> Timing:
+    """``call()`` timed ``repeats`` times in this process."""
+    samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        busy, own, start = METER.busy(), time.process_time(), time.perf_counter()
         call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall = time.perf_counter() - start
+        samples.append((wall, METER.load(busy, wall, time.process_time() - own)))
+    kept = [wall for wall, load in samples if quiet(load, limit)] or [wall for wall, _ in samples]
+    return Timing(statistics.median(kept), min(wall for wall, _ in samples), len(kept))
 
 
-def in_process(weights: Path, image: Path, many: list[Path], backends: list[str], repeats: int) -> None:
+def in_process(weights: Path, image: Path, many: list[Path], backends: list[str], repeats: int, limit: float) -> None:
     import torch
 
     import mobilenet
@@ -115,57 +173,59 @@ def in_process(weights: Path, image: Path, many: list[Path], backends: list[str]
     model = mobilenet.create_model("mobilenet_v2").eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.inference_mode():
-        start = time.perf_counter()
-        model(x)
-        first = time.perf_counter() - start
-        warm = median_time(lambda: model(x), repeats * 2)
-    load = median_time(lambda: load_model(weights), repeats)
+        first = timing(lambda: model(x), 1, limit)
+        warm = timing(lambda: model(x), repeats * 2, limit)
+    load = timing(lambda: load_model(weights), repeats, limit)
     pre = model.preprocessing
-    decode = median_time(lambda: preprocess(str(image), pre), repeats * 2)
-    print("| step | seconds |\n|---|---:|")
-    print(f"| eager forward V2 1.0 @224, batch 1, first call | {first:.3f} |")
-    print(f"| eager forward V2 1.0 @224, batch 1, warm (median) | {warm:.3f} |")
-    print(f"| load_model(W.safetensors) (median) | {load:.3f} |")
-    print(f"| decode + preprocess one JPEG (median) | {decode:.4f} |")
+    decode = timing(lambda: preprocess(str(image), pre), repeats * 2, limit)
+    print("| step | median s | min s |\n|---|---:|---:|")
+    print(f"| eager forward V2 1.0 @224, batch 1, first call of a new model | {first} |")
+    print(f"| eager forward V2 1.0 @224, batch 1, warm | {warm} |")
+    print(f"| load_model(W.safetensors) | {load} |")
+    print(f"| decode + preprocess one JPEG | {decode} |")
 
     loaded = load_model(weights)
     one = torch.stack([preprocess(str(image), pre)])
     batch = torch.stack([preprocess(str(path), pre) for path in many])
-    rows: dict[str, tuple[float, float, float]] = {}
+    rows: dict[str, tuple[Timing, Timing, Timing]] = {}
+
+    def built(backend: str) -> tuple[Timing, Callable[[torch.Tensor], object]]:
+        made: list[Callable[[torch.Tensor], object]] = []
+        return timing(lambda: made.append(deploy(loaded, backend)), repeats, limit), made[-1]
+
     for backend in backends:
-        built = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            runner = deploy(loaded, backend)
-            built.append(time.perf_counter() - start)
+        build, runner = built(backend)
         runner(one)  # the first call of a fresh runner (ONNX Runtime allocates, oneDNN picks kernels)
         runner(batch)
-        per_one = median_time(lambda runner=runner: runner(one), repeats * 2)
-        per_many = median_time(lambda runner=runner: runner(batch), repeats) / len(many)
-        rows[backend] = (statistics.median(built), per_one, per_many)
-    print(f"\n| backend | build (deploy) s | forward s/image, batch 1 | forward s/image, batch {len(many)} |")
-    print("|---|---:|---:|---:|")
+        per_one = timing(lambda runner=runner: runner(one), repeats * 2, limit)
+        whole = timing(lambda runner=runner: runner(batch), repeats, limit)
+        per_many = Timing(whole.median / len(many), whole.best / len(many), whole.quiet)
+        rows[backend] = (build, per_one, per_many)
+    print(f"\n| backend | build (deploy) s: median | min | forward s/image, batch 1: median | min | "
+          f"forward s/image, batch {len(many)}: median | min |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for backend, (build, per_one, per_many) in rows.items():
-        print(f"| {backend} | {build:.3f} | {per_one:.4f} | {per_many:.4f} |")
+        print(f"| {backend} | {build} | {per_one} | {per_many} |")
     default = backends[0]
     build0, one0, many0 = rows[default]
     print()
     for backend in backends[1:]:
         build, per_one, per_many = rows[backend]
+        cost = build0.median - build.median
         for label, mine, theirs in (("batch 1", one0, per_one), (f"batch {len(many)}", many0, per_many)):
-            gain = theirs - mine
-            verdict = (
-                f"pays off from {max((build0 - build) / gain, 0):.0f} images" if gain > 0 else "never pays off"
-            )  # fmt: skip
+            gain = theirs.median - mine.median
+            verdict = f"pays off from {max(cost / gain, 0):.0f} images" if gain > 0 else "never pays off"
             print(
-                f"- {default} vs {backend} ({label}): build costs {build0 - build:+.2f} s, saves {gain * 1000:.1f} "
-                f"ms/image: {verdict}"
+                f"- {default} vs {backend} ({label}): building costs {cost:+.2f} s, the forward saves "
+                f"{gain * 1000:.1f} ms/image: {verdict}"
             )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command")
+    parser.add_argument("--runs", type=int, default=5, help="quiet timed runs wanted of each command")
+    parser.add_argument("--max-rounds", type=int, default=0, help="rounds at most (0: 3 x --runs)")
+    parser.add_argument("--quiet", type=float, default=0.1, help="quiet: others took at most this share of the cores")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each command first")
     parser.add_argument("--image", type=Path, help="the JPEG to predict; default: ImageNette's first val image")
     parser.add_argument("--many", type=int, default=16, help="images of the many-image predict runs (0: skip)")
@@ -206,21 +266,29 @@ def main() -> None:
         for command in commands:
             for _ in range(args.warmup):
                 run_once(command.argv)
-        for r in range(args.runs):
-            shift = r % len(commands)
-            for command in commands[shift:] + commands[:shift]:
-                wall, cpu, rss = run_once(command.argv)
+        rounds = 0
+        while rounds < (args.max_rounds or 3 * args.runs):
+            wanted = [c for c in commands if rounds < args.runs or c.quiet_runs(args.quiet) < args.runs]
+            if not wanted:
+                break
+            shift = rounds % len(wanted)
+            for command in wanted[shift:] + wanted[:shift]:
+                wall, cpu, rss, load = run_once(command.argv)
                 command.wall.append(wall)
                 command.cpu.append(cpu)
                 command.rss_mb.append(rss)
+                command.load.append(load)
+            rounds += 1
 
         print(f"\n## Start-up: whole commands in fresh processes ({cpu_name()}, {os.cpu_count()} CPUs)\n")
-        print(f"{args.runs} runs each after {args.warmup} warm-up, round-robin; image {image}\n")
-        print("| command | wall median s | wall min s | CPU median s | peak RSS MB |")
-        print("|---|---:|---:|---:|---:|")
+        print(f"{rounds} round-robin rounds after {args.warmup} warm-up run(s); image {image}\n")
+        print("| command | runs (quiet) | wall median s | wall min s | CPU median s | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|")
         for command in commands:
+            median, from_quiet = command.median(args.quiet)
             print(
-                f"| `{command.name}` | {statistics.median(command.wall):.3f} | {min(command.wall):.3f} | "
+                f"| `{command.name}` | {len(command.wall)} ({command.quiet_runs(args.quiet)}) | "
+                f"{median:.3f}{'' if from_quiet else ' (all runs)'} | {min(command.wall):.3f} | "
                 f"{statistics.median(command.cpu):.3f} | {statistics.median(command.rss_mb):.0f} |"
             )
         by_name = {command.name: command for command in commands}
@@ -230,7 +298,7 @@ def main() -> None:
             print(f"- {command.name}: `{shown[:300]}{' ...' if len(shown) > 300 else ''}`")
 
         def med(name: str) -> float:
-            return statistics.median(by_name[name].wall)
+            return by_name[name].median(args.quiet)[0]
 
         print()
         for name in ("--help", "list"):
@@ -246,11 +314,10 @@ def main() -> None:
                 print(f"- predict ({backend}): {one - slope:.2f} s fixed + {slope * 1000:.0f} ms per image")
 
         if not args.skip_in_process:
-            backends = ["auto", "torch", "eager"]
             from mobilenet.inference.backends import pick_backend
 
-            backends[0] = pick_backend("auto", "fp32")
-            in_process(weights, image, [Path(p) for p in images] or [image], backends, args.repeats)
+            backends = [pick_backend("auto", "fp32"), "torch", "eager"]
+            in_process(weights, image, [Path(p) for p in images] or [image], backends, args.repeats, args.quiet)
     print(f"\ncommand: `python {shlex.join(['benchmarks/startup.py', *sys.argv[1:]])}`")
 
 

@@ -1,6 +1,6 @@
 """The trainer's training images/s against a bare PyTorch loop of the same model, batch and optimizer step.
 
-    python benchmarks/train_loop.py [--device cpu --threads 2] [--amp --channels-last] [--steps 20 --repeats 5]
+    python benchmarks/train_loop.py [--device cpu --threads 2] [--amp --channels-last] [--steps 20 --repeats 7]
 
 What is measured: only the loop's own overhead. Both sides train the same model (a copy of the
 trainer's, taken before its first step) on the same batches: the trainer's own training batches of
@@ -18,16 +18,18 @@ backward, optimizer, schedule, EMA), then the position update and, every ``SYNC_
 the running metrics from the device (``Trainer.sync``); after the last step of an epoch come evaluation
 and the checkpoint, which are per-epoch costs, not the step loop's. Timing whole epochs would mix those
 (and the DataLoader's start-up) into a 22-step digits epoch, so this times exactly the per-step body of
-``Trainer.epoch`` over ``--steps`` steps: ``step`` + the position update + ``sync`` every ``SYNC_EVERY``
-steps, with one final ``sync`` (which on CUDA also waits for the device; the bare loop synchronizes at
-the same point). After ``--warmup`` steps on each side, ``--repeats`` rounds alternate which side runs
-first (ABBA), so that drifting load on a shared machine hits both alike; each round gives a ratio
-trainer / bare, and the medians are reported. On a shared machine a round is only as good as its quiet:
-two OpenMP threads on two busy cores can run ten times slower. So each side of each round also records
-the CPU that other processes (and the hypervisor's steal) took meanwhile, from ``/proc/stat`` less this
-process's own CPU time, as a fraction of all cores; a round is quiet if both sides stayed under
-``--quiet``, rounds continue until ``--repeats`` quiet ones (at most ``--max-rounds``), and the medians
-are over the quiet rounds (over all rounds, with a warning, if fewer than 3 were quiet).
+``Trainer.epoch``: ``step``, the position update, ``sync`` every ``SYNC_EVERY`` steps, and one ``sync``
+at the end of a round (which on CUDA also waits for the device; the bare loop synchronizes there too).
+
+Rounds: after ``--warmup`` steps on each side, each round times ``--steps`` steps of each side and gives
+the ratio trainer / bare of the two images/s; the order of the sides alternates from round to round
+(ABBA). ``--interleave step`` (CPU only) alternates single steps instead, each timed, so that both sides
+of a round see the same load even when it changes within seconds. On a shared machine a round is only
+as good as its quiet: two OpenMP threads on two busy cores can run ten times slower. So each side also
+records the CPU that others (processes, the hypervisor's steal) took meanwhile, from ``/proc/stat`` less
+this process's own CPU time, as a share of all cores; a round is quiet if both sides stayed under
+``--quiet``; rounds go on until ``--repeats`` are quiet (at most ``--max-rounds``), and the medians are
+over the quiet rounds (over all rounds, flagged, if fewer than 3 were quiet).
 
 ``--loader`` adds a third side: the trainer fed by its own DataLoader (augmentation in this process, or in
 ``--workers`` worker processes), i.e. what ``mobilenet train`` runs, minus evaluation. ``--profile`` then
@@ -38,7 +40,6 @@ The project's goal: trainer >= 0.9x the bare loop on the CPU.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import cProfile
 import io
@@ -69,38 +70,97 @@ GOAL = 0.9
 
 
 class LoadMeter:
-    """The share of all cores that other processes (and the hypervisor) took while a block of code ran."""
+    """How much CPU others (processes, the hypervisor's steal) took while this process ran a block of code."""
 
     def __init__(self) -> None:
         self.cpus = os.cpu_count() or 1
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def busy(self) -> float | None:
+    def busy(self) -> float:
         try:
             values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
         except (OSError, ValueError):  # not Linux: unknown
-            return None
-        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in seconds
+            return math.nan
+        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in CPU seconds
 
-    def measure(self, run: Callable[[], float]) -> tuple[float, float]:
-        """``run()``'s result and the others' load meanwhile (0: a quiet machine; NaN: unknown)."""
+    def measure(self, run: Callable[[], None]) -> tuple[float, float]:
+        """Wall seconds of ``run()`` and the CPU seconds that others took meanwhile (NaN: unknown)."""
         busy, own, start = self.busy(), time.process_time(), time.perf_counter()
-        result = run()
+        run()
         wall, own = time.perf_counter() - start, time.process_time() - own
-        after = self.busy()
-        if busy is None or after is None:
-            return result, math.nan
-        return result, max(after - busy - own, 0.0) / (wall * self.cpus)
+        return wall, max(self.busy() - busy - own, 0.0)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+class Side:
+    """One way of training, stepped by the benchmark: ``begin``, ``step`` (repeatedly), ``finish``."""
+
+    name: str
+    batch_size: int
+
+    def begin(self) -> None:
+        """Before a round's first step."""
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """After a round's last step: wait until the device has done the work."""
+
+    def last_step(self) -> None:
+        self.step()
+        self.finish()
+
+
+class TrainerSide(Side):
+    """The body of ``Trainer.epoch``'s step loop."""
+
+    def __init__(self, name: str, trainer: Trainer, batches: Iterator[Batch]) -> None:
+        self.name, self.trainer, self.batches = name, trainer, batches
+        self.batch_size, self.done = trainer.config.batch_size, 0
+
+    def begin(self) -> None:
+        self.trainer.net.train()
+
+    def step(self) -> None:
+        trainer = self.trainer
+        trainer.step(self.batches)
+        position = trainer.position
+        trainer.position = Position(position.epoch, position.step_in_epoch + 1, position.step + 1)
+        self.done += 1
+        if self.done % SYNC_EVERY == 0:
+            trainer.task.summarize(trainer.sync())
+
+    def finish(self) -> None:
+        self.trainer.sync()  # reads the sums back from the device, which has then finished
+
+
+class BareSide(Side):
+    """The plain loop: a copy of the trainer's model, its optimizer step, autocast and memory format."""
+
+    def __init__(self, trainer: Trainer, batches: Iterator[Batch]) -> None:
+        config = trainer.config
+        self.name, self.batches, self.device, self.batch_size = "bare", batches, trainer.device, config.batch_size
+        self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+        self.model = copy.deepcopy(trainer.model).to(self.device, memory_format=self.memory_format)
+        self.optimizer = build_optimizer(config, self.model)
+        self.amp, self.dtype, self.smoothing = config.amp, trainer.autocast_dtype, config.label_smoothing
+
+    def begin(self) -> None:
+        self.model.train()
+
+    def step(self) -> None:
+        images, labels, _ = next(self.batches)
+        images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp):
+            loss = nn.functional.cross_entropy(self.model(images), labels, label_smoothing=self.smoothing)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def finish(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def held_batches(trainer: Trainer) -> list[Batch]:
@@ -117,74 +177,61 @@ def loader_batches(trainer: Trainer) -> Iterator[Batch]:
         yield from trainer.loader(epoch, 0)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def run_steps(side: Side, steps: int) -> None:
+    side.begin()
+    for _ in range(steps):
+        side.step()
+    side.finish()
 
 
-def trainer_steps(trainer: Trainer, batches: Iterator[Batch], steps: int) -> float:
-    """Images/s of ``steps`` steps of the trainer's epoch loop body (see the module docstring)."""
-    trainer.net.train()
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for done in range(1, steps + 1):
-        trainer.step(batches)
-        position = trainer.position
-        trainer.position = Position(position.epoch, position.step_in_epoch + 1, position.step + 1)
-        if done % SYNC_EVERY == 0:
-            trainer.task.summarize(trainer.sync())
-    trainer.sync()  # reads the device's sums back: the device has finished the round
-    return steps * trainer.config.batch_size / (time.perf_counter() - start)
-
-
-class BareLoop:
-    """The plain loop: the same model (a copy), optimizer step, autocast and memory format."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        config = trainer.config
-        self.device, self.batch_size = trainer.device, config.batch_size
-        self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
-        self.model = copy.deepcopy(trainer.model).to(self.device, memory_format=self.memory_format)
-        self.optimizer = build_optimizer(config, self.model)
-        self.amp, self.dtype, self.smoothing = config.amp, trainer.autocast_dtype, config.label_smoothing
-
-    def steps(self, batches: Iterator[Batch], steps: int) -> float:
-        self.model.train()
-        synchronize(self.device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            images, labels, _ = next(batches)
-            images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
-            labels = labels.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp):
-                loss = nn.functional.cross_entropy(self.model(images), labels, label_smoothing=self.smoothing)
-            loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        synchronize(self.device)
-        return steps * self.batch_size / (time.perf_counter() - start)
-
-
-def profile(label: str, run: Callable[[], float], top: int) -> None:
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    print(f"\n### cProfile: {label} (sorted by own time)\n\n```")
-    lines = out.getvalue().splitlines()
-    start = next((n for n, line in enumerate(lines) if "ncalls" in line), 0)
-    print("\n".join(line for line in lines[max(start - 2, 0) :] if line.strip()))
-    print("```")
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written, and every option's default."""
+def one_round(sides: list[Side], steps: int, interleave: str, meter: LoadMeter) -> dict[str, tuple[float, float]]:
+    """Each side's (images/s, others' share of the cores) over ``steps`` steps."""
+    wall = dict.fromkeys((side.name for side in sides), 0.0)
+    others = dict.fromkeys(wall, 0.0)
+    if interleave == "round":
+        for side in sides:
+            wall[side.name], others[side.name] = meter.measure(lambda side=side: run_steps(side, steps))
+    else:
+        for side in sides:
+            side.begin()
+        for n in range(steps):
+            for side in sides if n % 2 == 0 else sides[::-1]:
+                seconds, taken = meter.measure(side.step if n < steps - 1 else side.last_step)
+                wall[side.name] += seconds
+                others[side.name] += taken
+    return {name: (steps * sides[0].batch_size / wall[name], others[name] / (wall[name] * meter.cpus)) for name in wall}
 
 
 def quiet(row: dict[str, float], limit: float) -> bool:
     return not row["load"] > limit  # an unknown (NaN) load counts as quiet
+
+
+def profile(label: str, side: Side, steps: int, top: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_steps(side, steps)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    lines = out.getvalue().splitlines()
+    start = next((n for n, line in enumerate(lines) if "ncalls" in line), 0)
+    print(f"\n### cProfile: {label}, {steps} steps (sorted by own time)\n\n```")
+    print("\n".join(line for line in lines[start:] if line.strip()))
+    print("```")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and every option's default."""
 
 
 def main() -> None:
@@ -196,8 +243,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per round and side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
-    parser.add_argument("--repeats", type=int, default=5, help="quiet rounds wanted, alternating which side runs first")
+    parser.add_argument("--repeats", type=int, default=7, help="quiet rounds wanted")
     parser.add_argument("--max-rounds", type=int, default=0, help="give up after this many rounds (0: 3 x --repeats)")
+    parser.add_argument("--interleave", choices=["round", "step"], default="round",
+                        help="alternate the sides round by round, or step by step (CPU only)")  # fmt: skip
     parser.add_argument("--quiet", type=float, default=0.1,
                         help="quiet round: others took at most this share of the cores during both sides")  # fmt: skip
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
@@ -225,35 +274,30 @@ def main() -> None:
             workers=args.workers,
             device=args.device,
             ema_decay=None,
-            epochs=1000,  # the schedule's lr stays in its warm-up/cosine range however many steps run
+            epochs=1000,  # the learning rate stays in its warm-up/cosine range however many steps run
             out=str(Path(out) / "run"),
         )
         trainer = build_trainer(config, progress=False)
-        bare = BareLoop(trainer)  # before the trainer's first step: the same initial weights
+        if args.interleave == "step" and trainer.device.type != "cpu":
+            parser.error("--interleave step times single steps, which needs a device sync per step: use round")
         held = held_batches(trainer)
-        trainer_batches, bare_batches = itertools.cycle(held), itertools.cycle(held)
-        sides: dict[str, Callable[[], float]] = {
-            "trainer": lambda: trainer_steps(trainer, trainer_batches, args.steps),
-            "bare": lambda: bare.steps(bare_batches, args.steps),
-        }
+        bare = BareSide(trainer, itertools.cycle(held))  # before the trainer's first step: the same initial weights
+        sides: list[Side] = [TrainerSide("trainer", trainer, itertools.cycle(held)), bare]
         if args.loader:
-            fed = loader_batches(trainer)
-            sides["trainer+loader"] = lambda: trainer_steps(trainer, fed, args.steps)
+            sides.append(TrainerSide("trainer+loader", trainer, loader_batches(trainer)))
+        for side in sides:
+            run_steps(side, args.warmup)
 
-        trainer_steps(trainer, trainer_batches, args.warmup)
-        bare.steps(bare_batches, args.warmup)
-        if args.loader:
-            trainer_steps(trainer, fed, args.warmup)
-        meter, names = LoadMeter(), list(sides)
-        rounds: list[dict[str, float]] = []  # images/s of each side, and "load": the larger of the sides' loads
+        meter = LoadMeter()
+        rounds: list[dict[str, float]] = []  # images/s of each side, and "load": the largest share others took
         max_rounds = args.max_rounds or 3 * args.repeats
         while len(rounds) < max_rounds and sum(quiet(row, args.quiet) for row in rounds) < args.repeats:
-            order = names if len(rounds) % 2 == 0 else names[::-1]
-            row, loads = {}, []
-            for name in order:
-                row[name], load = meter.measure(sides[name])
-                loads.append(load)
-            rounds.append(row | {"load": max(loads)})
+            order = sides if len(rounds) % 2 == 0 else sides[::-1]
+            measured = one_round(order, args.steps, args.interleave, meter)
+            row = {name: rate for name, (rate, _) in measured.items()}
+            rounds.append(row | {"load": max(load for _, load in measured.values())})
+            shown = ", ".join(f"{name} {rate:.1f}" for name, rate in rounds[-1].items() if name != "load")
+            print(f"round {len(rounds)}: {shown} img/s, others' load {rounds[-1]['load']:.0%}", file=sys.stderr)
         kept = [row for row in rounds if quiet(row, args.quiet)]
         which = f"median of {len(kept)} quiet rounds"
         if len(kept) < 3:
@@ -266,7 +310,7 @@ def main() -> None:
         print(
             f"{args.model} @{args.input_size} small_input={args.small_input}, batch {args.batch_size}, "
             f"amp={args.amp} ({trainer.autocast_dtype if args.amp else 'fp32'}), channels_last={args.channels_last}, "
-            f"{args.steps} steps x {args.repeats} rounds, torch {torch.__version__}\n"
+            f"{args.steps} steps per side and round, interleaved by {args.interleave}, torch {torch.__version__}\n"
         )
         extra = " trainer+loader img/s | loader/bare |" if args.loader else ""
         print(f"| round | others' load | trainer img/s | bare img/s | trainer/bare |{extra}")
@@ -279,7 +323,7 @@ def main() -> None:
                 cells += f" {row['trainer+loader']:.1f} | {row['trainer+loader'] / row['bare']:.3f} |"
             print(cells)
         ratios = [row["trainer"] / row["bare"] for row in kept]
-        median = {name: statistics.median(row[name] for row in kept) for name in names}
+        median = {side.name: statistics.median(row[side.name] for row in kept) for side in sides}
         cells = f"| **{which}** | | {median['trainer']:.1f} | {median['bare']:.1f} | "
         cells += f"**{statistics.median(ratios):.3f}** |"
         if args.loader:
@@ -296,9 +340,8 @@ def main() -> None:
         print(f"\ncommand: `python {shlex.join(['benchmarks/train_loop.py', *sys.argv[1:]])}`")
 
         if args.profile:
-            with contextlib.redirect_stderr(io.StringIO()):
-                profile("trainer", sides["trainer"], 20)
-                profile("bare loop", sides["bare"], 20)
+            profile("trainer", sides[0], args.steps, 20)
+            profile("bare loop", bare, args.steps, 20)
 
 
 if __name__ == "__main__":

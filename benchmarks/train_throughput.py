@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the test-only torchvision shim
 from tests.reference_shim import import_torchvision
 
-from mobilenet.training.recipes import make_config
 from mobilenet.classification.task import ClassificationTask
+from mobilenet.training.recipes import make_config
 from mobilenet.training.trainer import Trainer
 
 

@@ -2,9 +2,10 @@
 
 The contenders are a reference implementation as users run it (torchvision's or timm's MobileNetV2,
 eager), our eager model, :func:`~mobilenet.inference.optimize.optimize`, and every
-:func:`~mobilenet.inference.deploy.deploy` backend x precision installed. They run interleaved, round by round, so that load from other processes
-hits all alike; ratios are taken within a round and their median over rounds is reported. The yardstick
-is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate measured here, at the same thread count.
+:func:`~mobilenet.inference.deploy.deploy` backend x precision installed. They run interleaved, round by
+round, so that load from other processes hits all alike; ratios are taken within a round and their median
+over rounds is reported. The yardstick is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate
+measured here, at the same thread count.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.val is not None and int(os.environ.get("RANK", "0")) == 0:
         print(
             f"{result.run_dir}: {result.epochs} epochs in {result.wall_seconds:.0f} s, "
-            f"validation {scores(result.val.metrics)} (best {result.best_metric} {result.best:.4g}) "
+            f"validation {scores(result.val.metrics)} (best {scores({result.best_metric: result.best})}) "
             f"on {result.val.n} samples; {result.train_images_per_s:.0f} training samples/s; "
             f"unreadable samples skipped: {result.skipped_images}"
         )

@@ -14,18 +14,20 @@ most ``--max-rounds``); reported: the median wall time of the quiet runs (of all
 than 3 were quiet), the min wall time, the median CPU time and the peak memory.
 
 Commands: ``import torch``, ``import mobilenet``, ``import mobilenet; mobilenet.create_model('mobilenet_v2')``,
-``mobilenet --help``, ``mobilenet list``, and ``mobilenet predict`` of one JPEG with float weights of V2 1.0
-(written by ``save_weights(mobilenet.mobilenet_v2(), W)`` into a temporary folder) on the default backend
-(``auto``), ``--backend torch`` and ``--backend eager``; then the same three with ``--many`` images, whose
-difference from one image gives each backend's cost per extra image.
+``mobilenet --help``, ``mobilenet list``, a script that loads W and runs one eager forward (``load_model``,
+batch 1 at 224), and ``mobilenet predict`` of one JPEG with float weights W of V2 1.0 (written by
+``save_weights(mobilenet.mobilenet_v2(), W)`` into a temporary folder) on the default backend (``auto``,
+which picks by the number of images where the CLI does), ``--backend onnxruntime`` (export, then a
+session), ``--backend torch`` and ``--backend eager``; then the same four with ``--many`` images, whose
+difference from one image gives each path's cost per extra image.
 
 In-process (after the commands; PyTorch's default threads): one eager forward of V2 1.0 at 224, batch 1
 (the first call of a new model, then warm calls); reading the weights file; for each backend, the time
 ``deploy`` takes to build it (for ONNX Runtime: the ONNX export and the session) and its forward time
-per image at batch 1 and at batch ``--many``; and decoding plus preprocessing one JPEG. Each is the
-median of the quiet ones of ``--repeats`` calls, with the min beside it. The break-even is the number of
-images from which the default backend's build cost is repaid by its faster forward:
-``(build_auto - build_x) / (per_image_x - per_image_auto)``.
+per image at batch 1 and at batch ``--many`` (``predict`` runs batches of up to 32); and decoding plus
+preprocessing one JPEG. Each is the median of the quiet ones of ``--repeats`` calls, with the min beside
+it. The break-even is the number of images from which ONNX Runtime's build cost is repaid by its faster
+forward: ``(build_onnxruntime - build_x) / (per_image_x - per_image_onnxruntime)``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ from pathlib import Path
 
 IMAGENETTE_VAL = Path("/work/shared/data/imagenette/val")
 HELP_TARGET_S = 0.5
+PATHS = {  # predict's --backend flags
+    "default": [],
+    "onnxruntime": ["--backend", "onnxruntime"],
+    "torch": ["--backend", "torch"],
+    "eager": ["--backend", "eager"],
+}
 IMPORT_TARGET = 1.1  # import mobilenet within 10% of import torch
 
 
@@ -161,6 +169,16 @@ def timing(call: Callable[[], object], repeats: int, limit: float) -> Timing:
     return Timing(statistics.median(kept), min(wall for wall, _ in samples), len(kept))
 
 
+def auto_picks(many: int) -> None:
+    """What the default backend resolves to for one image and for ``many`` (where the CLI picks by count)."""
+    try:
+        from mobilenet.inference.backends import backend_for, pick_backend
+    except ImportError:  # a version that does not pick by the number of images
+        return
+    picks = {n: pick_backend(backend_for(n, "auto", "fp32"), "fp32") for n in (1, many)}
+    print(f"- the default backend runs 1 image on {picks[1]}, {many} images on {picks[many]}")
+
+
 def in_process(weights: Path, image: Path, many: list[Path], backends: list[str], repeats: int, limit: float) -> None:
     import torch
 
@@ -206,7 +224,7 @@ def in_process(weights: Path, image: Path, many: list[Path], backends: list[str]
     print("|---|---:|---:|---:|---:|---:|---:|")
     for backend, (build, per_one, per_many) in rows.items():
         print(f"| {backend} | {build} | {per_one} | {per_many} |")
-    default = backends[0]
+    default = backends[0]  # the path whose export is to be repaid
     build0, one0, many0 = rows[default]
     print()
     for backend in backends[1:]:
@@ -228,9 +246,9 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=0.1, help="quiet: others took at most this share of the cores")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each command first")
     parser.add_argument("--image", type=Path, help="the JPEG to predict; default: ImageNette's first val image")
-    parser.add_argument("--many", type=int, default=16, help="images of the many-image predict runs (0: skip)")
+    parser.add_argument("--many", type=int, default=32, help="images of the many-image predict runs (0: skip)")
     parser.add_argument("--repeats", type=int, default=5, help="in-process timings: calls per median")
-    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true", help="whole commands only")
     args = parser.parse_args()
 
     python = sys.executable
@@ -244,6 +262,10 @@ def main() -> None:
         make = "import mobilenet; from mobilenet.weights import save_weights; "
         make += f"save_weights(mobilenet.mobilenet_v2(), {str(weights)!r})"
         subprocess.run([python, "-c", make], check=True)
+        forward = (
+            "import torch; from mobilenet.weights import load_model; "
+            f"model = load_model({str(weights)!r}).eval(); torch.inference_mode()(model)(torch.randn(1, 3, 224, 224))"
+        )
         predict = [cli, "predict", str(image), "--weights", str(weights)]
         commands = [
             Command("import torch", [python, "-c", "import torch"]),
@@ -251,18 +273,12 @@ def main() -> None:
             Command("create_model", [python, "-c", "import mobilenet; mobilenet.create_model('mobilenet_v2')"]),
             Command("--help", [cli, "--help"]),
             Command("list", [cli, "list"]),
-            Command("predict 1 (auto)", predict),
-            Command("predict 1 (torch)", [*predict, "--backend", "torch"]),
-            Command("predict 1 (eager)", [*predict, "--backend", "eager"]),
+            Command("script: load W, one eager forward", [python, "-c", forward]),
+            *(Command(f"predict 1 ({name})", predict + flags) for name, flags in PATHS.items()),
         ]
         if args.many:
-            paths = [str(path) for path in images]
-            many = [cli, "predict", *paths, "--weights", str(weights)]
-            commands += [
-                Command(f"predict {args.many} (auto)", many),
-                Command(f"predict {args.many} (torch)", [*many, "--backend", "torch"]),
-                Command(f"predict {args.many} (eager)", [*many, "--backend", "eager"]),
-            ]
+            many = [cli, "predict", *[str(path) for path in images], "--weights", str(weights)]
+            commands += [Command(f"predict {args.many} ({name})", many + flags) for name, flags in PATHS.items()]
         for command in commands:
             for _ in range(args.warmup):
                 run_once(command.argv)
@@ -308,15 +324,23 @@ def main() -> None:
         verdict = "meets" if ratio <= IMPORT_TARGET else "MISSES"
         print(f"- `import mobilenet` / `import torch`: {ratio:.2f} ({verdict} <= {IMPORT_TARGET})")
         if args.many:
-            for backend in ("auto", "torch", "eager"):
-                one, lots = med(f"predict 1 ({backend})"), med(f"predict {args.many} ({backend})")
-                slope = (lots - one) / (args.many - 1)
-                print(f"- predict ({backend}): {one - slope:.2f} s fixed + {slope * 1000:.0f} ms per image")
+            fixed, slope = {}, {}
+            for name in PATHS:
+                one, lots = med(f"predict 1 ({name})"), med(f"predict {args.many} ({name})")
+                slope[name] = (lots - one) / (args.many - 1)
+                fixed[name] = one - slope[name]
+                print(f"- predict ({name}): {fixed[name]:.2f} s fixed + {slope[name] * 1000:.1f} ms per image")
+            for other in ("torch", "eager"):
+                cost, gain = fixed["onnxruntime"] - fixed[other], slope[other] - slope["onnxruntime"]
+                verdict = f"pays off from {max(cost / gain, 0):.0f} images" if gain > 0 else "never pays off"
+                print(
+                    f"- whole commands, onnxruntime vs {other}: {cost:+.2f} s up front, {gain * 1000:.1f} ms saved "
+                    f"per image: {verdict}"
+                )
+            auto_picks(args.many)
 
         if not args.skip_in_process:
-            from mobilenet.inference.backends import pick_backend
-
-            backends = [pick_backend("auto", "fp32"), "torch", "eager"]
+            backends = ["onnxruntime", "torch", "eager"]
             in_process(weights, image, [Path(p) for p in images] or [image], backends, args.repeats, args.quiet)
     print(f"\ncommand: `python {shlex.join(['benchmarks/startup.py', *sys.argv[1:]])}`")
 

@@ -236,11 +236,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--model", default="mobilenet_v2_050")
-    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--model", default="mobilenet_v2_050", help="a name of `mobilenet list`")
+    parser.add_argument("--input-size", type=int, default=32, help="training resolution")
     parser.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=True,
                         help="stride-1 stem and first stage (the embedded default's setting)")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per optimizer step")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per round and side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the first round")
     parser.add_argument("--repeats", type=int, default=7, help="quiet rounds wanted")
@@ -251,9 +251,9 @@ def main() -> None:
                         help="quiet round: others took at most this share of the cores during both sides")  # fmt: skip
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="autocast: bf16 on CPU, the config's amp_dtype on CUDA")  # fmt: skip
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False, help="NHWC")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (making the held batches, --loader)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA if present")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU); 0 = PyTorch's default")
     parser.add_argument("--loader", action="store_true", help="also time the trainer fed by its own DataLoader")
     parser.add_argument("--profile", action="store_true", help="then cProfile --steps steps of each side")

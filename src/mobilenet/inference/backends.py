@@ -33,7 +33,7 @@ AUTO: dict[str, tuple[str, ...]] = {
 
 
 # Images above which the ONNX Runtime path of "auto" repays its export (see ``backend_for``).
-EXPORT_PAYS_OFF = 1000
+EXPORT_PAYS_OFF = 3000
 
 
 def available_backends(precision: str = "fp32") -> list[str]:

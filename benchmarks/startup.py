@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -46,6 +45,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from machine import HelpFormatter, busy_cpu_seconds, cpu_name  # benchmarks/machine.py, beside this script
 
 IMAGENETTE_VAL = Path("/work/shared/data/imagenette/val")
 HELP_TARGET_S = 0.5
@@ -58,10 +59,6 @@ PATHS = {  # predict's --backend flags
 IMPORT_TARGET = 1.1  # import mobilenet within 10% of import torch
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written, and every option's default."""
-
-
 class LoadMeter:
     """The share of all cores that others (processes, the hypervisor's steal) took during a measurement."""
 
@@ -69,16 +66,12 @@ class LoadMeter:
         self.cpus = os.cpu_count() or 1
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def busy(self) -> float | None:
-        try:
-            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        except (OSError, ValueError):  # not Linux: unknown
-            return None
-        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in seconds
+    def busy(self) -> float:
+        return busy_cpu_seconds(self.tick)
 
-    def load(self, busy_before: float | None, wall: float, own_cpu: float) -> float:
+    def load(self, busy_before: float, wall: float, own_cpu: float) -> float:
         after = self.busy()
-        if busy_before is None or after is None:
+        if math.isnan(busy_before) or math.isnan(after):
             return math.nan
         return max(after - busy_before - own_cpu, 0.0) / (wall * self.cpus)
 
@@ -106,16 +99,6 @@ class Command:
     @property
     def shown(self) -> str:
         return shlex.join(["python" if arg == sys.executable else arg for arg in self.argv])
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def quiet(load: float, limit: float) -> bool:

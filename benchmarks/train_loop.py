@@ -44,9 +44,7 @@ import copy
 import cProfile
 import io
 import itertools
-import math
 import os
-import platform
 import pstats
 import shlex
 import statistics
@@ -57,6 +55,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from machine import HelpFormatter, busy_cpu_seconds, cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from mobilenet.tasks import trainer as build_trainer
@@ -77,11 +76,7 @@ class LoadMeter:
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def busy(self) -> float:
-        try:
-            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        except (OSError, ValueError):  # not Linux: unknown
-            return math.nan
-        return (sum(values) - values[3] - values[4]) / self.tick  # all but idle and iowait, in CPU seconds
+        return busy_cpu_seconds(self.tick)
 
     def measure(self, run: Callable[[], None]) -> tuple[float, float]:
         """Wall seconds of ``run()`` and the CPU seconds that others took meanwhile (NaN: unknown)."""
@@ -218,20 +213,6 @@ def profile(label: str, side: Side, steps: int, top: int) -> None:
     print(f"\n### cProfile: {label}, {steps} steps (sorted by own time)\n\n```")
     print("\n".join(line for line in lines[start:] if line.strip()))
     print("```")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written, and every option's default."""
 
 
 def main() -> None:

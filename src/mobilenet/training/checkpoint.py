@@ -68,3 +68,18 @@ def load_checkpoint(run_dir: Path, model: nn.Module) -> tuple[dict[str, Any], Po
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{run_dir}'s checkpoint is damaged ({reason}): it cannot be resumed") from None
     return state, position
+
+
+def remove_debris(run_dir: Path) -> None:
+    """Temporary files of writes that a kill interrupted, and checkpoint files that ``POINTER`` does not name.
+
+    Called only once the checkpoint that ``POINTER`` names has loaded: a damaged pointer removes nothing.
+    """
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    pointer = run_dir / POINTER
+    if pointer.exists():
+        named = {Path(value).name for value in json.loads(pointer.read_text()).values() if isinstance(value, str)}
+        for stale in (run_dir / "checkpoints").glob("step-*"):
+            if stale.name not in named:
+                stale.unlink(missing_ok=True)

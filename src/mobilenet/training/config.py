@@ -109,12 +109,8 @@ class TrainConfig:
 RESUMABLE_CHANGES = ("epochs", "workers", "device", "checkpoint_every")
 
 
-def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
-    """The config of the run in ``run_dir``, with only ``RESUMABLE_CHANGES`` applied (``epochs`` extends it)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no run to resume ({path.name} is missing): start one with --out")
+def check_resumable(changes: dict[str, Any]) -> None:
+    """Refuse, in one line, a change that a resumed run may not make."""
     fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if fixed:
         allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUMABLE_CHANGES)
@@ -122,6 +118,15 @@ def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
             f"--{fixed[0].replace('_', '-')} cannot change when resuming (only {allowed} can): the run goes on "
             "as it was configured; start a new run to change it"
         )
+
+
+def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
+    """The config of the run in ``run_dir``, with only ``RESUMABLE_CHANGES`` applied (``epochs`` extends it)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no run to resume ({path.name} is missing): start one with --out")
+    check_resumable(changes)
     try:
         config = TrainConfig.from_json(path)
     except (json.JSONDecodeError, TypeError) as error:

@@ -14,6 +14,7 @@ from typing import Any
 import torch.distributed as dist
 from torch import nn
 
+from mobilenet.training.checkpoint import POINTER, remove_debris
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.curves import plot_curves
 from mobilenet.training.qat import INT8_IR
@@ -30,7 +31,7 @@ def create_run_dir(config: TrainConfig) -> Path:
     """
     if config.out is not None:
         path = Path(config.out)
-        if (path / "last.json").exists():
+        if (path / POINTER).exists():
             raise ValueError(f"{path} already holds a run: continue it with --resume {path}, or pick another --out")
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ValueError(f"{path} already exists: pick another --out, or remove it")
@@ -56,21 +57,6 @@ def shared_run_dir(config: TrainConfig, enabled: bool, resume: Path | None) -> P
         dist.broadcast_object_list(names, src=0)
         path = Path(names[0])
     return path  # type: ignore[return-value]
-
-
-def remove_debris(run_dir: Path) -> None:
-    """Temporary files of writes that a kill interrupted, and checkpoint files that ``last.json`` does not name.
-
-    Called only once the checkpoint that ``last.json`` names has loaded: a damaged pointer removes nothing.
-    """
-    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
-        tmp.unlink(missing_ok=True)
-    pointer = run_dir / "last.json"
-    if pointer.exists():
-        named = {Path(value).name for value in json.loads(pointer.read_text()).values() if isinstance(value, str)}
-        for stale in (run_dir / "checkpoints").glob("step-*"):
-            if stale.name not in named:
-                stale.unlink(missing_ok=True)
 
 
 def scores(prefix: str, values: dict[str, float]) -> dict[str, float]:
@@ -117,7 +103,7 @@ class RunLog:
 
     def discard_if_empty(self) -> None:
         """Remove a directory this run created if it never wrote a checkpoint: nothing half-made is left."""
-        if self.enabled and self.created and not (self.run_dir / "last.json").exists():
+        if self.enabled and self.created and not (self.run_dir / POINTER).exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def state(self) -> dict[str, Any]:

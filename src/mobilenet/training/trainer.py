@@ -24,8 +24,8 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mobilenet.training.checkpoint import Position, load_checkpoint, save_checkpoint
-from mobilenet.training.config import TrainConfig, resume_config
+from mobilenet.training.checkpoint import POINTER, Position, load_checkpoint, save_checkpoint
+from mobilenet.training.config import TrainConfig, check_resumable, resume_config
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
 from mobilenet.training.qat import (
     CALIBRATION_IMAGES,
@@ -104,7 +104,8 @@ def checked_resume_config(run_dir: Path, config: TrainConfig | None) -> TrainCon
         for name, value in vars(config).items()
         if name not in ("out", "task") and value != getattr(saved, name)
     }
-    return resume_config(run_dir, **changes)
+    check_resumable(changes)
+    return replace(saved, **changes)
 
 
 class Trainer:
@@ -175,7 +176,7 @@ class Trainer:
         # This epoch's sums, kept on the device: the task's train_stats, then unreadable samples skipped.
         self.stats = torch.zeros(len(self.task.train_stats) + 1, dtype=torch.float64, device=self.device)
         self.nonfinite = torch.zeros((), device=self.device)  # losses that were NaN or infinite since the last read
-        if resume is not None and (resume / "last.json").exists():
+        if resume is not None and (resume / POINTER).exists():
             self.restore(resume)
             self.log.resumed()
         else:  # a new run, or one killed before its first checkpoint: it starts over
@@ -195,7 +196,7 @@ class Trainer:
             )
 
     def quantization_aware(self, resume: Path | None) -> nn.Module:
-        if resume is not None and (resume / "last.json").exists():
+        if resume is not None and (resume / POINTER).exists():
             return restore_qat(self.model, resume)
         # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
         run_dir = self.log.run_dir if self.rank == 0 else None
@@ -233,7 +234,7 @@ class Trainer:
 
     def diverged(self, what: str) -> TrainingDiverged:
         kept = "no checkpoint was written"
-        if (self.log.run_dir / "last.json").exists():
+        if (self.log.run_dir / POINTER).exists():
             kept = f"the last checkpoint in {self.log.run_dir} is intact"
         return TrainingDiverged(
             f"{what} by step {self.position.step}: training stopped and {kept} (lower --lr, or try --amp false)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from torch import nn
 
 import mobilenet
 from mobilenet.nn.blocks import InvertedResidual
-from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.config import SHORTCUTS, ModelConfig
 from mobilenet.nn.features import FeatureInfo, MobileNetFeatures
 from mobilenet.nn.layers import Conv2dSame, make_divisible, tf_same_pad
 from mobilenet.nn.model import MobileNet
@@ -157,6 +158,50 @@ def test_ablation_without_shortcut_changes_the_output() -> None:
     assert block.use_res_connect
     y = torch.randn(1, 16, 8, 8)
     torch.testing.assert_close(block(y), y + block.conv(y))
+
+
+@pytest.mark.parametrize("width", [1.0, 0.35])
+def test_ablation_shortcut_between_expansions(width: float) -> None:
+    """Figure 6b's middle variant: the same parameters, the residual moved around the narrow bottleneck."""
+    torch.manual_seed(0)
+    variants = {kind: mobilenet.mobilenet_v2(width_mult=width, shortcut=kind).eval() for kind in SHORTCUTS}
+    counts = {kind: sum(p.numel() for p in model.parameters()) for kind, model in variants.items()}
+    assert len(set(counts.values())) == 1
+    state = trained_like(variants["bottleneck"]).state_dict()
+    for model in variants.values():
+        model.load_state_dict(state)
+    expansion = blocks(variants["expansion"])
+    # As many joins as the bottleneck shortcut has, one block later: Table 2's 10 for V2.
+    assert (
+        sum(b.passes_expansion for b in expansion)
+        == 10
+        == sum(b.use_res_connect for b in blocks(variants["bottleneck"]))
+    )
+    assert not any(b.use_res_connect for b in expansion)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        outputs = {kind: model.forward_features(x) for kind, model in variants.items()}
+        # Computed by hand: each linked block's depthwise output is added to the next block's expansion.
+        h, carry = variants["expansion"].features[0](x), None
+        for block in expansion:
+            expanded = block.conv[0](h) if block.has_expansion else h
+            expanded = expanded if carry is None else expanded + carry
+            filtered = block.conv[int(block.has_expansion)](expanded)
+            h = block.conv[int(block.has_expansion) + 1 :](filtered)
+            carry = filtered if block.passes_expansion else None
+        by_hand = variants["expansion"].features[-1](h)
+    torch.testing.assert_close(outputs["expansion"], by_hand)
+    assert outputs["expansion"].shape == outputs["bottleneck"].shape == outputs["none"].shape
+    for a, b in itertools.combinations(outputs.values(), 2):
+        assert (a - b).abs().max() > 0.01 * a.abs().max()  # after the head conv squashes them
+    # Feature taps see the same wiring.
+    taps = mobilenet.create_model("mobilenet_v2", width_mult=width, shortcut="expansion", features_only=True)
+    taps.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        torch.testing.assert_close(taps.eval()(x)[-1], outputs["expansion"])
+    assert mobilenet.mobilenet_v2(shortcut=True).config.shortcut == "bottleneck"  # the old bool spelling
+    with pytest.raises(ValueError, match="shortcut must be one of"):
+        mobilenet.mobilenet_v2(shortcut="expansions")
 
 
 def test_norm_settings_and_input_channels() -> None:
@@ -334,7 +379,7 @@ def test_every_tap_is_what_a_hook_on_its_module_records(location: str, output_st
     torch.testing.assert_close(maps[-1], plain_output)
 
 
-def test_forward_with_expansion_is_the_block_forward() -> None:
+def test_forward_parts_is_the_block_forward() -> None:
     torch.manual_seed(0)
     model = trained_like(mobilenet.mobilenet_v2(width_mult=0.5))
     x = torch.randn(2, 3, 64, 64)
@@ -343,7 +388,7 @@ def test_forward_with_expansion_is_the_block_forward() -> None:
         x = model.features[0](x)
         for block in blocks(model):
             if block.has_expansion:
-                output, expanded = block.forward_with_expansion(x)
+                output, expanded, _ = block.forward_parts(x)
                 torch.testing.assert_close(output, block(x))
                 torch.testing.assert_close(expanded, block.conv[0](x))
                 checked.append(block.use_res_connect)

@@ -66,7 +66,12 @@ class ClassificationTask:
         train, val, classes, source = labelled_samples(config)
         if len(classes) < 2:
             raise ValueError(f"the dataset has a single class ({classes[0]}): a classifier needs at least two")
-        given = {"input_size": config.input_size, "small_input": config.small_input}
+        given = {
+            "input_size": config.input_size,
+            "small_input": config.small_input,
+            "linear_bottleneck": config.linear_bottleneck,
+            "shortcut": config.shortcut,
+        }
         overrides = {"dropout": config.dropout} | {key: value for key, value in given.items() if value is not None}
         if model is not None:
             model.preprocessing = Preprocessing(input_size=config.input_size or 224)

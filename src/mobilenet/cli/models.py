@@ -54,6 +54,32 @@ def _print_grid(arch: str) -> int:
     return 0 if all(cell.ok for cell in grid) else 1
 
 
+def _print_memory(name: str, width: float, resolution: int, as_json: bool) -> int:
+    from mobilenet.complexity.memory import PAPER_MAX_KB, memory_table
+    from mobilenet.registry import create_model
+
+    model = create_model(name, width_mult=width)
+    streamed, plain = memory_table(model, resolution), memory_table(model, resolution, streamed=False)
+    if as_json:
+        print(json.dumps({"streamed": [asdict(row) for row in streamed], "unstreamed": [asdict(row) for row in plain]}))
+        return 0
+    arch = model.config.arch
+    print(f"{arch} width {width:g} at {resolution}x{resolution}: the largest tensor that must exist at each size")
+    print("(16-bit floats, K = 1,000 bytes; Sandler et al. 2018, Table 3 and Section 5)")
+    print(f"{'size':>9}  {'ours':>18}  {'paper':>14}  {'without streaming':>20}")
+    for row, unstreamed in zip(streamed, plain, strict=True):
+        ours = f"{row.largest.channels} ch {row.largest.kilobytes:7.1f}K"
+        paper = "" if row.paper_channels is None else f"{row.paper_channels} ch {row.paper_kilobytes:g}K"
+        other = f"{unstreamed.largest.channels} ch {unstreamed.largest.kilobytes:7.1f}K"
+        print(f"{row.size:>4}x{row.size:<4}  {ours:>18}  {paper:>14}  {other:>20}")
+    largest = max(row.largest.kilobytes for row in streamed)
+    paper_max = f"{PAPER_MAX_KB[arch]}K" if streamed[0].paper_kilobytes is not None else ""
+    print(f"{'max':>9}  {largest:>17.1f}K  {paper_max:>14}  {max(r.largest.kilobytes for r in plain):>19.1f}K")
+    if arch == "mobilenet_v1":
+        print("V1's blocks expand nothing, so there is nothing to stream: every layer's output exists whole.")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from mobilenet.complexity.profile import profile
 
@@ -61,6 +87,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return max(_print_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1"))
     base = MODELS[args.name]
     width = base.width_mult if args.width is None else args.width
+    if args.memory:
+        return _print_memory(args.name, width, args.resolution, args.json)
     result = profile(base.arch, width, args.resolution)
     if args.json:
         print(json.dumps(asdict(result)))
@@ -103,6 +131,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=positive_float, help="width multiplier alpha (overrides the name's)")
     p.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
     p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
+    p.add_argument("--memory", action="store_true", help="the largest tensor at each resolution (Table 3)")
     p.add_argument("--json", action="store_true", help="print the per-layer profile as JSON")
     p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
     p.set_defaults(func=cmd_profile)

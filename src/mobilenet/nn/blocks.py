@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from mobilenet.nn.config import LayerStyle
+from mobilenet.nn.config import LayerStyle, Shortcut
 from mobilenet.nn.layers import ConvNormAct, make_activation, make_conv, make_norm
 
 
@@ -16,9 +19,9 @@ class InvertedResidual(nn.Module):
     3x3 depthwise + activation, then a *linear* 1x1 projection + norm. The shortcut is added only when
     the block keeps the shape: stride 1 and ``in_channels == out_channels``.
 
-    ``linear_bottleneck=False`` puts the activation back on the projection and ``shortcut=False``
-    drops the residual: the paper's two ablations (Figure 6). The submodule layout (``conv.0``,
-    ``conv.1``, ...) is torchvision's, so its checkpoints load as they are.
+    ``linear_bottleneck=False`` puts the activation back on the projection, and ``shortcut`` moves the
+    residual between expansions or drops it: the paper's two ablations (Figure 6). The submodule layout
+    (``conv.0``, ``conv.1``, ...) is torchvision's, so its checkpoints load as they are.
     """
 
     def __init__(
@@ -30,7 +33,7 @@ class InvertedResidual(nn.Module):
         style: LayerStyle,
         dilation: int = 1,
         linear_bottleneck: bool = True,
-        shortcut: bool = True,
+        shortcut: Shortcut = "bottleneck",
     ) -> None:
         super().__init__()
         if stride not in (1, 2):
@@ -50,19 +53,49 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.expand_ratio = expand_ratio
-        self.use_res_connect = shortcut and stride == 1 and in_channels == out_channels
+        self.keeps_shape = stride == 1 and in_channels == out_channels
+        self.use_res_connect = shortcut == "bottleneck" and self.keeps_shape
+        # Set by link_expansion_shortcuts: this block's depthwise output is added to the next block's expansion.
+        self.passes_expansion = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)
         return x + out if self.use_res_connect else out
 
-    def forward_with_expansion(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The block's output and its expanded activation (the input of the depthwise conv): a feature tap."""
-        expanded = self.conv[0](x)
-        out = expanded
-        for layer in self.conv[1:]:
+    def forward_parts(
+        self, x: torch.Tensor, carry: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The output, the expanded activation (a feature tap) and what goes on to the next block's expansion.
+
+        ``carry`` is the previous block's depthwise output, added to this block's expansion (Figure 6b's
+        shortcut between expansions); the output is :meth:`forward`'s.
+        """
+        expanded = self.conv[0](x) if self.has_expansion else x
+        if carry is not None:
+            expanded = expanded + carry
+        filtered = self.conv[int(self.has_expansion)](expanded)
+        out = filtered
+        for layer in self.conv[int(self.has_expansion) + 1 :]:
             out = layer(out)
-        return (x + out if self.use_res_connect else out), expanded
+        return (x + out if self.use_res_connect else out), expanded, (filtered if self.passes_expansion else None)
+
+
+def link_expansion_shortcuts(blocks: Sequence[nn.Module]) -> int:
+    """Wire Figure 6b's "shortcut between expansions" through consecutive blocks; returns how many.
+
+    Where the bottleneck shortcut would join a shape-keeping block's input and output, this one joins
+    the wide tensors around that narrow bottleneck instead: the block's depthwise output goes on to the
+    next block's expansion, whose width is the same. Same places, same count, no parameters.
+    """
+    linked = 0
+    for block, following in itertools.pairwise(blocks):
+        if not (isinstance(block, InvertedResidual) and isinstance(following, InvertedResidual)):
+            continue
+        block.passes_expansion = (
+            block.keeps_shape and following.has_expansion and following.hidden_channels == block.hidden_channels
+        )
+        linked += block.passes_expansion
+    return linked
 
 
 def depthwise_separable(
@@ -74,5 +107,5 @@ def depthwise_separable(
     shortcut, so it is built as one rather than written twice.
     """
     return InvertedResidual(
-        in_channels, out_channels, stride, 1, style, dilation, linear_bottleneck=False, shortcut=False
+        in_channels, out_channels, stride, 1, style, dilation, linear_bottleneck=False, shortcut="none"
     )

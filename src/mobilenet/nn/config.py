@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 Activation = Literal["relu6", "relu"]
 Padding = Literal["symmetric", "tf_same"]
+# Where V2's residual joins (Figure 6b): the bottlenecks (the paper's design), the expansions, or nowhere.
+Shortcut = Literal["bottleneck", "expansion", "none"]
+SHORTCUTS: tuple[Shortcut, ...] = ("bottleneck", "expansion", "none")
 MIN_INPUT_SIZE = 32  # the network downsamples 32x: a smaller input leaves less than one pixel
 
 
@@ -42,7 +45,7 @@ class ModelConfig:
     dropout: float = 0.2
     activation: Activation = "relu6"
     linear_bottleneck: bool = True  # False: the paper's ablation with an activation on the projection
-    shortcut: bool = True  # False: the paper's ablation without residual connections
+    shortcut: Shortcut = "bottleneck"  # "expansion" or "none": the paper's ablations (True/False read as before)
     padding: Padding = "symmetric"  # "tf_same" for TensorFlow-trained weights
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
@@ -50,6 +53,10 @@ class ModelConfig:
     small_input: bool = False  # stem and first strided stage at stride 1 (total stride 8): for 32x32 images
 
     def __post_init__(self) -> None:
+        if isinstance(self.shortcut, bool):  # the switch was a bool before the expansion ablation existed
+            object.__setattr__(self, "shortcut", "bottleneck" if self.shortcut else "none")
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {self.shortcut!r}")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}: choose one of {sorted(ARCHITECTURES)}")
         if not (isinstance(self.width_mult, int | float) and math.isfinite(self.width_mult)) or (self.width_mult <= 0):

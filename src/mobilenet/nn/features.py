@@ -12,12 +12,14 @@ module names. Two lists exist, as timm spells them (``feature_location``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
+
+from mobilenet.nn.blocks import InvertedResidual
 
 FeatureLocation = Literal["bottleneck", "expansion"]
 
@@ -87,13 +89,28 @@ class MobileNetFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         self.config.check_input(x)
-        outputs = []
-        for index, layer in enumerate(self.features):
-            if self.taps.get(index):
-                x, expanded = layer.forward_with_expansion(x)
+        return run_layers(self.features, x, self.taps, carrying=self.config.shortcut == "expansion")[1]
+
+
+def run_layers(
+    layers: Iterable[nn.Module], x: torch.Tensor, taps: Mapping[int, bool] | None = None, carrying: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The output of ``layers`` and the maps at ``taps`` (layer index -> whether the map is its expansion).
+
+    ``carrying``: blocks hand their depthwise output on to the next block's expansion (the shortcut
+    between expansions, :func:`~mobilenet.nn.blocks.link_expansion_shortcuts`).
+    """
+    taps = taps or {}
+    outputs: list[torch.Tensor] = []
+    carry = None
+    for index, layer in enumerate(layers):
+        if isinstance(layer, InvertedResidual) and (carrying or taps.get(index)):
+            x, expanded, carry = layer.forward_parts(x, carry)
+            if taps.get(index):
                 outputs.append(expanded)
                 continue
-            x = layer(x)
-            if index in self.taps:
-                outputs.append(x)
-        return outputs
+        else:
+            x, carry = layer(x), None
+        if index in taps:
+            outputs.append(x)
+    return x, outputs

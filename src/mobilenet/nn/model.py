@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenet.nn.blocks import InvertedResidual, depthwise_separable
+from mobilenet.nn.blocks import InvertedResidual, depthwise_separable, link_expansion_shortcuts
 from mobilenet.nn.config import ModelConfig
-from mobilenet.nn.features import FeatureInfo, FeatureLocation, FeatureTap
+from mobilenet.nn.features import FeatureInfo, FeatureLocation, FeatureTap, run_layers
 from mobilenet.nn.layers import ConvNormAct, make_divisible
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.tables import ARCHITECTURES
@@ -71,6 +71,8 @@ def build_features(config: ModelConfig) -> Plan:
                 plan.expansion.append(FeatureTap(name, block.hidden_channels, boundary_reduction, layer, "expansion"))
             plan.layers.append(block)
             channels = out_channels
+    if config.shortcut == "expansion":
+        link_expansion_shortcuts(plan.layers)
     plan.tap_output(channels, reduction)
     if arch.head_channels is not None:
         # The V2 paper keeps the last conv at 1280 for alpha < 1 ("we apply width multiplier to all
@@ -184,6 +186,8 @@ class MobileNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The unpooled feature map of the last layer, (N, num_features, H/32, W/32)."""
         self.config.check_input(x)
+        if self.config.shortcut == "expansion":
+            return run_layers(self.features, x, carrying=True)[0]
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -27,6 +27,9 @@ class TrainConfig:
     width_mult: float | None = None  # overrides the model name's width
     input_size: int | None = None
     small_input: bool | None = None  # stem and first stride-2 stage at stride 1: for 32x32 inputs (CIFAR)
+    # The paper's ablations (Figure 6): ReLU6 on V2's projections; the residual between expansions or none.
+    linear_bottleneck: bool | None = None
+    shortcut: Literal["bottleneck", "expansion", "none"] | None = None
     dropout: float = 0.2
     weights: str | None = None  # start from these (any file mobilenet can load); a new classifier if classes differ
     # Optimisation

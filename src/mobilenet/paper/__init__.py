@@ -1,0 +1,1 @@
+"""The paper's argument reproduced: figures and tables recomputed here."""

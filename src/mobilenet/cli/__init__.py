@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from mobilenet import __version__
-from mobilenet.cli import classify, models, speed, train
+from mobilenet.cli import classify, models, paper, speed, train
 
-GROUPS = (models, classify, train, speed)
+GROUPS = (models, classify, train, speed, paper)
 
 
 def build_parser() -> argparse.ArgumentParser:

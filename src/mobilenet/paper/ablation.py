@@ -140,3 +140,26 @@ def plot_ablation(curves: dict[str, VariantCurves], path: str | Path) -> None:
     axes[0].set_ylabel("validation top-1")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# The paper's orderings (Figure 6): each pair reads "the first above the second".
+PAPER_ORDER = (("linear", "relu6"), ("linear", "expansion-shortcut"), ("expansion-shortcut", "no-shortcut"))
+
+
+def compare_to_paper(rows: list[dict[str, Any]]) -> list[str]:
+    """For each of the paper's orderings: whether ours agrees, and whether the gap exceeds the seed spread."""
+    by_variant = {row["variant"]: row for row in rows}
+    findings = []
+    for upper, lower in PAPER_ORDER:
+        if upper not in by_variant or lower not in by_variant:
+            continue
+        a, b = by_variant[upper], by_variant[lower]
+        gap = a["top1_mean"] - b["top1_mean"]
+        spread = (a["top1_std"] ** 2 + b["top1_std"] ** 2) ** 0.5
+        order = "as in the paper" if gap > 0 else "the reverse of the paper" if gap < 0 else "no difference"
+        size = "beyond" if abs(gap) > spread else "within"
+        findings.append(
+            f"{LABELS[upper]} vs {LABELS[lower]}: {gap * 100:+.2f} points, {order}, {size} the seed spread "
+            f"({spread * 100:.2f})"
+        )
+    return findings

@@ -1,0 +1,59 @@
+"""``mobilenet paper`` and the Figure 6 sweep: real (tiny) training runs, read back into the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mobilenet.paper.ablation import VARIANTS, ablation_rows, compare_to_paper, read_ablation, run_ablation
+from mobilenet.training.recipes import make_config
+from tests.conftest import cli
+
+pytest.importorskip("matplotlib", reason="the report draws its figures: pip install 'mobilenet[plots]'")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every Figure 6 variant trained for one short epoch on the embedded digits."""
+    root = tmp_path_factory.mktemp("figure6")
+    base = make_config(model="mobilenet_v2_035", epochs=1, batch_size=128, workers=0)
+    run_ablation(base, root, seeds=[0])
+    return root
+
+
+@pytest.mark.slow
+def test_the_sweep_trains_each_variant_once_with_its_switches(sweep: Path) -> None:
+    curves = read_ablation(sweep)
+    assert set(curves) == set(VARIANTS)
+    assert all(curve.seeds == (0,) and len(curve.top1[0]) == 1 for curve in curves.values())
+    configs = {variant: (sweep / f"{variant}-seed0" / "config.json").read_text() for variant in VARIANTS}
+    assert '"shortcut": "expansion"' in configs["expansion-shortcut"]
+    assert '"linear_bottleneck": false' in configs["relu6"]
+    # Run again, it trains nothing: finished runs are kept as they are.
+    stamps = {path: path.stat().st_mtime_ns for path in sweep.glob("*/summary.json")}
+    run_ablation(make_config(model="mobilenet_v2_035", epochs=1, workers=0), sweep, seeds=[0])
+    assert {path: path.stat().st_mtime_ns for path in sweep.glob("*/summary.json")} == stamps
+    rows = ablation_rows(curves)
+    assert next(row for row in rows if row["variant"] == "linear")["gap_to_linear"] == 0
+    assert len(compare_to_paper(rows)) == 3
+    with pytest.raises(ValueError, match="unknown ablation variants"):
+        run_ablation(make_config(), sweep, seeds=[0], variants=["sigmoid"])
+
+
+@pytest.mark.slow
+def test_the_report_puts_every_table_and_figure_beside_the_papers(sweep: Path, tmp_path: Path) -> None:
+    done = cli("paper", "--quick", "--out", str(tmp_path / "report"), "--ablation", str(sweep))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "report" / "report.md").read_text()
+    for title in ("Table 2", "Table 3", "Table 4", "Tables 5-7", "Figure 1", "Figure 5", "Section 5", "Figure 6"):
+        assert f"## {title}" in text
+    assert "| 112x112 | 16/401.4 | 16/400 |" in text  # Table 3, V2's largest tensor beside the paper's
+    for figure in ("figure1.png", "figure5.png", "figure6.png"):
+        assert (tmp_path / "report" / figure).read_bytes().startswith(b"\x89PNG")
+    assert "not reproducible here" in done.stdout
+
+
+def test_report_arguments_are_checked() -> None:
+    done = cli("paper", "--weights", "model.tflite")
+    assert done.returncode == 2 and "--weights and --images go together" in done.stderr

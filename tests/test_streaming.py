@@ -142,3 +142,8 @@ def test_peak_memory_drops_with_groups() -> None:
     # channels at 48x48), which streaming never does.
     floor = 3 * 96 * 96 * 4 + 16 * 48 * 48 * 4 + 96 * 48 * 48 * 4
     assert peaks[0] >= floor > 2 * peaks[-1]
+
+
+def test_the_expansion_shortcut_ablation_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be split into groups"):
+        streaming_model(create_model("mobilenet_v2", width_mult=0.35, shortcut="expansion"), 2)  # type: ignore[arg-type]

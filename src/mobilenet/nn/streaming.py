@@ -181,6 +181,11 @@ def streaming_model(model: MobileNet, groups: int) -> MobileNet:
             f"{model.config.arch} has no expanding block to stream: streaming splits the expanded tensor of "
             "MobileNetV2's inverted residuals"
         )
+    if model.config.shortcut == "expansion":
+        raise ValueError(
+            "shortcut='expansion' adds one block's expanded tensor to the next block's, so it cannot be split into "
+            "groups: stream a model with shortcut='bottleneck' or 'none'"
+        )
     streamed = copy.deepcopy(model).requires_grad_(False)
     features = streamed.features
     stem, first = features[0], features[1]

@@ -9,13 +9,33 @@ from typing import Any
 
 from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
 from mobilenet.nn.model import MobileNet
-from mobilenet.nn.variants import MODELS
+from mobilenet.nn.variants import MODELS, model_name
+from mobilenet.weights.download import fetch
 from mobilenet.weights.load import load_model
+from mobilenet.weights.published import PUBLISHED, WEIGHTS, published_weights
+
+# What a weights file is called: anything else without a "/" that does not exist is taken for a name.
+FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx")
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (``"mobilenet_v2_*"``)."""
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (``"mobilenet_v2_*"``).
+
+    ``pretrained=True``: the names of the published weights instead (``"mobilenet_v2_100.tv2_in1k"``), as
+    ``create_model(model, weights=name)`` takes them.
+    """
+    if pretrained:
+        names = (entry.name for entry in PUBLISHED if entry.task == "classification")
+        return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
     return sorted(name for name in MODELS if fnmatch.fnmatch(name, pattern))
+
+
+def is_weights_name(weights: str | Path) -> bool:
+    """Whether ``weights`` names published weights ("DEFAULT", "mobilenet_v2_100.tv2_in1k") rather than a file."""
+    text = str(weights)
+    if text == "DEFAULT" or text in WEIGHTS:
+        return True
+    return not (Path(text).exists() or "/" in text or Path(text).suffix in FILE_SUFFIXES)
 
 
 def create_model(
@@ -24,18 +44,29 @@ def create_model(
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
     feature_location: FeatureLocation = "bottleneck",
+    pretrained: bool = False,
+    progress: bool = True,
     **overrides: Any,
 ) -> MobileNet | MobileNetFeatures:
     """Build a registered model, with any :class:`~mobilenet.nn.config.ModelConfig` field overridden.
 
     ``weights`` is a local file (safetensors, a torchvision/timm ``.pth`` state dict, or a TFLite
-    MobileNet): its architecture settings are used and its tensors loaded, checked key by key.
+    MobileNet), whose architecture settings are used and its tensors loaded, checked key by key; or the
+    name of published weights (``list_models(pretrained=True)``, ``"DEFAULT"``, or ``pretrained=True``),
+    fetched into the cache once, checked against its sha256, with its preprocessing.
     ``features_only=True`` returns feature maps instead of logits: at ``out_indices`` of the taps of
     ``feature_location`` ("bottleneck": block outputs; "expansion": inside blocks, as SSDLite reads).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    if weights is not None:
+    if pretrained and weights is None:
+        weights = "DEFAULT"
+    if weights is not None and is_weights_name(weights):
+        width = overrides.get("width_mult", MODELS[name].width_mult)
+        entry = published_weights(model_name(replace(MODELS[name], width_mult=width)), str(weights))
+        model = load_model(fetch(entry, progress), MODELS[name], **overrides)
+        model.preprocessing = entry.preprocessing
+    elif weights is not None:
         model = load_model(weights, MODELS[name], **overrides)
     else:
         model = MobileNet(replace(MODELS[name], **overrides))
@@ -45,7 +76,7 @@ def create_model(
 def mobilenet_v2(
     weights: str | Path | None = None, width_mult: float = 1.0, num_classes: int = 1000, **kwargs: Any
 ) -> MobileNet:
-    """MobileNetV2 with torchvision's signature (``weights`` is a local file here)."""
+    """MobileNetV2 with torchvision's signature (``weights``: a file, a published name or "DEFAULT")."""
     return create_model(  # type: ignore[return-value]
         "mobilenet_v2", weights, width_mult=width_mult, num_classes=num_classes, **kwargs
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import torch
 import mobilenet
 from mobilenet.cli import main
 from mobilenet.weights import save_weights
-from tests.conftest import shared_path
+from tests.conftest import TINY, flags, shared_path
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -47,6 +48,86 @@ def test_profile_grid_prints_every_cell(capsys) -> None:
 def test_list(capsys) -> None:
     assert main(["list", "mobilenet_v1_*"]) == 0
     assert capsys.readouterr().out.count("mobilenet_v1_") == 4
+
+
+def test_list_json(capsys) -> None:
+    assert main(["list", "mobilenet_v2_1*", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in models] == ["mobilenet_v2_100", "mobilenet_v2_130", "mobilenet_v2_140"]
+    assert [m["width_mult"] for m in models] == [1.0, 1.3, 1.4]
+    assert {m["arch"] for m in models} == {"mobilenet_v2"} and models[0]["num_classes"] == 1000
+
+
+def test_profile_grid_json(capsys) -> None:
+    assert main(["profile", "--grid", "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)
+    assert len(cells) == 38 and {c["published"]["arch"] for c in cells} == {"mobilenet_v2", "mobilenet_v1"}
+    assert {"madds", "params_without_norm", "madds_error", "verdict", "ok"} <= set(cells[0])
+
+
+def command_names() -> list[str]:
+    """The subcommands, as ``mobilenet --help`` lists them."""
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    return re.search(r"\{([a-z,]+)\}", result.stdout).group(1).split(",")
+
+
+def test_every_subcommand_help_exits_0(capsys) -> None:
+    names = command_names()
+    assert {"list", "convert", "export", "train", "predict", "eval", "profile", "bench", "pick"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0, name
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: mobilenet {name}"), out
+        assert "(default: None)" not in out and "(default: False)" not in out, f"{name}: an unset default shown"
+
+
+def test_help_shows_defaults_and_choices(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--threads THREADS threads for every path (default: 2)" in out
+    assert "--precisions {fp32,bf16,int8} [{fp32,bf16,int8} ...]" in out and "(default: fp32 bf16 int8)" in out
+    with pytest.raises(SystemExit):
+        main(["profile", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(choices: mobilenet_v1," in out and "(default: mobilenet_v2_100)" in out  # NAME hides its choices
+
+
+def test_train_help_shows_each_default_and_choices(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--optimizer {sgd,rmsprop,adamw} default: sgd" in out
+    assert "--shortcut {bottleneck,expansion,none} default: the --weights file's, else bottleneck" in out
+    assert "--lr FLOAT default: 0.1; 0.05 on the embedded digits" in out  # modern recipe; no --data
+    assert "--amp {true,false} default: false" in out and "--epochs INT default: 150; 10 on the" in out
+    assert "override the recipe" not in out
+    fields = re.findall(r"\[--([a-z-]+) ", out.split("options:")[0])  # every flag of the usage line...
+    helps = re.findall(r"--([a-z-]+) (?:\S+ )?default: ", out)  # ...has a default in its help
+    assert set(fields) - {"resume", "recipe"} <= set(helps), set(fields) - set(helps)
+
+
+def test_train_choices_are_checked_while_parsing(capsys) -> None:
+    from mobilenet.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--shortcut", "none"]).shortcut == "none"  # the ablation, not "unset"
+    assert parser.parse_args(["train", "--lr-batch", "none"]).lr_batch is None
+    for bad in (["--optimizer", "adam"], ["--shortcut", "bogus"], ["--lr", "fast"]):
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args(["train", *bad])
+        assert done.value.code == 2
+        assert f"argument {bad[0]}: invalid" in capsys.readouterr().err
+
+
+def test_version_comes_from_the_package(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"mobilenet {mobilenet.__version__}"
 
 
 @pytest.fixture
@@ -89,6 +170,15 @@ def test_predict_bad_image_is_reported_and_others_still_run(small_weights, image
     assert images[0] in captured.out
 
 
+def test_convert_json(small_weights, tmp_path, capsys) -> None:
+    out = tmp_path / "copy.safetensors"
+    assert main(["convert", str(small_weights), str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["source"] == str(small_weights) and result["output"] == str(out) and out.is_file()
+    expected = {"arch": "mobilenet_v2", "width_mult": 0.35, "num_classes": 3, "input_size": 64}
+    assert {key: result[key] for key in expected} == expected
+
+
 def test_errors_are_one_line(tmp_path) -> None:
     result = run("predict", "x.jpg", "--weights", str(tmp_path / "missing.safetensors"))
     assert result.returncode == 2
@@ -119,3 +209,24 @@ def test_export_onnx_cli(small_weights, images, tmp_path) -> None:
     result = run("export", str(small_weights), str(out), "--images", images[0])
     assert result.returncode == 0, result.stderr
     assert "outputs differ from PyTorch by at most" in result.stdout and out.stat().st_size > 100_000
+
+
+def test_export_json(small_weights, tmp_path) -> None:
+    out = tmp_path / "model.pt"
+    result = run("export", str(small_weights), str(out), "--format", "torchscript", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # the whole of stdout: one JSON document
+    assert report["path"] == str(out) and report["format"] == "torchscript"
+    assert report["file_size"] == out.stat().st_size and report["max_abs_diff"] < 1e-4
+    assert report["verified_on"] == "2 random inputs"
+
+
+@pytest.mark.slow
+def test_train_json(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    result = run("train", *flags(TINY | {"epochs": 1}), "--out", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # progress and the run's folder go to stderr
+    assert summary["run_dir"] == str(run_dir) and summary["epochs"] == 1 and summary["best_metric"] == "top1"
+    assert set(summary["val"]["metrics"]) == {"loss", "top1", "top5"} and summary["val"]["n"] > 0
+    assert summary["int8"] is None and summary["skipped_images"] == {"train": 0, "val": 0}

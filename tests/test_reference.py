@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 import mobilenet
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.weights.foreign import timm_to_torchvision
-from mobilenet.weights.load import load_state_dict
+from mobilenet.weights.load import load_model, load_state_dict
 
 pytestmark = pytest.mark.reference
 
@@ -62,6 +64,24 @@ def test_timm_checkpoint_file_loads_by_name(timm, tmp_path) -> None:
     path = tmp_path / "timm.pth"
     torch.save(reference.state_dict(), path)
     ours = mobilenet.create_model("mobilenet_v2_075", weights=path).eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert (ours(x) - reference(x)).abs().max() < 1e-4
+
+
+def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path) -> None:
+    """timm's Hugging Face Hub layout: model.safetensors under timm's keys, and config.json with pretrained_cfg."""
+    from safetensors.torch import save_file
+
+    reference = randomize_norms(timm.create_model("mobilenetv2_140", pretrained=False))
+    save_file(reference.state_dict(), str(tmp_path / "model.safetensors"))
+    cfg = dict(reference.pretrained_cfg)  # what timm's push_to_hub writes, for its mobilenetv2_140.ra_in1k
+    hub = {"architecture": "mobilenetv2_140", "num_classes": 1000, "pretrained_cfg": cfg}
+    (tmp_path / "config.json").write_text(json.dumps(hub, default=list))
+    ours = load_model(tmp_path / "model.safetensors").eval()
+    assert (ours.config.arch, ours.config.width_mult) == ("mobilenet_v2", 1.4)
+    pre = ours.preprocessing
+    assert (pre.interpolation, pre.crop_pct, pre.mean) == (cfg["interpolation"], cfg["crop_pct"], tuple(cfg["mean"]))
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         assert (ours(x) - reference(x)).abs().max() < 1e-4

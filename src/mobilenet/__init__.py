@@ -15,12 +15,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "FeatureInfo": "mobilenet.nn.features",
     "FeatureTap": "mobilenet.nn.features",
+    "ImageTransform": "mobilenet.data.images",
     "MobileNet": "mobilenet.nn.model",
     "MobileNetFeatures": "mobilenet.nn.features",
     "ModelConfig": "mobilenet.nn.config",
     "Preprocessing": "mobilenet.nn.preprocessing",
     "available_backends": "mobilenet.inference.backends",
+    "classify": "mobilenet.classification.predict",
     "create_model": "mobilenet.registry",
+    "decode_predictions": "mobilenet.classification.predict",
     "deploy": "mobilenet.inference.deploy",
     "list_models": "mobilenet.registry",
     "load_deployed": "mobilenet.inference.deploy",
@@ -32,12 +35,15 @@ _EXPORTS = {
 __all__ = [
     "FeatureInfo",
     "FeatureTap",
+    "ImageTransform",
     "MobileNet",
     "MobileNetFeatures",
     "ModelConfig",
     "Preprocessing",
     "available_backends",
+    "classify",
     "create_model",
+    "decode_predictions",
     "deploy",
     "list_models",
     "load_deployed",
@@ -48,6 +54,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from mobilenet.classification.predict import classify, decode_predictions
+    from mobilenet.data.images import ImageTransform
     from mobilenet.inference.backends import available_backends
     from mobilenet.inference.deploy import deploy, load_deployed
     from mobilenet.inference.optimize import optimize

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mobilenet.data.imagenet import imagenet_names_for
 from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import MODELS, model_name
@@ -66,6 +67,7 @@ def create_model(
         entry = published_weights(model_name(replace(MODELS[name], width_mult=width)), str(weights))
         model = load_model(fetch(entry, progress), MODELS[name], **overrides)
         model.preprocessing = entry.preprocessing
+        model.class_names = model.class_names or imagenet_names_for(model.num_classes)  # a cached file has no labels
     elif weights is not None:
         model = load_model(weights, MODELS[name], **overrides)
     else:

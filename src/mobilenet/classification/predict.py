@@ -1,53 +1,85 @@
-"""Classify image files with a loaded model: the library side of ``mobilenet predict``."""
+"""Classify images with a loaded model (the library side of ``mobilenet predict``), and decode classifier outputs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from mobilenet.data.images import preprocess
+from mobilenet.data.imagenet import imagenet_names_for
+from mobilenet.data.images import AnyImages, each_image, model_input
 from mobilenet.inference.deploy import Deployed
 
 
 @torch.inference_mode()
 def classify(
-    model: nn.Module | Deployed, images: list[str | Path], top: int = 5, batch_size: int = 32
+    model: nn.Module | Deployed, images: AnyImages, top: int = 5, batch_size: int = 32
 ) -> list[dict[str, Any]]:
-    """Top-``top`` classes of each image, as ``{"image", "top": [{"index", "name", "prob"}]}``.
+    """Top-``top`` classes of each image, as ``{"image", "top": [{"index", "name", "prob"}]}``, in input order.
 
-    ``model`` is a MobileNet or what :func:`~mobilenet.inference.deploy.deploy` made of one. An image that cannot
-    be read gets ``{"image", "error"}`` instead, and the others still run.
+    ``model`` is a MobileNet or what :func:`~mobilenet.inference.deploy.deploy` made of one; each image is
+    preprocessed as ``model.preprocessing`` says. ``images`` is one image or a list of them, of any kind
+    :func:`~mobilenet.data.images.each_image` takes: file paths, encoded bytes, PIL images, uint8 RGB arrays
+    (H, W, 3) and tensors (3, H, W) of any size, batches of those ((N, H, W, 3) arrays, (N, 3, H, W) tensors),
+    and float tensors, taken as already preprocessed. ``"image"`` is the path of a file, else None.
+
+    An image that cannot be read (a missing or broken file, bytes that are no image, pixels of the wrong
+    shape or type) gets ``{"image", "error"}`` instead, and the others still run. A 1000- or 1001-class
+    model without class names is named with ImageNet's (see :func:`decode_predictions`).
     """
     if isinstance(model, nn.Module):
         model.eval()
-    top = min(top, model.config.num_classes)
-    names = model.class_names
-    results: list[dict[str, Any]] = []
-    for start in range(0, len(images), batch_size):
-        paths = [str(p) for p in images[start : start + batch_size]]
-        tensors, readable = [], []
-        for path in paths:
+    items = each_image(images)
+    results: list[dict[str, Any]] = [{} for _ in items]
+    for start in range(0, len(items), batch_size):
+        tensors, rows = [], []
+        for row in range(start, min(start + batch_size, len(items))):
+            item = items[row]
+            results[row]["image"] = str(item) if isinstance(item, str | Path) else None
             try:
-                tensors.append(preprocess(path, model.preprocessing))
-                readable.append(path)
+                tensors.append(model_input(item, model.preprocessing))
+                rows.append(row)
             except (OSError, ValueError) as error:
-                results.append({"image": path, "error": str(error)})
+                results[row]["error"] = str(error)
         if not tensors:
             continue
-        probs = model(torch.stack(tensors)).softmax(dim=1)
-        values, indices = probs.topk(top, dim=1)
-        for path, row_values, row_indices in zip(readable, values.tolist(), indices.tolist(), strict=True):
-            results.append(
-                {
-                    "image": path,
-                    "top": [
-                        {"index": i, "name": names[i] if names else str(i), "prob": p}
-                        for p, i in zip(row_values, row_indices, strict=True)
-                    ],
-                }
-            )
-    order = {str(p): n for n, p in enumerate(images)}
-    return sorted(results, key=lambda r: order[r["image"]])
+        logits = model(torch.stack(tensors))
+        for row, top_classes in zip(rows, decode_predictions(logits, model.class_names, top), strict=True):
+            results[row]["top"] = top_classes
+    return results
+
+
+def decode_predictions(
+    outputs: torch.Tensor | np.ndarray, class_names: list[str] | None = None, top: int = 5
+) -> list[list[dict[str, Any]]]:
+    """The ``top`` classes of each row of a classifier's outputs, as ``[{"index", "name", "prob"}]``, best first.
+
+    Keras's ``decode_predictions`` for any classifier: ``outputs`` is (N, classes) (or one row, (classes,)),
+    of logits or of probabilities. Rows that already are probabilities (non-negative, summing to 1) are kept;
+    anything else is taken as logits and softmaxed. Without ``class_names``, a 1000-class output is named
+    with ImageNet's classes as torchvision names them, a 1001-class one with "background" first (TensorFlow's
+    layout); other sizes are named by their index.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    scores = torch.as_tensor(outputs).detach().float().cpu()
+    scores = scores.unsqueeze(0) if scores.dim() == 1 else scores
+    if scores.dim() != 2:
+        raise ValueError(f"expected outputs of shape (N, classes) or (classes,), got {tuple(scores.shape)}")
+    num_classes = scores.shape[1]
+    names = class_names if class_names is not None else imagenet_names_for(num_classes)
+    if names is not None and len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names for outputs of {num_classes} classes")
+    is_probability = bool((scores >= 0).all()) and torch.allclose(scores.sum(dim=1), torch.ones(1), atol=1e-3)
+    probs = scores if is_probability else scores.softmax(dim=1)
+    values, indices = probs.topk(min(top, num_classes), dim=1)
+    return [
+        [
+            {"index": i, "name": names[i] if names is not None else str(i), "prob": p}
+            for p, i in zip(row_values, row_indices, strict=True)
+        ]
+        for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True)
+    ]

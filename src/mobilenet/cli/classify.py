@@ -78,10 +78,11 @@ def _inference_flags(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("predict", help="top-K classes of images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
     p.add_argument("--weights", required=True, help="safetensors, .pth (timm/torchvision), .tflite or OpenVINO .xml")
-    p.add_argument("--model", choices=sorted(MODELS), help="architecture of a bare state dict")
-    p.add_argument("--top", type=positive_int, default=5)
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="architecture of a bare state dict (default: the file's metadata)")  # fmt: skip
+    p.add_argument("--top", type=positive_int, default=5, help="how many classes to show per image")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     _inference_flags(p)
     p.set_defaults(func=cmd_predict)
@@ -92,8 +93,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
     )
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--workers", type=non_negative_int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
+    p.add_argument("--workers", type=non_negative_int, default=2,
+                   help="image-decoding worker processes; 0 decodes in this one")  # fmt: skip
     p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
     _inference_flags(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from mobilenet.cli.values import positive_float, positive_int
 from mobilenet.nn.variants import MODELS
 
 if TYPE_CHECKING:
-    from mobilenet.complexity.profile import Profile
+    from mobilenet.complexity.profile import GridCell, Profile
 
 NAMES = sorted(MODELS)
 
@@ -39,10 +40,7 @@ def _print_profile(result: Profile) -> None:
     print(f"multiply-adds {result.madds:,} ({result.madds / 1e6:.1f}M)")
 
 
-def _print_grid(arch: str) -> int:
-    from mobilenet.complexity.profile import published_grid
-
-    grid = published_grid(arch)
+def _print_grid(arch: str, grid: list[GridCell]) -> None:
     print(f"{arch}: our counts beside the TF-slim checkpoint table")
     print(f"{'alpha':>5} {'res':>4} {'MAdds pub':>9} {'ours':>8} {'diff':>7} {'params pub':>10} {'ours':>6}  verdict")
     for cell in grid:
@@ -51,7 +49,6 @@ def _print_grid(arch: str) -> int:
             f"{p.width_mult:>5g} {p.resolution:>4} {p.macs_m:>8.0f}M {cell.madds / 1e6:>7.1f}M "
             f"{cell.madds_error:>+7.1%} {p.params_m:>9.2f}M {cell.params_without_norm / 1e6:>5.2f}M  {cell.verdict}"
         )
-    return 0 if all(cell.ok for cell in grid) else 1
 
 
 def _print_memory(name: str, width: float, resolution: int, as_json: bool) -> int:
@@ -81,10 +78,17 @@ def _print_memory(name: str, width: float, resolution: int, as_json: bool) -> in
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from mobilenet.complexity.profile import profile
+    from mobilenet.complexity.profile import profile, published_grid
 
     if args.grid:
-        return max(_print_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1"))
+        grids = {arch: published_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1")}
+        if args.json:  # one list of cells; each names its arch in "published"
+            cells = [cell for grid in grids.values() for cell in grid]
+            print(json.dumps([{**asdict(cell), "madds_error": cell.madds_error} for cell in cells]))
+        else:
+            for arch, grid in grids.items():
+                _print_grid(arch, grid)
+        return 0 if all(cell.ok for grid in grids.values() for cell in grid) else 1
     base = MODELS[args.name]
     width = base.width_mult if args.width is None else args.width
     if args.memory:
@@ -98,14 +102,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
         from mobilenet.tools.plots import plot_profile
 
         plot_profile(result, args.plot)
-        print(f"plot written to {args.plot}")
+        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)  # stdout: the JSON only
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from fnmatch import fnmatch
 
-    for name in (name for name in NAMES if fnmatch(name, args.pattern)):
+    names = [name for name in NAMES if fnmatch(name, args.pattern)]
+    if args.json:
+        print(json.dumps([{"name": name, **asdict(MODELS[name])} for name in names]))
+        return 0
+    for name in names:
         config = MODELS[name]
         print(f"{name:<20} {config.arch} width {config.width_mult:g}")
     return 0
@@ -118,6 +126,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model = create_model(args.model, weights=args.source) if args.model else load_model(args.source)
     save_weights(model, args.output)
+    if args.json:
+        print(json.dumps({"source": str(args.source), "output": str(args.output), **asdict(model.config)}))
+        return 0
     print(
         f"{args.source} -> {args.output}: {model.config.arch} width {model.config.width_mult:g}, "
         f"{model.config.num_classes} classes, input {model.config.input_size}"
@@ -127,21 +138,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("profile", help="parameters and multiply-adds per layer, as in the paper's Table 2")
-    p.add_argument("name", nargs="?", default="mobilenet_v2_100", choices=NAMES, metavar="NAME")
-    p.add_argument("--width", type=positive_float, help="width multiplier alpha (overrides the name's)")
-    p.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
+    p.add_argument("name", nargs="?", default="mobilenet_v2_100", choices=NAMES, metavar="NAME",
+                   help="a registered model name")  # fmt: skip
+    p.add_argument("--width", type=positive_float, help="width multiplier alpha (default: the name's)")
+    p.add_argument("--resolution", type=positive_int, default=224, help="input resolution")
     p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
     p.add_argument("--memory", action="store_true", help="the largest tensor at each resolution (Table 3)")
-    p.add_argument("--json", action="store_true", help="print the per-layer profile as JSON")
+    p.add_argument("--json", action="store_true", help="print the per-layer profile (or --grid, --memory) as JSON")
     p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
     p.set_defaults(func=cmd_profile)
 
     p = commands.add_parser("convert", help="save any supported weights as safetensors with metadata")
     p.add_argument("source", help="safetensors, .pth (torchvision/timm) or .tflite file")
     p.add_argument("output", type=Path, help="the .safetensors file to write")
-    p.add_argument("--model", choices=NAMES, help="architecture of a bare state dict")
+    p.add_argument("--model", choices=NAMES, help="architecture of a bare state dict (default: the file's metadata)")
+    p.add_argument("--json", action="store_true", help="print source, output and the model's config as JSON")
     p.set_defaults(func=cmd_convert)
 
     p = commands.add_parser("list", help="registered model names")
-    p.add_argument("pattern", nargs="?", default="*")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern the names must match")
+    p.add_argument("--json", action="store_true", help="a JSON list: each name with its model config")
     p.set_defaults(func=cmd_list)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from mobilenet.cli.values import positive_float, positive_int
+from mobilenet.inference.backends import BACKENDS
 from mobilenet.nn.variants import MODELS
 
 
@@ -19,6 +21,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = create_model(args.model, weights=args.weights) if args.model else load_model(args.weights)
     write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
     report = write[args.format](model.eval(), args.output, inputs=args.images)
+    if args.json:
+        print(json.dumps({**asdict(report), "path": str(report.path)}))
+        return 0
     print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; outputs differ from PyTorch by at most "
           f"{report.max_abs_diff:.2g} on {report.verified_on}")  # fmt: skip
     return 0
@@ -100,23 +105,30 @@ def cmd_pick(args: argparse.Namespace) -> int:
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export", help="ONNX (dynamic batch, metadata) or TorchScript, checked against PyTorch")
     p.add_argument("weights", help="any weights file mobilenet can load")
-    p.add_argument("output", type=Path)
-    p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx")
+    p.add_argument("output", type=Path, help="the file to write")
+    p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx", help="what to write")
     p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
-    p.add_argument("--model", choices=sorted(MODELS), help="architecture of a bare state dict")
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="architecture of a bare state dict (default: the file's metadata)")  # fmt: skip
+    p.add_argument("--json", action="store_true",
+                   help="print path, format, file_size, max_abs_diff and verified_on as JSON")  # fmt: skip
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
-    p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"])
-    p.add_argument("--widths", type=positive_float, nargs="+", default=[1.0], metavar="ALPHA")
-    p.add_argument("--resolutions", type=positive_int, nargs="+", default=[224], metavar="PIXELS")
+    p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"], help="architecture")
+    p.add_argument("--widths", type=positive_float, nargs="+", default=[1.0], metavar="ALPHA",
+                   help="width multipliers to measure")  # fmt: skip
+    p.add_argument("--resolutions", type=positive_int, nargs="+", default=[224], metavar="PIXELS",
+                   help="input resolutions to measure")  # fmt: skip
     p.add_argument("--weights", help="benchmark these weights (one width and resolution) instead of random ones")
-    p.add_argument("--threads", type=positive_int, default=2, help="threads for every path (default 2)")
-    p.add_argument("--batch", type=positive_int, default=32, help="batch size of the throughput figure (default 32)")
-    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per path per round (default 20)")
-    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"])
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"])
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for every path")
+    p.add_argument("--batch", type=positive_int, default=32, help="batch size of the throughput figure")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
+    p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per path per round")
+    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"],
+                   help="the eager model each path is measured against (auto: torchvision, timm or ours)")  # fmt: skip
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"],
+                   help="precisions to measure, on every backend that runs them")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
     p.add_argument("--calibration", help="int8: images to calibrate on (default: random tensors, speed only)")
     p.add_argument("--memory", action="store_true", help="peak RSS of each path, each in a fresh process")
@@ -126,13 +138,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("pick", help="the most accurate MobileNetV2 within a latency budget on this machine")
     p.add_argument("--budget-ms", type=positive_float, required=True, help="batch-1 latency budget in milliseconds")
-    p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--widths", type=positive_float, nargs="+", metavar="ALPHA", help="default: every published width")
-    p.add_argument("--resolutions", type=positive_int, nargs="+", metavar="PIXELS", help="default: every published one")
-    p.add_argument("--backend", default="auto", help="what runs each model (default: the fastest installed)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
-    p.add_argument("--rounds", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, default=2, help="threads for every model")
+    p.add_argument("--widths", type=positive_float, nargs="+", metavar="ALPHA",
+                   help="widths to time (default: every published one)")  # fmt: skip
+    p.add_argument("--resolutions", type=positive_int, nargs="+", metavar="PIXELS",
+                   help="resolutions to time (default: every published one)")  # fmt: skip
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="what runs each model (default: auto, the fastest installed)")  # fmt: skip
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="precision of every model")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per cell per round")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print every cell and the pick as JSON")
     p.add_argument("--plot", type=Path, help="write accuracy against latency as a PNG (the paper's Figure 5)")
     p.set_defaults(func=cmd_pick)

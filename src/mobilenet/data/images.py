@@ -1,8 +1,10 @@
-"""Images in: decoding, the evaluation preprocessing of a set of weights, and batches of image files."""
+"""Images in: decoding any image a user holds, the evaluation preprocessing of a set of weights, and batches."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +14,67 @@ from PIL import Image, UnidentifiedImageError
 from mobilenet.nn.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# Preprocessing.interpolation -> PIL's filter; PIL's resize antialiases as torchvision's Resize does on PIL images.
+RESAMPLING = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+# One image as users hold it: a file path, the bytes of an encoded file (JPEG, PNG, ...), a PIL image, or RGB
+# pixels 0..255 as a uint8 NumPy array (H, W, 3), (H, W, 4) or (H, W) or a uint8 tensor (3, H, W) or (1, H, W).
+# A float tensor (C, H, W) is the model's input, already preprocessed (as image_batch takes a float batch).
+AnyImage = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
+# One image or several: a list or tuple of them, where an (N, ...) array or tensor counts as N images.
+AnyImages = AnyImage | Sequence[AnyImage]
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale, palette, CMYK and alpha are converted), or fail in one line."""
+def load_image(source: str | Path | bytes) -> Image.Image:
+    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error."""
+    what = f"of {len(source)} bytes" if isinstance(source, bytes) else source
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             image.load()
             return image.convert("RGB")
     except FileNotFoundError:
-        raise FileNotFoundError(f"image not found: {path}") from None
+        raise FileNotFoundError(f"image not found: {source}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: {error} (is the file a complete JPEG/PNG?)") from None
+        # PIL's own words would name the in-memory buffer of bytes by its address
+        reason = "no image format that PIL reads" if isinstance(error, UnidentifiedImageError) else error
+        raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
+
+
+def as_rgb_image(image: AnyImage) -> Image.Image:
+    """One image (any kind but a float tensor) as an RGB PIL image: decoded, or made from its pixels."""
+    if isinstance(image, str | Path | bytes):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        if image.is_floating_point():
+            raise ValueError("a float tensor is taken as already preprocessed: pass uint8 pixels 0..255 to preprocess")
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"expected a uint8 image tensor of shape (3, H, W) or (1, H, W), got {tuple(image.shape)}")
+        image = image.detach().cpu().permute(1, 2, 0).squeeze(2).numpy()  # CHW -> HWC (one channel: HW)
+    if isinstance(image, np.ndarray):
+        channels_last = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
+        if image.dtype != np.uint8 or not channels_last or image.size == 0:
+            raise ValueError(
+                f"expected uint8 pixels of shape (H, W, 3), (H, W, 4) or (H, W), got {image.dtype} {image.shape}"
+            )
+        return Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+    raise TypeError(
+        f"cannot take a {type(image).__name__} as an image: pass a path, encoded bytes, a PIL image, "
+        "a uint8 NumPy array or a tensor"
+    )
 
 
 def resize_and_crop(image: Image.Image, pre: Preprocessing) -> Image.Image:
-    """The geometric part of the preprocessing: short side to ``resize_size``, center crop."""
+    """The geometric part of the preprocessing: short side to ``resize_size`` (with its interpolation), center crop."""
     width, height = image.size
     scale = pre.resize_size / min(width, height)
     size = (max(pre.input_size, round(width * scale)), max(pre.input_size, round(height * scale)))
-    image = image.resize(size, Image.Resampling.BILINEAR)
+    image = image.resize(size, RESAMPLING[pre.interpolation])
     left, top = (size[0] - pre.input_size) // 2, (size[1] - pre.input_size) // 2
     return image.crop((left, top, left + pre.input_size, top + pre.input_size))
 
@@ -44,9 +87,44 @@ def to_tensor(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def preprocess(path: str | Path, pre: Preprocessing) -> torch.Tensor:
-    """An image file as the (3, H, W) tensor that a model with this preprocessing expects."""
-    return to_tensor(resize_and_crop(load_image(path), pre), pre)
+def preprocess(image: AnyImage, pre: Preprocessing) -> torch.Tensor:
+    """One image (any kind but a float tensor) as the (3, H, W) tensor that a model with this preprocessing expects."""
+    return to_tensor(resize_and_crop(as_rgb_image(image), pre), pre)
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """A :class:`Preprocessing` as a callable, like a torchvision transform: one image in, the model's input out.
+
+    ``ImageTransform(model.preprocessing)(image)`` is ``preprocess(image, model.preprocessing)``. The record
+    itself stays plain data: :mod:`mobilenet.nn` imports nothing of the package, so it cannot call this module.
+    """
+
+    pre: Preprocessing
+
+    def __call__(self, image: AnyImage) -> torch.Tensor:
+        return preprocess(image, self.pre)
+
+
+def each_image(images: AnyImages) -> list[AnyImage]:
+    """One image or several as a flat list: a list's items in order, an (N, ...) array or tensor as N images."""
+    if isinstance(images, list | tuple):
+        return [single for item in images for single in each_image(item)]
+    if isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4:
+        return list(images)
+    return [images]
+
+
+def model_input(image: AnyImage, pre: Preprocessing) -> torch.Tensor:
+    """One image as the model's (C, H, W) input: preprocessed, or a float tensor as it is (it already is the input)."""
+    if isinstance(image, torch.Tensor) and image.is_floating_point():
+        expected = (len(pre.mean), pre.input_size, pre.input_size)
+        if tuple(image.shape) != expected:
+            raise ValueError(
+                f"a float tensor is taken as preprocessed: expected shape {expected}, got {tuple(image.shape)}"
+            )
+        return image
+    return preprocess(image, pre)
 
 
 # A tensor batch, one image file, a folder of images (searched recursively) or a list of files.

@@ -1,14 +1,17 @@
-"""Other libraries' files: torchvision and timm PyTorch state dicts, read without running any code."""
+"""Other libraries' files: torchvision and timm state dicts (timm's Hub safetensors too), read without running code."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
 
 import torch
 
-from mobilenet.weights.format import Checkpoint
+from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from mobilenet.weights.format import Checkpoint, ModelInfo
 
 _TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+)\.(.+)")
 # timm names inside a block -> our (torchvision's) names, for blocks with and without expansion.
@@ -68,6 +71,39 @@ def read_torch(path: Path) -> Checkpoint:
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ValueError(f"{path} holds no state dict (a dict of tensors)")
     data = {k.removeprefix("module."): v for k, v in data.items()}  # saved from DistributedDataParallel
-    if "conv_stem.weight" in data:
-        data = timm_to_torchvision(data)
+    if is_timm(data):
+        return timm_checkpoint(data, path)
     return Checkpoint(data)
+
+
+def is_timm(state_dict: dict[str, torch.Tensor]) -> bool:
+    return "conv_stem.weight" in state_dict
+
+
+def timm_checkpoint(state_dict: dict[str, torch.Tensor], path: Path) -> Checkpoint:
+    """A timm state dict under our keys, with what timm's Hub ``config.json`` beside it says, if there is one.
+
+    Without that file: timm's evaluation settings for its MobileNet weights (bicubic; the size is the model's).
+    """
+    preprocessing, config = Preprocessing(interpolation="bicubic"), None
+    hub_config = path.parent / "config.json"
+    if hub_config.is_file():
+        try:
+            settings = json.loads(hub_config.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{hub_config} beside {path.name} is not timm's JSON config: fix or remove it") from None
+        pretrained = settings.get("pretrained_cfg", {})
+        size = pretrained.get("test_input_size", pretrained.get("input_size", (3, 224, 224)))[-1]
+        preprocessing = Preprocessing(
+            input_size=size,
+            crop_pct=pretrained.get("test_crop_pct", pretrained.get("crop_pct", 0.875)),
+            mean=tuple(pretrained.get("mean", IMAGENET_MEAN)),
+            std=tuple(pretrained.get("std", IMAGENET_STD)),
+            interpolation=pretrained.get("interpolation", "bicubic"),
+        )
+        # timm's "mobilenetv2_100" is our "mobilenet_v2_100"; other timm architectures are not ours to build.
+        if match := re.fullmatch(r"mobilenetv([12])_(\d{3})", settings.get("architecture", "")):
+            width = int(match[2]) / 100
+            classes = settings.get("num_classes", 1000)
+            config = ModelConfig(arch=f"mobilenet_v{match[1]}", width_mult=width, num_classes=classes, input_size=size)
+    return Checkpoint(timm_to_torchvision(state_dict), ModelInfo(config=config, preprocessing=preprocessing))

@@ -11,7 +11,7 @@ import torch
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
-from mobilenet.weights.foreign import read_torch
+from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 
 
@@ -23,7 +23,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        return read_safetensors(path)
+        checkpoint = read_safetensors(path)
+        # timm's Hub files (model.safetensors beside a config.json) carry timm's keys and no metadata of ours.
+        return timm_checkpoint(checkpoint.state_dict, path) if is_timm(checkpoint.state_dict) else checkpoint
     if path.suffix == ".tflite":
         from mobilenet.weights.tflite import import_tflite
 

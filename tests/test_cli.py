@@ -13,6 +13,7 @@ import torch
 import mobilenet
 from mobilenet.cli import main
 from mobilenet.weights import save_weights
+from mobilenet.weights.load import load_model
 from tests.conftest import TINY, flags, shared_path
 
 
@@ -177,6 +178,17 @@ def test_convert_json(small_weights, tmp_path, capsys) -> None:
     assert result["source"] == str(small_weights) and result["output"] == str(out) and out.is_file()
     expected = {"arch": "mobilenet_v2", "width_mult": 0.35, "num_classes": 3, "input_size": 64}
     assert {key: result[key] for key in expected} == expected
+
+
+def test_convert_sets_the_preprocessing(small_weights, tmp_path) -> None:
+    """timm's mobilenetv1_100.ra4 tests at crop 0.95, bicubic, mean and std 0.5: convert can say so."""
+    out = tmp_path / "timm_like.safetensors"
+    settings = ["--crop-pct", "0.95", "--interpolation", "bicubic", "--mean", *["0.5"] * 3, "--std", *["0.5"] * 3]
+    assert main(["convert", str(small_weights), str(out), *settings]) == 0
+    pre = load_model(out).preprocessing
+    assert (pre.crop_pct, pre.interpolation, pre.mean, pre.std) == (0.95, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    assert pre.input_size == 64  # not given: the file's
+    assert run("convert", str(small_weights), str(out), "--crop-pct", "1.5").returncode == 2  # refused while parsing
 
 
 def test_errors_are_one_line(tmp_path) -> None:

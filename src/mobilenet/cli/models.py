@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mobilenet.cli.values import positive_float, positive_int
+from mobilenet.cli.values import crop_fraction, positive_float, positive_int
+from mobilenet.nn.preprocessing import INTERPOLATIONS
 from mobilenet.nn.variants import MODELS
 
 if TYPE_CHECKING:
     from mobilenet.complexity.profile import GridCell, Profile
 
 NAMES = sorted(MODELS)
+PREPROCESSING_FLAGS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 def _shape(hwc: tuple[int, int, int]) -> str:
@@ -125,6 +127,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from mobilenet.weights.load import load_model
 
     model = create_model(args.model, weights=args.source) if args.model else load_model(args.source)
+    given = {name: getattr(args, name) for name in PREPROCESSING_FLAGS if getattr(args, name) is not None}
+    given |= {name: tuple(given[name]) for name in ("mean", "std") if name in given}
+    if given:  # what the weights expect, where the file does not say it right (timm's crop 0.95, say)
+        model.preprocessing = replace(model.preprocessing, **given)
     save_weights(model, args.output)
     if args.json:
         print(json.dumps({"source": str(args.source), "output": str(args.output), **asdict(model.config)}))
@@ -152,6 +158,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="safetensors, .pth (torchvision/timm) or .tflite file")
     p.add_argument("output", type=Path, help="the .safetensors file to write")
     p.add_argument("--model", choices=NAMES, help="architecture of a bare state dict (default: the file's metadata)")
+    p.add_argument("--input-size", type=positive_int, help="preprocessing: the square input (default: the file's)")
+    p.add_argument("--crop-pct", type=crop_fraction, help="preprocessing: resize to size / crop-pct, then center-crop")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, help="preprocessing: the resize filter")
+    p.add_argument("--mean", type=float, nargs=3, metavar="X", help="preprocessing: per-channel mean of [0, 1] pixels")
+    p.add_argument("--std", type=positive_float, nargs=3, metavar="X", help="preprocessing: per-channel std")
     p.add_argument("--json", action="store_true", help="print source, output and the model's config as JSON")
     p.set_defaults(func=cmd_convert)
 

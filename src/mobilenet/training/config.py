@@ -70,6 +70,8 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only
     out: str | None = None  # the run directory; default runs/<recipe>-<time>
+    mlflow_uri: str | None = None  # also log to MLflow: a folder (its file store) or a tracking server's URI
+    mlflow_experiment: str = "mobilenet"
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, in one line that names the flag and what it takes."""

@@ -1,4 +1,4 @@
-"""A run directory's record: config.json, metrics.csv, TensorBoard, best/last weights, curves, summary."""
+"""A run directory's record: config.json, metrics.csv, trackers (TensorBoard, MLflow), weights, curves, summary."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mobilenet.training.config import TrainConfig
 from mobilenet.training.curves import plot_curves
 from mobilenet.training.qat import INT8_IR
 from mobilenet.training.task import Evaluation, TrainingData
+from mobilenet.training.trackers import Tracker, open_trackers
 from mobilenet.utils.files import atomic_text
 from mobilenet.weights.format import save_weights
 
@@ -83,17 +84,12 @@ class RunLog:
         self.rows: list[dict[str, Any]] = []
         self.best = -float("inf")
         self.skipped = {"train": 0, "val": 0}  # unreadable samples, each counted once
-        self.tensorboard = None
+        self.trackers: list[Tracker] = []
         if not enabled:
             return
         if resume is None:  # a resumed run rewrites it only once its checkpoint has loaded (see ``resumed``)
             atomic_text(self.run_dir / "config.json", config.to_json())
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
-        except ImportError:  # TensorBoard is optional: the CSV has the same numbers
-            pass
+        self.trackers = open_trackers(config, self.run_dir)
 
     def resumed(self) -> None:
         """After a checkpoint loaded: remove what interrupted writes left, and record the config (extended epochs)."""
@@ -136,10 +132,8 @@ class RunLog:
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_text(self.run_dir / "metrics.csv", buffer.getvalue())
-        if self.tensorboard is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    self.tensorboard.add_scalar(key, value, epoch + 1)
+        for tracker in self.trackers:
+            tracker.log({key: value for key, value in row.items() if key != "epoch"}, epoch + 1)
         save_weights(model, self.run_dir / "last.safetensors")
         if improved:
             save_weights(model, self.run_dir / "best.safetensors")
@@ -166,8 +160,8 @@ class RunLog:
         if int8 is not None:
             summary["int8"] = {"ir": INT8_IR, **scores("val", int8.metrics), "val_images": int8.n}
         atomic_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        for tracker in self.trackers:
+            tracker.close()
         if self.rows:
             try:
                 plot_curves(self.rows, self.run_dir / "curves.png")

@@ -1,0 +1,91 @@
+"""Experiment trackers beside metrics.csv: TensorBoard (when installed) and MLflow (when ``mlflow_uri`` is set).
+
+Each gets the run's settings once and every epoch's row; the CSV in the run directory stays the record of
+truth. A resumed run continues the same MLflow run (its id is kept in the run directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from mobilenet.training.config import TrainConfig
+from mobilenet.utils.files import atomic_text
+from mobilenet.utils.optional import require
+
+MLFLOW_RUN_ID = "mlflow_run_id"
+
+
+class Tracker(Protocol):
+    def log(self, row: dict[str, float], step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TensorBoardTracker:
+    """Scalars under ``<run>/tensorboard``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        for key, value in row.items():
+            self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class MLflowTracker:
+    """One MLflow run per training run: the config as parameters, each epoch's row as metrics."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
+        uri = str(config.mlflow_uri)
+        if "://" not in uri or uri.startswith("file:"):
+            # A local folder is MLflow's file store, which MLflow 3 keeps behind an opt-in: opting in is what
+            # passing a folder asks for.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            uri = Path(uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
+        self.client = require("mlflow.tracking", "mlflow").MlflowClient(uri)
+        id_file = run_dir / MLFLOW_RUN_ID
+        if id_file.is_file():
+            self.run_id = id_file.read_text().strip()
+            return
+        experiment = self.client.get_experiment_by_name(config.mlflow_experiment)
+        experiment_id = (
+            experiment.experiment_id if experiment else self.client.create_experiment(config.mlflow_experiment)
+        )
+        run = self.client.create_run(experiment_id, run_name=run_dir.name, tags={"run_dir": str(run_dir.resolve())})
+        self.run_id = run.info.run_id
+        params = {key: str(value) for key, value in asdict(config).items()}
+        self.client.log_batch(self.run_id, params=[param(key, value) for key, value in params.items()])
+        atomic_text(id_file, self.run_id)
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        metric = require("mlflow.entities", "mlflow").Metric
+        stamp = int(time.time() * 1000)  # MLflow's timestamps are milliseconds
+        metrics = [metric(key, float(value), stamp, step) for key, value in row.items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def close(self) -> None:
+        self.client.set_terminated(self.run_id)
+
+
+def param(key: str, value: str) -> Any:
+    return require("mlflow.entities", "mlflow").Param(key, value[:500])  # MLflow's limit on a value
+
+
+def open_trackers(config: TrainConfig, run_dir: Path) -> list[Tracker]:
+    """TensorBoard if it is installed (optional: the CSV has the same numbers); MLflow if asked for."""
+    trackers: list[Tracker] = []
+    with contextlib.suppress(ImportError):
+        trackers.append(TensorBoardTracker(run_dir))
+    if config.mlflow_uri is not None:
+        trackers.append(MLflowTracker(config, run_dir))
+    return trackers

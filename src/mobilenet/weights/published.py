@@ -64,6 +64,42 @@ def coral_classifier(
     )
 
 
+def torchvision_v2(tag: str, filename: str, resize: int, top1: float, note: str) -> PublishedWeights:
+    """One of torchvision's MobileNetV2 ImageNet weights: resize the short side to ``resize``, crop 224."""
+    return PublishedWeights(
+        name=f"mobilenet_v2_100.{tag}",
+        model="mobilenet_v2_100",
+        task="classification",
+        url=f"{TORCHVISION}{filename}",
+        sha256=filename.rsplit("-", 1)[1].removesuffix(".pth"),
+        size=None,
+        license=TORCHVISION_LICENSE,
+        preprocessing=Preprocessing(input_size=224, crop_pct=224 / resize, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        categories="ImageNet-1k (1000)",
+        top1_published=top1,
+        top1_measured=None,
+        note=note,
+    )
+
+
+def coral_deeplab(model: str, filename: str, file_bytes: int, miou: float, sha: str) -> PublishedWeights:
+    """One of Coral's uint8 Mobile DeepLabv3 files (PASCAL VOC, 513x513)."""
+    return PublishedWeights(
+        name=f"deeplabv3_{model}.coral_uint8_voc",
+        model=model,
+        task="segmentation",
+        url=f"{CORAL}{filename}",
+        sha256=sha,
+        size=file_bytes,
+        license=CORAL_LICENSE,
+        preprocessing=Preprocessing(input_size=513, crop_pct=1.0, mean=TF_MEAN, std=TF_STD),
+        categories="PASCAL VOC (21)",
+        top1_published=None,
+        top1_measured=None,
+        note=f"LiteRT scores {miou}% mIoU on 161 VOC 2012 val images (shared data)",
+    )
+
+
 PUBLISHED: tuple[PublishedWeights, ...] = (
     # Top-1 published: TF-slim's float checkpoints of the same architecture (the int8 files lose about a
     # point); measured: python benchmarks/fidelity.py, on the 500 images of imagenet-sample.
@@ -104,62 +140,23 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785",
     ),
     # torchvision's MobileNet_V2_Weights: the hash in the file name is the start of its sha256.
-    PublishedWeights(
-        name="mobilenet_v2_100.tv_in1k",
-        model="mobilenet_v2_100",
-        task="classification",
-        url=f"{TORCHVISION}mobilenet_v2-b0353104.pth",
-        sha256="b0353104",
-        size=None,
-        license=TORCHVISION_LICENSE,
-        preprocessing=Preprocessing(input_size=224, crop_pct=224 / 256, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        categories="ImageNet-1k (1000)",
-        top1_published=71.878,
-        top1_measured=None,
-        note="torchvision IMAGENET1K_V1",
+    torchvision_v2("tv_in1k", "mobilenet_v2-b0353104.pth", 256, 71.878, "torchvision IMAGENET1K_V1"),
+    torchvision_v2("tv2_in1k", "mobilenet_v2-7ebf99e0.pth", 232, 72.154, "torchvision IMAGENET1K_V2 (its DEFAULT)"),
+    # Mobile DeepLabv3 on PASCAL VOC (the paper's Table 7), for the segmentation model; mIoU by LiteRT on the 161
+    # VOC 2012 val images of the shared data.
+    coral_deeplab(
+        "mobilenet_v2_100",
+        "deeplabv3_mnv2_pascal_quant.tflite",
+        2193224,
+        72.56,
+        "350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398",
     ),
-    PublishedWeights(
-        name="mobilenet_v2_100.tv2_in1k",
-        model="mobilenet_v2_100",
-        task="classification",
-        url=f"{TORCHVISION}mobilenet_v2-7ebf99e0.pth",
-        sha256="7ebf99e0",
-        size=None,
-        license=TORCHVISION_LICENSE,
-        preprocessing=Preprocessing(input_size=224, crop_pct=224 / 232, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        categories="ImageNet-1k (1000)",
-        top1_published=72.154,
-        top1_measured=None,
-        note="torchvision IMAGENET1K_V2 (its DEFAULT): resize 232, crop 224",
-    ),
-    # Mobile DeepLabv3 on PASCAL VOC (the paper's Table 7), for the segmentation model.
-    PublishedWeights(
-        name="deeplabv3_mobilenet_v2_100.coral_uint8_voc",
-        model="mobilenet_v2_100",
-        task="segmentation",
-        url=f"{CORAL}deeplabv3_mnv2_pascal_quant.tflite",
-        sha256="350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398",
-        size=2193224,
-        license=CORAL_LICENSE,
-        preprocessing=Preprocessing(input_size=513, crop_pct=1.0, mean=TF_MEAN, std=TF_STD),
-        categories="PASCAL VOC (21)",
-        top1_published=None,
-        top1_measured=None,
-        note="LiteRT scores 72.56% mIoU on 161 VOC 2012 val images (shared data)",
-    ),
-    PublishedWeights(
-        name="deeplabv3_mobilenet_v2_050.coral_uint8_voc",
-        model="mobilenet_v2_050",
-        task="segmentation",
-        url=f"{CORAL}deeplabv3_mnv2_dm05_pascal_quant.tflite",
-        sha256="0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b",
-        size=760904,
-        license=CORAL_LICENSE,
-        preprocessing=Preprocessing(input_size=513, crop_pct=1.0, mean=TF_MEAN, std=TF_STD),
-        categories="PASCAL VOC (21)",
-        top1_published=None,
-        top1_measured=None,
-        note="LiteRT scores 67.29% mIoU on 161 VOC 2012 val images (shared data)",
+    coral_deeplab(
+        "mobilenet_v2_050",
+        "deeplabv3_mnv2_dm05_pascal_quant.tflite",
+        760904,
+        67.29,
+        "0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b",
     ),
 )
 WEIGHTS = {entry.name: entry for entry in PUBLISHED}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mobilenet.classification.data import load_digits_images
 from mobilenet.paper.ablation import VARIANTS, ablation_rows, compare_to_paper, read_ablation, run_ablation
 from mobilenet.training.recipes import make_config
 from tests.conftest import cli
@@ -15,9 +16,16 @@ pytest.importorskip("matplotlib", reason="the report draws its figures: pip inst
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every Figure 6 variant trained for one short epoch on the embedded digits."""
+    """Every Figure 6 variant trained for one short epoch on 200 of the embedded digits, as image files."""
+    data = tmp_path_factory.mktemp("digits")
+    images, classes = load_digits_images()
+    for n, (image, label) in enumerate(images[:200]):
+        (data / classes[label]).mkdir(exist_ok=True)
+        image.save(data / classes[label] / f"{n}.png")
     root = tmp_path_factory.mktemp("figure6")
-    base = make_config(model="mobilenet_v2_035", epochs=1, batch_size=128, workers=0)
+    base = make_config(
+        model="mobilenet_v2_035", data=str(data), input_size=32, small_input=True, epochs=1, batch_size=64, workers=0
+    )
     run_ablation(base, root, seeds=[0])
     return root
 

@@ -19,7 +19,7 @@ tracking = pytest.importorskip("mlflow.tracking", reason="MLflow logging needs m
 def test_mlflow_gets_the_config_and_every_epoch_and_a_resumed_run_continues_it(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store, run = tmp_path / "mlruns", tmp_path / "run"
-    config = make_config(**(TINY | {"epochs": 1}), workers=0, out=str(run), mlflow_uri=str(store))
+    config = make_config(**(TINY | {"epochs": 1, "batch_size": 128}), workers=0, out=str(run), mlflow_uri=str(store))
     train(config, progress=False)
     train(resume_config(run, epochs=2), resume=run, progress=False)  # one more epoch, same MLflow run
 

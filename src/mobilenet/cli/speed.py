@@ -19,6 +19,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mobilenet.weights.load import load_model
 
     model = create_model(args.model, weights=args.weights) if args.model else load_model(args.weights)
+    if args.precision == "int8":
+        return export_int8(model.eval(), args)
     write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
     report = write[args.format](model.eval(), args.output, inputs=args.images)
     if args.json:
@@ -26,6 +28,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; outputs differ from PyTorch by at most "
           f"{report.max_abs_diff:.2g} on {report.verified_on}")  # fmt: skip
+    return 0
+
+
+def export_int8(model: object, args: argparse.Namespace) -> int:
+    from mobilenet.inference.edge import export_tflite_int8
+
+    if args.format != "tflite" or args.calibration is None:
+        raise ValueError("--precision int8 writes a full-integer TFLite file: add --format tflite --calibration DIR")
+    report = export_tflite_int8(model, args.output, args.calibration, check=args.images)
+    if args.json:
+        print(json.dumps({**asdict(report), "path": str(report.path)}))
+        return 0
+    print(f"{report.path}: full-integer TFLite, {report.file_size / 1e6:.1f} MB, input {report.input}; calibrated on "
+          f"{report.calibrated_on} images; top-1 agrees with float on {report.top1_agreement:.1%} of "
+          f"{report.checked_on} (LiteRT)")  # fmt: skip
     return 0
 
 
@@ -103,11 +120,14 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("export", help="ONNX (dynamic batch, metadata) or TorchScript, checked against PyTorch")
+    p = commands.add_parser("export", help="ONNX, TorchScript or TFLite (float or full-integer), checked before kept")
     p.add_argument("weights", help="any weights file mobilenet can load")
     p.add_argument("output", type=Path, help="the file to write")
     p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx", help="what to write")
     p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="int8: a full-integer TFLite file (int8 NHWC in and out) for phones and Coral")  # fmt: skip
+    p.add_argument("--calibration", help="images (a folder) to calibrate int8 on: real ones, a few hundred")
     p.add_argument("--model", choices=sorted(MODELS),
                    help="architecture of a bare state dict (default: the file's metadata)")  # fmt: skip
     p.add_argument("--json", action="store_true",

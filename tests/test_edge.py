@@ -37,6 +37,8 @@ def test_without_the_converters_the_error_says_what_to_run(tmp_path) -> None:
 def test_a_real_export_is_full_integer_and_agrees_with_float(tmp_path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
+    from mobilenet.weights.tflite import import_tflite, read_tflite
+
     weights = shared_path("weights/mobilenet_v2_1.0_224_quant.tflite")
     model = mobilenet.create_model("mobilenet_v2", weights=weights).eval()
     report = export_tflite_int8(model, tmp_path / "int8.tflite", shared_path("imagenette/val"), limit=32)
@@ -44,3 +46,6 @@ def test_a_real_export_is_full_integer_and_agrees_with_float(tmp_path) -> None:
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert source["dtype"] == target["dtype"] == np.int8 and list(source["shape"]) == [1, 224, 224, 3]
     assert report.top1_agreement >= 0.75 and report.file_size < 5e6  # int8: about a quarter of 14 MB
+    # Our importer reads it back: a FULLY_CONNECTED classifier after the pooling, where Google's files have a conv.
+    assert read_tflite(report.path).classifier_kind == "linear"
+    assert import_tflite(report.path)[0].num_classes == 1000

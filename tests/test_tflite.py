@@ -108,7 +108,8 @@ def test_segmentation_file_is_a_clear_error() -> None:
 
 def test_reader_dequantizes_per_tensor() -> None:
     net = read_tflite(weights(CLASSIFIERS[3][0]))
-    assert len(net.convs) == 28  # stem + 13 x (depthwise, pointwise) + logits
+    assert len(net.convs) == 27  # stem + 13 x (depthwise, pointwise); then the pooling and the logits
+    assert net.classifier_kind == "conv" and net.classifier.weight.shape == (1001, 256, 1, 1)
     assert [c.depthwise for c in net.convs[1:3]] == [True, False]
     stem = net.convs[0].weight
     assert stem.shape == (8, 3, 3, 3) and stem.dtype.name == "float32"

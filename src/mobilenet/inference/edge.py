@@ -73,7 +73,7 @@ def export_tflite_int8(
     with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="mobilenet-edge-") as work:
         warnings.simplefilter("ignore")  # the converters' deprecation chatter
         float_file = Path(work) / "float.tflite"
-        nhwc = litert_torch.to_channel_last_io(folded, args=[0])
+        nhwc = litert_torch.to_channel_last_io(folded, args=[0]).eval()
         litert_torch.convert(nhwc, (torch.from_numpy(channels_last[:1]),)).export(str(float_file))
         signatures = interpreter_type(model_path=str(float_file)).get_signature_list()
         signature, details = next(iter(signatures.items()))

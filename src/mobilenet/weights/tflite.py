@@ -37,7 +37,11 @@ class TFLiteConv:
 
 @dataclass(frozen=True)
 class TFLiteClassifier:
+    """A MobileNet read from a file: the convolutions before the global pooling, then what follows it."""
+
     convs: tuple[TFLiteConv, ...]
+    classifier: TFLiteConv | None  # a 1x1 conv or a fully connected layer after the pooling; None: a backbone
+    classifier_kind: str  # "conv", "linear", or "" for a backbone (its output is the pooled features)
     input_size: int
     in_chans: int
     preprocessing: Preprocessing
@@ -51,11 +55,14 @@ def _tflite():
     return tflite
 
 
-def _tensor_array(model, graph, index: int) -> np.ndarray:
+def _tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
     """A constant tensor, dequantized to float32 (per tensor or per output channel)."""
     tflite = _tflite()
     tensor = graph.Tensors(index)
-    data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+    buffer = model.Buffers(tensor.Buffer())
+    data = buffer.DataAsNumpy()
+    if isinstance(data, int) and buffer.Offset() > 1:  # stored after the flatbuffer (ai-edge-quantizer's files)
+        data = np.frombuffer(raw, np.uint8, buffer.Size(), buffer.Offset())
     dtype = {
         tflite.TensorType.FLOAT32: np.float32,
         tflite.TensorType.UINT8: np.uint8,
@@ -94,60 +101,76 @@ def _input_preprocessing(model, graph, input_size: int) -> Preprocessing:
 
 
 def read_tflite(path: str | Path) -> TFLiteClassifier:
-    """The convolutions of a TFLite MobileNet classifier, in execution order."""
+    """The convolutions of a TFLite MobileNet in execution order, and its classifier if it has one.
+
+    Whatever follows the global pooling (AVERAGE_POOL_2D or MEAN) is the classifier: a 1x1 CONV_2D (TF-slim's
+    files) or a FULLY_CONNECTED layer (Keras's), over any number of classes; nothing there is a backbone.
+    """
     tflite = _tflite()
-    buffer = Path(path).read_bytes()
-    model = tflite.Model.GetRootAsModel(buffer, 0)
+    raw = Path(path).read_bytes()
+    model = tflite.Model.GetRootAsModel(raw, 0)
     graph = model.Subgraphs(0)
-    conv_ops = {tflite.BuiltinOperator.CONV_2D: False, tflite.BuiltinOperator.DEPTHWISE_CONV_2D: True}
-    convs = []
+    operators = tflite.BuiltinOperator
+    conv_ops = {operators.CONV_2D: False, operators.DEPTHWISE_CONV_2D: True}
+    pooling = {operators.AVERAGE_POOL_2D, operators.MEAN}
+    convs: list[TFLiteConv] = []
+    classifier, kind, pooled = None, "", False
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin not in conv_ops:
-            continue
-        depthwise = conv_ops[builtin]
-        options_type = tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions
-        options = options_type()
-        table = op.BuiltinOptions()
-        options.Init(table.Bytes, table.Pos)
-        weight = _tensor_array(model, graph, op.Inputs(1))
-        # TFLite stores conv weights OHWI and depthwise weights 1HWO; PyTorch wants OIHW / O1HW.
-        weight = weight.transpose(3, 0, 1, 2) if depthwise else weight.transpose(0, 3, 1, 2)
-        has_bias = op.InputsLength() > 2 and op.Inputs(2) >= 0
-        bias = _tensor_array(model, graph, op.Inputs(2)) if has_bias else np.zeros(weight.shape[0], np.float32)
-        convs.append(TFLiteConv(np.ascontiguousarray(weight), bias, options.StrideH(), depthwise))
+        pooled = pooled or builtin in pooling
+        if builtin == operators.FULLY_CONNECTED and pooled and classifier is None:
+            weight = _tensor_array(model, graph, op.Inputs(1), raw)  # (out, in)
+            bias = _bias(model, graph, op, len(weight), raw)
+            classifier, kind = TFLiteConv(weight[:, :, None, None], bias, 1, False), "linear"
+        elif builtin in conv_ops:
+            conv = _conv(model, graph, op, conv_ops[builtin], raw)
+            if not pooled:
+                convs.append(conv)
+            elif classifier is None:
+                classifier, kind = conv, "conv"
     if not convs:
-        raise ValueError(f"{path} has no convolutions: it is not a MobileNet classifier")
+        raise ValueError(f"{path} has no convolutions: it is not a MobileNet")
     _, height, width, channels = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
     if height != width:
         raise ValueError(f"{path} takes {height}x{width} inputs; only square MobileNets are supported")
-    return TFLiteClassifier(tuple(convs), int(height), int(channels), _input_preprocessing(model, graph, int(height)))
+    pre = _input_preprocessing(model, graph, int(height))
+    return TFLiteClassifier(tuple(convs), classifier, kind, int(height), int(channels), pre)
+
+
+def _bias(model, graph, op, outputs: int, raw: bytes) -> np.ndarray:
+    has_bias = op.InputsLength() > 2 and op.Inputs(2) >= 0
+    return _tensor_array(model, graph, op.Inputs(2), raw) if has_bias else np.zeros(outputs, np.float32)
+
+
+def _conv(model, graph, op, depthwise: bool, raw: bytes) -> TFLiteConv:
+    tflite = _tflite()
+    options = (tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)()
+    table = op.BuiltinOptions()
+    options.Init(table.Bytes, table.Pos)
+    weight = _tensor_array(model, graph, op.Inputs(1), raw)
+    # TFLite stores conv weights OHWI and depthwise weights 1HWO; PyTorch wants OIHW / O1HW.
+    weight = weight.transpose(3, 0, 1, 2) if depthwise else weight.transpose(0, 3, 1, 2)
+    bias = _bias(model, graph, op, weight.shape[0], raw)
+    return TFLiteConv(np.ascontiguousarray(weight), bias, options.StrideH(), depthwise)
 
 
 def _conv_shapes(model: MobileNet) -> list[tuple[int, ...]]:
     return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
-def _match_config(net: TFLiteClassifier, num_classes: int) -> ModelConfig:
-    """The registered architecture and width whose convolutions have exactly the file's shapes."""
-    shapes = [conv.weight.shape for conv in net.convs]
+def _match_config(net: TFLiteClassifier) -> ModelConfig:
+    """The registered architecture and width whose convolutions before the pooling have exactly the file's shapes."""
+    shapes = [tuple(conv.weight.shape) for conv in net.convs]
     for base in MODELS.values():
         config = replace(
-            base,
-            num_classes=num_classes,
-            in_chans=net.in_chans,
-            input_size=net.input_size,
-            classifier="conv",
-            padding="tf_same",
-            bn_eps=TF_BN_EPS,
+            base, num_classes=0, in_chans=net.in_chans, input_size=net.input_size, padding="tf_same", bn_eps=TF_BN_EPS
         )
-        candidate = MobileNet(config)
-        if _conv_shapes(candidate) == [tuple(s) for s in shapes]:
-            return replace(config, classifier=base.classifier)
+        if _conv_shapes(MobileNet(config)) == shapes:
+            return config
     raise ValueError(
-        f"the file's {len(shapes)} convolutions (first {tuple(shapes[0])}, last {tuple(shapes[-1])}) "
+        f"the file's {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
         "match no MobileNetV1/V2 of a published width"
     )
 
@@ -155,34 +178,37 @@ def _match_config(net: TFLiteClassifier, num_classes: int) -> ModelConfig:
 def import_tflite(
     path: str | Path, drop_background: bool = True, config_overrides: dict | None = None
 ) -> tuple[MobileNet, Preprocessing]:
-    """A float MobileNet with the weights of a TFLite classifier, and the preprocessing it expects.
+    """A float MobileNet with the weights of a TFLite MobileNet, and the preprocessing it expects.
 
     With ``drop_background`` a 1001-way TensorFlow classifier loses its class 0 ("background"), so
-    the 1000 outputs are ImageNet's classes in synset order, as in torchvision.
+    the 1000 outputs are ImageNet's classes in synset order, as in torchvision. A file without a
+    classifier gives a backbone (``num_classes=0``) whose output is the pooled features.
     """
     net = read_tflite(path)
-    logits = net.convs[-1]
-    num_classes = logits.weight.shape[0]
-    config = _match_config(net, num_classes)
-    if drop_background and num_classes == 1001:
-        logits = replace(logits, weight=logits.weight[1:], bias=logits.bias[1:])
-        config = replace(config, num_classes=1000)
+    config = _match_config(net)
+    logits = net.classifier
+    if logits is not None:
+        if drop_background and len(logits.weight) == 1001:
+            logits = replace(logits, weight=logits.weight[1:], bias=logits.bias[1:])
+        # A 1x1 conv on the pooled map is a linear layer: both load into torchvision's Linear classifier.
+        config = replace(config, num_classes=len(logits.weight))
     config = replace(config, **(config_overrides or {}))
     model = MobileNet(config)
     convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
     norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
-        for conv, norm, source in zip(convs, norms, net.convs[:-1], strict=True):
+        for conv, norm, source in zip(convs, norms, net.convs, strict=True):
             conv.weight.copy_(torch.from_numpy(source.weight))
             # BatchNorm as identity + folded bias: var = 1 - eps makes sqrt(var + eps) exactly 1.
             norm.weight.fill_(1.0)
             norm.bias.copy_(torch.from_numpy(source.bias))
             norm.running_mean.zero_()
             norm.running_var.fill_(1.0 - norm.eps)
-        classifier = model.classifier[1]
-        weight = torch.from_numpy(logits.weight)
-        classifier.weight.copy_(weight if classifier.weight.dim() == 4 else weight.flatten(1))
-        classifier.bias.copy_(torch.from_numpy(logits.bias))
+        if logits is not None and model.num_classes:
+            classifier = model.classifier[1]
+            weight = torch.from_numpy(logits.weight)
+            classifier.weight.copy_(weight if classifier.weight.dim() == 4 else weight.flatten(1))
+            classifier.bias.copy_(torch.from_numpy(logits.bias))
     return model, net.preprocessing
 
 

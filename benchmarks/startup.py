@@ -33,7 +33,6 @@ forward: ``(build_onnxruntime - build_x) / (per_image_x - per_image_onnxruntime)
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import shutil
@@ -46,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from machine import HelpFormatter, busy_cpu_seconds, cpu_name  # benchmarks/machine.py, beside this script
+from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py, beside this script
 
 IMAGENETTE_VAL = Path("/work/shared/data/imagenette/val")
 HELP_TARGET_S = 0.5
@@ -57,23 +56,6 @@ PATHS = {  # predict's --backend flags
     "eager": ["--backend", "eager"],
 }
 IMPORT_TARGET = 1.1  # import mobilenet within 10% of import torch
-
-
-class LoadMeter:
-    """The share of all cores that others (processes, the hypervisor's steal) took during a measurement."""
-
-    def __init__(self) -> None:
-        self.cpus = os.cpu_count() or 1
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def busy(self) -> float:
-        return busy_cpu_seconds(self.tick)
-
-    def load(self, busy_before: float, wall: float, own_cpu: float) -> float:
-        after = self.busy()
-        if math.isnan(busy_before) or math.isnan(after):
-            return math.nan
-        return max(after - busy_before - own_cpu, 0.0) / (wall * self.cpus)
 
 
 METER = LoadMeter()
@@ -118,7 +100,7 @@ def run_once(argv: Sequence[str]) -> tuple[float, float, float, float]:
             errors.seek(0)
             raise RuntimeError(f"{shlex.join(argv)} exited {process.returncode}:\n{errors.read().decode()[-2000:]}")
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024, METER.load(busy, wall, cpu + time.process_time() - own)
+    return wall, cpu, usage.ru_maxrss / 1024, METER.share(busy, wall, cpu + time.process_time() - own)
 
 
 def default_images(count: int) -> list[Path]:
@@ -147,7 +129,7 @@ def timing(call: Callable[[], object], repeats: int, limit: float) -> Timing:
         busy, own, start = METER.busy(), time.process_time(), time.perf_counter()
         call()
         wall = time.perf_counter() - start
-        samples.append((wall, METER.load(busy, wall, time.process_time() - own)))
+        samples.append((wall, METER.share(busy, wall, time.process_time() - own)))
     kept = [wall for wall, load in samples if quiet(load, limit)] or [wall for wall, _ in samples]
     return Timing(statistics.median(kept), min(wall for wall, _ in samples), len(kept))
 

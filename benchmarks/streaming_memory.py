@@ -50,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from machine import HelpFormatter, busy_cpu_seconds, cpu_name  # benchmarks/machine.py, beside this script
+from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from mobilenet.complexity.activations import peak_live_bytes
@@ -100,14 +100,14 @@ def child(variant: str, warmup: int, repeats: int) -> dict[str, float]:
         gc.collect()
         before, growth = peak_rss_growth(lambda: model(x))
         times = []
-        tick, cpus = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
-        busy, own, start = busy_cpu_seconds(tick), time.process_time(), time.perf_counter()
+        meter = LoadMeter()
+        busy, own, start = meter.busy(), time.process_time(), time.perf_counter()
         for _ in range(repeats):
             begin = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - begin)
         wall, own = time.perf_counter() - start, time.process_time() - own
-        others = max(busy_cpu_seconds(tick) - busy - own, 0.0) / (wall * cpus)  # NaN where /proc/stat is absent
+        others = meter.share(busy, wall, own)
     return {
         "rss_before": before,
         "rss_growth": growth,

@@ -44,18 +44,16 @@ import copy
 import cProfile
 import io
 import itertools
-import os
 import pstats
 import shlex
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from machine import HelpFormatter, busy_cpu_seconds, cpu_name  # benchmarks/machine.py, beside this script
+from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from mobilenet.tasks import trainer as build_trainer
@@ -66,24 +64,6 @@ from mobilenet.training.trainer import SYNC_EVERY, Trainer
 
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # images, labels, unreadable samples dropped (what collate gives)
 GOAL = 0.9
-
-
-class LoadMeter:
-    """How much CPU others (processes, the hypervisor's steal) took while this process ran a block of code."""
-
-    def __init__(self) -> None:
-        self.cpus = os.cpu_count() or 1
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def busy(self) -> float:
-        return busy_cpu_seconds(self.tick)
-
-    def measure(self, run: Callable[[], None]) -> tuple[float, float]:
-        """Wall seconds of ``run()`` and the CPU seconds that others took meanwhile (NaN: unknown)."""
-        busy, own, start = self.busy(), time.process_time(), time.perf_counter()
-        run()
-        wall, own = time.perf_counter() - start, time.process_time() - own
-        return wall, max(self.busy() - busy - own, 0.0)
 
 
 class Side:

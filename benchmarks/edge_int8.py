@@ -27,7 +27,7 @@ from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside thi
 from mobilenet.classification.data import scan_folder
 from mobilenet.data.imagenet import imagenet_synsets
 from mobilenet.data.images import image_batch
-from mobilenet.inference.edge import export_tflite_int8, litert_interpreter
+from mobilenet.inference.edge import export_tflite_int8, litert_interpreter, litert_top1
 from mobilenet.registry import create_model
 from mobilenet.weights.tflite import litert_logits
 
@@ -35,23 +35,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def litert_top1_and_latency(path: Path, images: torch.Tensor, threads: int, repeats: int) -> tuple[np.ndarray, float]:
-    """Top-1 of a TFLite classifier whose input is the normalized image (float, or quantized by the file)."""
+    """Top-1 of a TFLite classifier on preprocessed images, and its median latency of one invoke (ms)."""
     interpreter = litert_interpreter()(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
-    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    scale, zero = source["quantization"]
-    predictions = []
-    for image in images.permute(0, 2, 3, 1).numpy():
-        value = image if source["dtype"] == np.float32 else np.clip(np.round(image / scale + zero), -128, 127)
-        interpreter.set_tensor(source["index"], value[None].astype(source["dtype"]))
-        interpreter.invoke()
-        predictions.append(int(interpreter.get_tensor(target["index"])[0].argmax()))
+    predictions = litert_top1(interpreter, images)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - start) * 1000)
-    return np.array(predictions), statistics.median(times)
+    return predictions, statistics.median(times)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from mobilenet.training.config import TrainConfig
 from mobilenet.utils.files import atomic_text
@@ -53,6 +53,7 @@ class MLflowTracker:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             uri = Path(uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
         self.client = require("mlflow.tracking", "mlflow").MlflowClient(uri)
+        self.entities = require("mlflow.entities", "mlflow")
         id_file = run_dir / MLFLOW_RUN_ID
         if id_file.is_file():
             self.run_id = id_file.read_text().strip()
@@ -63,22 +64,18 @@ class MLflowTracker:
         )
         run = self.client.create_run(experiment_id, run_name=run_dir.name, tags={"run_dir": str(run_dir.resolve())})
         self.run_id = run.info.run_id
-        params = {key: str(value) for key, value in asdict(config).items()}
-        self.client.log_batch(self.run_id, params=[param(key, value) for key, value in params.items()])
+        # MLflow keeps at most 500 characters of a parameter's value.
+        params = [self.entities.Param(key, str(value)[:500]) for key, value in asdict(config).items()]
+        self.client.log_batch(self.run_id, params=params)
         atomic_text(id_file, self.run_id)
 
     def log(self, row: dict[str, float], step: int) -> None:
-        metric = require("mlflow.entities", "mlflow").Metric
         stamp = int(time.time() * 1000)  # MLflow's timestamps are milliseconds
-        metrics = [metric(key, float(value), stamp, step) for key, value in row.items()]
+        metrics = [self.entities.Metric(key, float(value), stamp, step) for key, value in row.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id)
-
-
-def param(key: str, value: str) -> Any:
-    return require("mlflow.entities", "mlflow").Param(key, value[:500])  # MLflow's limit on a value
 
 
 def open_trackers(config: TrainConfig, run_dir: Path) -> list[Tracker]:

@@ -6,8 +6,9 @@ Run in the environment that has litert-torch and ai-edge-quantizer (see ``mobile
 float model is Google's MobileNetV2 1.0 (Coral's file, dequantized into ours); ``export_tflite_int8``
 calibrates on ``--calibration`` (Imagenette train, 200 images spread over the classes) and the three are
 scored on Imagenette val (real ILSVRC2012 validation images of 10 classes, scored among all 1000): ours in
-PyTorch float32, our int8 file in LiteRT, and Google's uint8 file in LiteRT. Latency: LiteRT, batch 1,
-``--threads`` threads, median of ``--repeats`` invokes after a warm-up.
+PyTorch float32, our int8 file in LiteRT, and Google's uint8 file in LiteRT. Round trip: each file imported
+by our importer and run in PyTorch, against LiteRT's top-1 on the same file (a tie that includes ours
+counts). Latency: LiteRT, batch 1, ``--threads`` threads, median of ``--repeats`` invokes after a warm-up.
 """
 
 from __future__ import annotations
@@ -27,24 +28,29 @@ from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside thi
 from mobilenet.classification.data import scan_folder
 from mobilenet.data.imagenet import imagenet_synsets
 from mobilenet.data.images import image_batch
-from mobilenet.inference.edge import export_tflite_int8, litert_interpreter, litert_top1
+from mobilenet.inference.edge import export_tflite_int8, litert_interpreter, top1_agreement
 from mobilenet.registry import create_model
-from mobilenet.weights.tflite import litert_logits
+from mobilenet.weights.tflite import litert_outputs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def litert_top1_and_latency(path: Path, images: torch.Tensor, threads: int, repeats: int) -> tuple[np.ndarray, float]:
-    """Top-1 of a TFLite classifier on preprocessed images, and its median latency of one invoke (ms)."""
+def outputs_and_latency(path: Path, images: torch.Tensor, threads: int, repeats: int) -> tuple[np.ndarray, float]:
+    """Outputs of a TFLite classifier on preprocessed images, and its median latency of one invoke (ms)."""
     interpreter = litert_interpreter()(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
-    predictions = litert_top1(interpreter, images)
+    outputs = litert_outputs(interpreter, images.permute(0, 2, 3, 1).numpy())
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - start) * 1000)
-    return predictions, statistics.median(times)
+    return outputs, statistics.median(times)
+
+
+def float_logits(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return torch.cat([model.eval()(chunk) for chunk in images.split(64)]).numpy()
 
 
 def main() -> None:
@@ -60,24 +66,25 @@ def main() -> None:
     samples, classes = scan_folder(args.val)
     synsets = imagenet_synsets()
     labels = np.array([synsets.index(classes[label]) for _, label in samples])
-    images = image_batch([path for path, _ in samples], model.preprocessing)
-    with torch.inference_mode():
-        predicted = torch.cat([model(chunk).argmax(1) for chunk in images.split(64)]).numpy()
-    float_top1 = float(np.mean(predicted == labels))
+    images = image_batch([path for path, _ in samples], model.preprocessing)  # Google's file's own preprocessing
+    logits = float_logits(model, images)
     with tempfile.TemporaryDirectory() as work:
         ours = Path(work) / "int8.tflite"
         report = export_tflite_int8(model, ours, args.calibration, limit=200)
-        int8_predictions, int8_ms = litert_top1_and_latency(ours, images, args.threads, args.repeats)
+        int8_outputs, int8_ms = outputs_and_latency(ours, images, args.threads, args.repeats)
+        int8_round_trip = top1_agreement(float_logits(create_model("mobilenet_v2", weights=ours), images), int8_outputs)
         size = ours.stat().st_size
-    google = litert_logits(args.weights, [path for path, _ in samples]).argmax(1)
-    _, google_ms = litert_top1_and_latency(args.weights, images[:1], args.threads, args.repeats)
+    google_outputs, google_ms = outputs_and_latency(args.weights, images, args.threads, args.repeats)
+    google_outputs = google_outputs[:, 1:]  # class 0 is background
     print(f"{len(labels)} images of {args.val}; int8 input {report.input}\n")
-    print("| model | runtime | top-1 | size | latency (batch 1) |\n|---|---|---|---|---|")
-    print(f"| ours, float32 | PyTorch | {float_top1:.2%} | | |")
-    int8_top1 = np.mean(int8_predictions == labels)
-    print(f"| ours, int8 TFLite | LiteRT | {int8_top1:.2%} | {size / 1e6:.2f} MB | {int8_ms:.2f} ms |")
-    print(f"| Google's uint8 file | LiteRT | {np.mean(google == labels):.2%} | "
-          f"{args.weights.stat().st_size / 1e6:.2f} MB | {google_ms:.2f} ms |")  # fmt: skip
+    print("| model | runtime | top-1 | imported back, top-1 agreement with LiteRT | size | latency (batch 1) |")
+    print("|---|---|---|---|---|---|")
+    print(f"| ours, float32 | PyTorch | {np.mean(logits.argmax(1) == labels):.2%} | | | |")
+    print(f"| ours, int8 TFLite | LiteRT | {np.mean(int8_outputs.argmax(1) == labels):.2%} | {int8_round_trip:.2%} | "
+          f"{size / 1e6:.2f} MB | {int8_ms:.2f} ms |")  # fmt: skip
+    print(f"| Google's uint8 file | LiteRT | {np.mean(google_outputs.argmax(1) == labels):.2%} | "
+          f"{top1_agreement(logits, google_outputs):.2%} | {args.weights.stat().st_size / 1e6:.2f} MB | "
+          f"{google_ms:.2f} ms |")  # fmt: skip
 
 
 if __name__ == "__main__":

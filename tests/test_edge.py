@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 import mobilenet
-from mobilenet.inference.edge import LITERT_SETUP, export_tflite_int8
+from mobilenet.classification.evaluate import predict_logits
+from mobilenet.inference.edge import LITERT_SETUP, EdgeReport, export_tflite_int8, top1_agreement
 from mobilenet.weights import save_weights
+from mobilenet.weights.tflite import litert_logits, read_tflite
 from tests.conftest import cli, shared_path
 
 HAS_LITERT = all(importlib.util.find_spec(name) for name in ("litert_torch", "ai_edge_quantizer"))
+needs_litert = pytest.mark.skipif(not HAS_LITERT, reason=f"needs litert-torch and ai-edge-quantizer: {LITERT_SETUP}")
 
 
 def test_int8_export_needs_its_flags(tmp_path) -> None:
@@ -33,19 +36,46 @@ def test_without_the_converters_the_error_says_what_to_run(tmp_path) -> None:
     assert not (tmp_path / "x.tflite").exists()
 
 
-@pytest.mark.skipif(not HAS_LITERT, reason=f"needs litert-torch and ai-edge-quantizer: {LITERT_SETUP}")
-def test_a_real_export_is_full_integer_and_agrees_with_float(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def coral_v2() -> mobilenet.MobileNet:
+    return mobilenet.create_model("mobilenet_v2", weights=shared_path("weights/mobilenet_v2_1.0_224_quant.tflite"))
+
+
+@pytest.fixture(scope="module")
+def exported(coral_v2, tmp_path_factory) -> EdgeReport:
+    """Coral's MobileNetV2 1.0 exported once: calibrated on 32 Imagenette train images, checked on 32 val ones."""
+    path = tmp_path_factory.mktemp("edge") / "int8.tflite"
+    return export_tflite_int8(coral_v2, path, shared_path("imagenette/train"), shared_path("imagenette/val"), limit=32)
+
+
+@needs_litert
+def test_a_real_export_is_full_integer_and_agrees_with_float(exported) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobilenet.weights.tflite import import_tflite, read_tflite
-
-    weights = shared_path("weights/mobilenet_v2_1.0_224_quant.tflite")
-    model = mobilenet.create_model("mobilenet_v2", weights=weights).eval()
-    report = export_tflite_int8(model, tmp_path / "int8.tflite", shared_path("imagenette/val"), limit=32)
-    interpreter = Interpreter(model_path=str(report.path))
+    interpreter = Interpreter(model_path=str(exported.path))
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert source["dtype"] == target["dtype"] == np.int8 and list(source["shape"]) == [1, 224, 224, 3]
-    assert report.top1_agreement >= 0.75 and report.file_size < 5e6  # int8: about a quarter of 14 MB
+    # Coral's normalization is (pixel - 128) / 128, and the input's range is every pixel: it is pixel - 128, exactly.
+    assert source["quantization"] == (1 / 128, 0)
+    assert exported.top1_agreement >= 0.75 and exported.file_size < 5e6  # int8: about a quarter of 14 MB
     # Our importer reads it back: a FULLY_CONNECTED classifier after the pooling, where Google's files have a conv.
-    assert read_tflite(report.path).classifier_kind == "linear"
-    assert import_tflite(report.path)[0].num_classes == 1000
+    assert read_tflite(exported.path).classifier_kind == "linear"
+
+
+@needs_litert
+def test_the_export_imported_back_agrees_with_litert(exported, coral_v2) -> None:
+    """Our importer reads the file's normalization from its metadata, so our float model sees what LiteRT sees.
+
+    Top-1 counts as agreeing when ours is one of LiteRT's tied maxima (int8 logits can tie). Measured on
+    these 128 real validation images: 125/128, where Google's own uint8 file imported the same way gets 126/128.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = mobilenet.create_model("mobilenet_v2", weights=exported.path)
+    assert model.num_classes == 1000 and model.preprocessing == coral_v2.preprocessing
+    files = sorted(shared_path("imagenette/val").rglob("*.JPEG"))
+    files = [files[i * len(files) // 128] for i in range(128)]
+    ours, reference = predict_logits(model, files).numpy(), litert_logits(exported.path, files)
+    assert top1_agreement(ours, reference) >= 0.95
+    scale, zero = Interpreter(model_path=str(exported.path)).get_output_details()[0]["quantization"]
+    assert reference.max() < (127 - zero) * scale  # no top logit saturates the int8 output (ties at its maximum)

@@ -71,7 +71,7 @@ def test_the_table_is_checked_against_the_shared_files() -> None:
             local = shared_path(f"weights/{entry.filename}")
             assert sha256_of(local) == entry.sha256 and local.stat().st_size == entry.size, entry.name
     names = mobilenet.list_models(pretrained=True)
-    assert "mobilenet_v2_100.tv2_in1k" in names and not any(name.startswith("deeplab") for name in names)
+    assert "mobilenet_v2_100.tv2_in1k" in names and "deeplabv3_mobilenet_v2.coral_uint8_voc" in names
     assert mobilenet.list_models("mobilenet_v1*", pretrained=True) == [
         "mobilenet_v1_025.coral_uint8_128", "mobilenet_v1_050.coral_uint8_160", "mobilenet_v1_075.coral_uint8_192"
     ]  # fmt: skip
@@ -125,8 +125,8 @@ def test_names_that_do_not_fit_say_what_exists(cache: Path) -> None:
         mobilenet.create_model("mobilenet_v2_035", pretrained=True)
     with pytest.raises(ValueError, match="are weights of mobilenet_v1_025, not of mobilenet_v2_100"):
         mobilenet.create_model("mobilenet_v2", weights="mobilenet_v1_025.coral_uint8_128")
-    with pytest.raises(ValueError, match="segmentation weights"):
-        mobilenet.create_model("mobilenet_v2", weights="deeplabv3_mobilenet_v2_100.coral_uint8_voc")
+    with pytest.raises(ValueError, match="are weights of deeplabv3_mobilenet_v2, not of mobilenet_v2_100"):
+        mobilenet.create_model("mobilenet_v2", weights="deeplabv3_mobilenet_v2.coral_uint8_voc")
     with pytest.raises(ValueError, match=re.escape("no published weights 'mobilenet_v2_100.imagenet'")):
         mobilenet.mobilenet_v2(weights="mobilenet_v2_100.imagenet")
     done = cli("predict", "x.jpg", "--weights", "missing.safetensors")

@@ -10,9 +10,11 @@ import torch
 
 import mobilenet
 from mobilenet.classification.evaluate import predict_logits, topk_accuracy
+from mobilenet.inference.edge import top1_agreement
 from mobilenet.weights import load_model
 from mobilenet.weights.tflite import import_tflite, litert_logits, read_tflite
 from tests.conftest import shared_path
+from tests.tflite_surgery import fully_connected, headless
 
 pytestmark = pytest.mark.shared
 
@@ -102,7 +104,7 @@ def test_tf_same_padding_is_what_the_weights_need(scored, sample) -> None:
 
 
 def test_segmentation_file_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="match no MobileNetV1/V2"):
+    with pytest.raises(ValueError, match=r"is a segmentation model .*create_model\('deeplabv3_mobilenet_v2'"):
         import_tflite(shared_path("weights/deeplabv3_mnv2_dm05_pascal_quant.tflite"))
 
 
@@ -127,3 +129,44 @@ def test_output_stride_override_keeps_the_weights() -> None:
     )
     assert replace(model.config, output_stride=32).padding == "tf_same"
     assert model(torch.randn(1, 3, 224, 224))[-1].shape == (1, 1280, 14, 14)
+
+
+# The kinds of file Google does not publish, cut from its own at test time (tests/tflite_surgery.py).
+# Headless backbones: source file, model name. Measured on the 16 images: cosine with LiteRT's features
+# >= 0.995 for both; the FULLY_CONNECTED classifier agrees on 16/16 top-1, as Google's conv file does.
+HEADLESS = [(CLASSIFIERS[0][0], "mobilenet_v2"), (CLASSIFIERS[3][0], "mobilenet_v1_025")]
+
+
+@pytest.fixture(scope="module")
+def val16() -> list[Path]:
+    """16 real ILSVRC2012 validation images, spread over Imagenette's 10 classes."""
+    files = sorted(shared_path("imagenette/val").rglob("*.JPEG"))
+    return [files[i * len(files) // 16] for i in range(16)]
+
+
+@pytest.fixture(scope="module")
+def google_labels() -> list[str]:
+    return shared_path("weights/imagenet_labels.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize(("source", "arch"), HEADLESS)
+def test_headless_file_gives_litert_features(tmp_path, val16, source: str, arch: str) -> None:
+    pytest.importorskip("ai_edge_litert", reason="cutting and running .tflite files needs ai-edge-litert")
+    path = headless(weights(source), tmp_path / "headless.tflite")
+    model = mobilenet.create_model(arch, weights=path)
+    assert read_tflite(path).classifier is None and model.num_classes == 0
+    ours, reference = predict_logits(model, val16), torch.from_numpy(litert_logits(path, val16))
+    assert ours.shape == reference.shape == (16, model.num_features)
+    cosine = torch.nn.functional.cosine_similarity(ours, reference)
+    assert cosine.min() >= 0.99, f"{source}: pooled features' cosine with LiteRT's down to {cosine.min():.4f}"
+
+
+def test_fully_connected_file_over_1000_classes_agrees_with_litert(tmp_path, val16, google_labels) -> None:
+    pytest.importorskip("ai_edge_litert", reason="cutting and running .tflite files needs ai-edge-litert")
+    path = fully_connected(weights(CLASSIFIERS[0][0]), tmp_path / "keras_like.tflite", rows=range(1, 1001))
+    (tmp_path / "labels.txt").write_text("\n".join(google_labels[1:]))  # no background line: 1000 names
+    model = mobilenet.create_model("mobilenet_v2", weights=path)
+    assert read_tflite(path).classifier_kind == "linear" and model.num_classes == 1000
+    assert model.class_names == google_labels[1:]
+    ours, reference = predict_logits(model, val16).numpy(), litert_logits(path, val16)
+    assert top1_agreement(ours, reference) >= 15 / 16

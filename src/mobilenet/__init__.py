@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "DeepLabConfig": "mobilenet.segmentation.config",
+    "DeepLabV3": "mobilenet.segmentation.model",
     "FeatureInfo": "mobilenet.nn.features",
     "FeatureTap": "mobilenet.nn.features",
     "ImageTransform": "mobilenet.data.images",
@@ -30,9 +32,12 @@ _EXPORTS = {
     "mobilenet_v1": "mobilenet.registry",
     "mobilenet_v2": "mobilenet.registry",
     "optimize": "mobilenet.inference.optimize",
+    "segment": "mobilenet.segmentation.predict",
     "train": "mobilenet.tasks",
 }
 __all__ = [
+    "DeepLabConfig",
+    "DeepLabV3",
     "FeatureInfo",
     "FeatureTap",
     "ImageTransform",
@@ -50,6 +55,7 @@ __all__ = [
     "mobilenet_v1",
     "mobilenet_v2",
     "optimize",
+    "segment",
     "train",
 ]
 
@@ -64,6 +70,9 @@ if TYPE_CHECKING:
     from mobilenet.nn.model import MobileNet
     from mobilenet.nn.preprocessing import Preprocessing
     from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
+    from mobilenet.segmentation.config import DeepLabConfig
+    from mobilenet.segmentation.model import DeepLabV3
+    from mobilenet.segmentation.predict import segment
     from mobilenet.tasks import train
 
 

@@ -11,6 +11,9 @@ from mobilenet.data.imagenet import imagenet_names_for
 from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import MODELS, model_name
+from mobilenet.segmentation.config import SEGMENTATION_MODELS
+from mobilenet.segmentation.load import load_deeplab
+from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.weights.download import fetch
 from mobilenet.weights.load import load_model
 from mobilenet.weights.published import PUBLISHED, WEIGHTS, published_weights
@@ -26,9 +29,9 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     ``create_model(model, weights=name)`` takes them.
     """
     if pretrained:
-        names = (entry.name for entry in PUBLISHED if entry.task == "classification")
+        names = (entry.name for entry in PUBLISHED if entry.task != "detection")
         return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
-    return sorted(name for name in MODELS if fnmatch.fnmatch(name, pattern))
+    return sorted(name for name in (*MODELS, *SEGMENTATION_MODELS) if fnmatch.fnmatch(name, pattern))
 
 
 def is_weights_name(weights: str | Path) -> bool:
@@ -48,7 +51,7 @@ def create_model(
     pretrained: bool = False,
     progress: bool = True,
     **overrides: Any,
-) -> MobileNet | MobileNetFeatures:
+) -> MobileNet | MobileNetFeatures | DeepLabV3:
     """Build a registered model, with any :class:`~mobilenet.nn.config.ModelConfig` field overridden.
 
     ``weights`` is a local file (safetensors, a torchvision/timm ``.pth`` state dict, or a TFLite
@@ -57,11 +60,16 @@ def create_model(
     fetched into the cache once, checked against its sha256, with its preprocessing.
     ``features_only=True`` returns feature maps instead of logits: at ``out_indices`` of the taps of
     ``feature_location`` ("bottleneck": block outputs; "expansion": inside blocks, as SSDLite reads).
+    Segmentation models (``deeplabv3_mobilenet_v2``, ...) take :class:`DeepLabConfig` fields and DeepLab weights.
     """
-    if name not in MODELS:
+    if name not in MODELS and name not in SEGMENTATION_MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     if pretrained and weights is None:
         weights = "DEFAULT"
+    if name in SEGMENTATION_MODELS:
+        if features_only:
+            raise ValueError(f"{name} is a segmentation model: features_only applies to the MobileNet classifiers")
+        return create_segmentation_model(name, weights, progress, **overrides)
     if weights is not None and is_weights_name(weights):
         width = overrides.get("width_mult", MODELS[name].width_mult)
         entry = published_weights(model_name(replace(MODELS[name], width_mult=width)), str(weights))
@@ -73,6 +81,17 @@ def create_model(
     else:
         model = MobileNet(replace(MODELS[name], **overrides))
     return MobileNetFeatures(model, out_indices, feature_location) if features_only else model
+
+
+def create_segmentation_model(
+    name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any
+) -> DeepLabV3:
+    """A registered Mobile DeepLabv3: new, from a file (Coral's ``.tflite``, our ``.safetensors``) or a weights name."""
+    if weights is not None and is_weights_name(weights):
+        return load_deeplab(fetch(published_weights(name, str(weights)), progress), **overrides)
+    if weights is not None:
+        return load_deeplab(weights, **overrides)
+    return DeepLabV3(replace(SEGMENTATION_MODELS[name], **overrides))
 
 
 def mobilenet_v2(

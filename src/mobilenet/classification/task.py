@@ -20,9 +20,9 @@ from mobilenet.classification.data import (
 )
 from mobilenet.classification.evaluate import EvalResult, evaluate_dataset
 from mobilenet.classification.mixing import mix_batch
+from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
-from mobilenet.registry import create_model
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
 from mobilenet.weights.load import load_model
@@ -81,7 +81,11 @@ class ClassificationTask:
                 model.reset_classifier(len(classes))
         else:
             width = {} if config.width_mult is None else {"width_mult": config.width_mult}
-            model = create_model(config.model or "mobilenet_v2_100", num_classes=len(classes), **overrides, **width)
+            name = config.model or "mobilenet_v2_100"
+            if name not in MODELS:
+                raise ValueError(f"--model {name!r} is not a classifier: choose one of {', '.join(sorted(MODELS))}")
+            base = MODELS[name]
+            model = MobileNet(replace(base, num_classes=len(classes), **overrides, **width))
         pre = replace(model.preprocessing, input_size=config.input_size or model.preprocessing.input_size)
         model.class_names, model.preprocessing = list(classes), pre
         augmentation = Augmentation(scale=(config.crop_scale_min, 1.0), hflip=config.hflip)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from mobilenet.cli.segment import evaluate_segmentation_folder
 from mobilenet.cli.values import non_negative_int, positive_int
 from mobilenet.inference.backends import BACKENDS, PRECISIONS, backend_for
 from mobilenet.nn.variants import MODELS
@@ -38,6 +39,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mobilenet.classification.evaluate import evaluate_folder
+    from mobilenet.segmentation.load import is_segmentation_file
+
+    if is_segmentation_file(args.weights):
+        return evaluate_segmentation_folder(args)
+    if args.ids:
+        raise ValueError("--ids lists the images of a segmentation set (VOC's ImageSets): the weights are a classifier")
 
     result = evaluate_folder(
         args.weights,
@@ -87,16 +94,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     _inference_flags(p)
     p.set_defaults(func=cmd_predict)
 
-    p = commands.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix on a folder")
+    p = commands.add_parser(
+        "eval", help="accuracy on a folder of classes, or mIoU on image + mask pairs (segmentation)"
+    )
     p.add_argument("--weights", required=True, help="any weights file mobilenet can load, or an OpenVINO .xml")
-    p.add_argument("--data", required=True, type=Path, help="root/<class>/<image>; ImageNet synset folders work too")
+    p.add_argument("--data", required=True, type=Path,
+                   help="root/<class>/<image>, ImageNet synsets too; segmentation: a VOC or COCO128 root")  # fmt: skip
     p.add_argument(
         "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
     )
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
     p.add_argument("--workers", type=non_negative_int, default=2,
                    help="image-decoding worker processes; 0 decodes in this one")  # fmt: skip
-    p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
-    p.add_argument("--json", action="store_true", help="one JSON object with top1, top5, n, per_class, confusion")
+    p.add_argument("--ids", type=Path, help="segmentation: the ids to score, one a line (VOC's ImageSets/Segmentation)")
+    p.add_argument("--plot", type=Path, help="write the confusion matrix (segmentation: per-class IoU bars) as a PNG")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: top1, top5, n, per_class, confusion (segmentation: miou, ...)")  # fmt: skip
     _inference_flags(p)
     p.set_defaults(func=cmd_eval)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mobilenet.cli.values import crop_fraction, positive_float, positive_int
 from mobilenet.nn.preprocessing import INTERPOLATIONS
 from mobilenet.nn.variants import MODELS
+from mobilenet.segmentation.config import SEGMENTATION_MODELS
 
 if TYPE_CHECKING:
     from mobilenet.complexity.profile import GridCell, Profile
@@ -79,6 +80,21 @@ def _print_memory(name: str, width: float, resolution: int, as_json: bool) -> in
     return 0
 
 
+def _print_table7(as_json: bool, single_scale: bool) -> int:
+    from mobilenet.segmentation.table7 import table7
+
+    rows = table7(multi_scale=not single_scale)
+    if as_json:
+        print(json.dumps([{"row": row.label, **asdict(row)} for row in rows]))
+        return 0
+    print("Table 7: Mobile DeepLabv3 at 513x513, 21 classes (MF: 6 scales x flip, every pass counted)")
+    print(f"{'row':<24} {'params (paper)':>16} {'MAdds (paper)':>20} {'paper mIoU':>11}")
+    for row in rows:
+        params, madds = f"{row.params_m:.2f}M ({row.paper_params_m:g}M)", f"{row.madds_b:.2f}B ({row.paper_madds_b:g}B)"
+        print(f"{row.label:<24} {params:>16} {madds:>20} {row.paper_miou:>10.2f}%")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from mobilenet.complexity.profile import profile, published_grid
 
@@ -91,6 +107,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
             for arch, grid in grids.items():
                 _print_grid(arch, grid)
         return 0 if all(cell.ok for grid in grids.values() for cell in grid) else 1
+    if args.table7:
+        return _print_table7(args.json, args.quick)
     base = MODELS[args.name]
     width = base.width_mult if args.width is None else args.width
     if args.memory:
@@ -111,13 +129,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from fnmatch import fnmatch
 
-    names = [name for name in NAMES if fnmatch(name, args.pattern)]
+    registered = {**MODELS, **SEGMENTATION_MODELS}
+    names = sorted(name for name in registered if fnmatch(name, args.pattern))
     if args.json:
-        print(json.dumps([{"name": name, **asdict(MODELS[name])} for name in names]))
+        print(json.dumps([{"name": name, **asdict(registered[name])} for name in names]))
         return 0
     for name in names:
-        config = MODELS[name]
-        print(f"{name:<20} {config.arch} width {config.width_mult:g}")
+        config = registered[name]
+        print(f"{name:<28} {config.arch} width {config.width_mult:g}")
     return 0
 
 
@@ -150,7 +169,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=positive_int, default=224, help="input resolution")
     p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
     p.add_argument("--memory", action="store_true", help="the largest tensor at each resolution (Table 3)")
-    p.add_argument("--json", action="store_true", help="print the per-layer profile (or --grid, --memory) as JSON")
+    p.add_argument("--table7", action="store_true", help="Mobile DeepLabv3's parameters and MAdds beside Table 7's")
+    p.add_argument("--quick", action="store_true", help="--table7 without the multi-scale rows (seconds, not a minute)")
+    p.add_argument(
+        "--json", action="store_true", help="print the per-layer profile (or --grid, --memory, --table7) as JSON"
+    )
     p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
     p.set_defaults(func=cmd_profile)
 

@@ -63,6 +63,29 @@ def _weight_madds(module: nn.Module, output: torch.Tensor) -> int:
     return 0
 
 
+@torch.no_grad()
+def module_cost(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """Parameters and multiply-adds (of convolution and linear weights, as the papers count) of one forward pass.
+
+    Any module: a head of another task is counted as its backbone is.
+    """
+    total = [0]
+
+    def count(layer: nn.Module, _args: tuple, output: torch.Tensor) -> None:
+        total[0] += _weight_madds(layer, output)
+
+    handles = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    was_training = module.training
+    try:
+        module.eval()
+        module(x)
+    finally:
+        module.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return sum(p.numel() for p in module.parameters()), total[0]
+
+
 def _operator(name: str, layer: nn.Module, arch: str) -> tuple[str, float | None, int]:
     if isinstance(layer, InvertedResidual):
         op = "bottleneck" if ARCHITECTURES[arch].block == "inverted_residual" else "dw-separable"

@@ -4,10 +4,11 @@ Google's tools, in two steps: ``litert-torch`` converts the model (BatchNorm fol
 with channels-last input and output, and ``ai-edge-quantizer`` quantizes it statically (its
 ``static_wi8_ai8`` recipe: int8 weights per channel, int8 activations), calibrated on real images. The
 file's input is the normalized image quantized with the file's own scale and zero point, as TFLite's
-image pipelines feed it. The file is checked with Google's runtime before it is kept: top-1 agreement
-with the float model on the check images. (litert-torch's own PT2E route gave int8 files whose outputs
-agreed with the float model on a third of the images here, against two thirds this way for MobileNetV1
-0.25: see BENCHMARKS.md.)
+image pipelines feed it; the normalization itself is stored in the file's metadata
+(``PREPROCESSING_METADATA``), where our importer reads it back. The file is checked with Google's runtime
+before it is kept: top-1 agreement with the float model on the check images. (litert-torch's own PT2E
+route gave int8 files whose outputs agreed with the float model on a third of the images here, against
+two thirds this way for MobileNetV1 0.25: see BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.utils.files import atomic_path
+from mobilenet.weights.tflite import PREPROCESSING_METADATA, litert_outputs
 
 # litert-torch pins its own versions of pydantic and typing_extensions: it lives in an environment of its own.
 LITERT_SETUP = (
     "from the repository root, python -m venv litert && litert/bin/pip install torch==2.13.0 litert-torch "
     "ai-edge-quantizer ai-edge-litert -e '.[tflite]', then litert/bin/mobilenet export ..."
 )
+# The output's int8 range is the calibration logits' widened by this factor: ai-edge-quantizer's moving
+# average of per-image extremes put the maximum below half the images' top logit, which then saturated
+# and tied (LiteRT's argmax then takes the first of the tied classes).
+OUTPUT_HEADROOM = 1.25
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,9 @@ def export_tflite_int8(
     """Write ``model`` as a full-integer TFLite file, calibrated on ``calibration`` (up to ``limit`` images).
 
     ``check`` (default: the calibration images) is run through the file by LiteRT and through the float
-    model; the report gives how often their top-1 agree.
+    model; the report gives how often their top-1 agree. The input's int8 range is every pixel value once
+    normalized (for Google's ``(x - 128) / 128`` it is exactly ``pixel - 128``), the output's the
+    calibration logits' times ``OUTPUT_HEADROOM``; the other activations keep the calibrated ranges.
     """
     litert_torch, quantizer, recipe = litert_modules()
     interpreter_type = litert_interpreter()
@@ -71,20 +80,29 @@ def export_tflite_int8(
     folded = fold_batchnorm(model).eval()
     images = image_batch(calibration, pre, limit)
     channels_last = images.permute(0, 2, 3, 1).contiguous().numpy()
+    with torch.inference_mode():
+        logits = folded(images)
     with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="mobilenet-edge-") as work:
         warnings.simplefilter("ignore")  # the converters' deprecation chatter
         float_file = Path(work) / "float.tflite"
         nhwc = litert_torch.to_channel_last_io(folded, args=[0]).eval()
         litert_torch.convert(nhwc, (torch.from_numpy(channels_last[:1]),)).export(str(float_file))
-        signatures = interpreter_type(model_path=str(float_file)).get_signature_list()
-        signature, details = next(iter(signatures.items()))
+        float_model = _with_metadata(float_file.read_bytes(), PREPROCESSING_METADATA, pre.to_json())
+        interpreter = interpreter_type(model_content=bytes(float_model))
+        signature, details = next(iter(interpreter.get_signature_list().items()))
         (input_name,) = details["inputs"]
-        quantizing = quantizer.Quantizer(str(float_file), recipe.static_wi8_ai8())
+        quantizing = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
         calibrated = quantizing.calibrate({signature: [{input_name: image[None]} for image in channels_last]})
+        # The input covers every pixel value (no clipping); the output, the logits with headroom (no saturation).
+        (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+        low, high = logits.min().item() * OUTPUT_HEADROOM, logits.max().item() * OUTPUT_HEADROOM
+        for name, (lowest, highest) in ((source["name"], _pixel_range(pre)), (target["name"], (low, high))):
+            qsv = calibrated[name]
+            calibrated[name] = {"min": np.full_like(qsv["min"], lowest), "max": np.full_like(qsv["max"], highest)}
         quantized = quantizing.quantize(calibrated).quantized_model
     checks = images if check is None else image_batch(check, pre, limit)
     with torch.inference_mode():
-        expected = folded(checks).argmax(1).numpy()
+        expected = (logits if check is None else folded(checks)).argmax(1).numpy()
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(quantized))
         interpreter = interpreter_type(model_path=str(tmp))
@@ -100,24 +118,39 @@ def export_tflite_int8(
     return EdgeReport(Path(path), Path(path).stat().st_size, described, len(images), len(checks), agreement)
 
 
-def litert_top1(interpreter: Any, images: torch.Tensor) -> np.ndarray:
-    """Top-1 of an allocated TFLite classifier for a preprocessed (N, C, H, W) batch, fed as the file says.
+def _pixel_range(pre: Preprocessing) -> tuple[float, float]:
+    """The lowest and highest values that pixels 0..255 take once normalized by ``pre``, over the channels."""
+    mean, std = np.array(pre.mean), np.array(pre.std)
+    return float(np.min(-mean / std)), float(np.max((1 - mean) / std))
 
-    A float input takes the images as they are; an integer one takes them quantized with the file's own
-    scale and zero point, as TFLite's image pipelines feed it.
+
+def _with_metadata(flatbuffer: bytes, name: str, text: str) -> bytearray:
+    """A TFLite flatbuffer with ``text`` added as the model metadata entry ``name`` (ai-edge-quantizer keeps it)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    buffer, entry = schema.BufferT(), schema.MetadataT()
+    buffer.data = np.frombuffer(text.encode(), np.uint8)
+    entry.name, entry.buffer = name, len(model.buffers)
+    model.buffers.append(buffer)
+    model.metadata = [*(model.metadata or []), entry]
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def litert_top1(interpreter: Any, images: torch.Tensor) -> np.ndarray:
+    """Top-1 of an allocated TFLite classifier for a preprocessed (N, C, H, W) batch, fed as the file says."""
+    return litert_outputs(interpreter, images.permute(0, 2, 3, 1).numpy()).argmax(1)
+
+
+def top1_agreement(ours: np.ndarray, reference: np.ndarray) -> float:
+    """How often our top-1 is one of LiteRT's top classes, for (N, classes) outputs of the same images.
+
+    int8 outputs can tie, and LiteRT's argmax then names the first of the tied classes, which a float
+    model has no reason to prefer: a tie that includes ours counts as agreement.
     """
-    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    dtype = source["dtype"]
-    scale, zero = source["quantization"]
-    predictions = []
-    for image in images.permute(0, 2, 3, 1).numpy():
-        if dtype != np.float32:
-            bounds = np.iinfo(dtype)
-            image = np.clip(np.round(image / scale + zero), bounds.min, bounds.max)
-        interpreter.set_tensor(source["index"], image[None].astype(dtype))
-        interpreter.invoke()
-        predictions.append(int(interpreter.get_tensor(target["index"])[0].argmax()))
-    return np.array(predictions)
+    best = reference.max(axis=1)
+    return float(np.mean(reference[np.arange(len(reference)), ours.argmax(axis=1)] == best))
 
 
 def litert_interpreter():

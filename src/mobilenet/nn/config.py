@@ -37,7 +37,9 @@ class ModelConfig:
     """Everything that decides a network's shape and behaviour; saved with its weights."""
 
     arch: str = "mobilenet_v2"
-    width_mult: float = 1.0  # alpha: channels scaled and rounded to multiples of 8
+    width_mult: float = 1.0  # alpha: channels scaled and rounded to multiples of ``divisible_by``
+    # 8 in the papers' classifiers (TF-slim, torchvision); DeepLab's TF code rounds with 1 (alpha 0.5: 24 -> 12).
+    divisible_by: int = 8
     num_classes: int = 1000
     in_chans: int = 3
     input_size: int = 224  # the resolution it was made for (rho x 224); any size >= 32 runs
@@ -61,6 +63,8 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}: choose one of {sorted(ARCHITECTURES)}")
         if not (isinstance(self.width_mult, int | float) and math.isfinite(self.width_mult)) or (self.width_mult <= 0):
             raise ValueError(f"width_mult must be a number > 0 (0.35 to 1.4 are published), got {self.width_mult}")
+        if isinstance(self.divisible_by, bool) or not isinstance(self.divisible_by, int) or self.divisible_by < 1:
+            raise ValueError(f"divisible_by must be a whole number >= 1 (8 and 1 are used), got {self.divisible_by}")
         if self.output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
         if self.input_size < self.min_input_size:

@@ -35,14 +35,14 @@ def build_features(config: ModelConfig) -> Plan:
     """The stem, the blocks of the table's rows and (V2) the final 1x1 conv, with their taps."""
     arch, style, width = ARCHITECTURES[config.arch], config.style, config.width_mult
     plan = Plan()
-    channels = make_divisible(arch.stem_channels * width)
+    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
     # For small images (CIFAR's 32x32) the common adaptation keeps the resolution of the stem and of
     # the first strided stage, so the last stage is 4x4 rather than 1x1.
     reduction = 1 if config.small_input else 2
     plan.layers.append(ConvNormAct(config.in_chans, channels, 3, style, stride=reduction))
     dilation, keep_next_stride = 1, config.small_input
     for row in arch.rows:
-        out_channels = make_divisible(row.c * width)
+        out_channels = make_divisible(row.c * width, config.divisible_by)
         for i in range(row.n):
             stride = row.s if i == 0 else 1
             block_dilation = dilation
@@ -87,10 +87,10 @@ def build_features(config: ModelConfig) -> Plan:
 def weight_count(config: ModelConfig) -> int:
     """The number of convolution and classifier weights ``config`` makes, counted from the table, not built."""
     arch, width = ARCHITECTURES[config.arch], config.width_mult
-    channels = make_divisible(arch.stem_channels * width)
+    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
     count = config.in_chans * channels * 9
     for row in arch.rows:
-        out_channels = make_divisible(row.c * width)
+        out_channels = make_divisible(row.c * width, config.divisible_by)
         for _ in range(row.n):
             hidden = round(channels * row.t)
             count += (channels * hidden if hidden != channels else 0) + hidden * 9 + hidden * out_channels

@@ -85,7 +85,7 @@ def torchvision_v2(tag: str, filename: str, resize: int, top1: float, note: str)
 def coral_deeplab(model: str, filename: str, file_bytes: int, miou: float, sha: str) -> PublishedWeights:
     """One of Coral's uint8 Mobile DeepLabv3 files (PASCAL VOC, 513x513)."""
     return PublishedWeights(
-        name=f"deeplabv3_{model}.coral_uint8_voc",
+        name=f"{model}.coral_uint8_voc",
         model=model,
         task="segmentation",
         url=f"{CORAL}{filename}",
@@ -145,14 +145,14 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
     # Mobile DeepLabv3 on PASCAL VOC (the paper's Table 7), for the segmentation model; mIoU by LiteRT on the 161
     # VOC 2012 val images of the shared data.
     coral_deeplab(
-        "mobilenet_v2_100",
+        "deeplabv3_mobilenet_v2",
         "deeplabv3_mnv2_pascal_quant.tflite",
         2193224,
         72.56,
         "350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398",
     ),
     coral_deeplab(
-        "mobilenet_v2_050",
+        "deeplabv3_mobilenet_v2_050",
         "deeplabv3_mnv2_dm05_pascal_quant.tflite",
         760904,
         67.29,
@@ -166,13 +166,15 @@ DEFAULTS = {
     "mobilenet_v1_075": "mobilenet_v1_075.coral_uint8_192",
     "mobilenet_v1_050": "mobilenet_v1_050.coral_uint8_160",
     "mobilenet_v1_025": "mobilenet_v1_025.coral_uint8_128",
+    "deeplabv3_mobilenet_v2": "deeplabv3_mobilenet_v2.coral_uint8_voc",
+    "deeplabv3_mobilenet_v2_050": "deeplabv3_mobilenet_v2_050.coral_uint8_voc",
 }
 
 
 def published_weights(model: str, weights: str) -> PublishedWeights:
     """The entry for ``weights`` ("DEFAULT" or a name) of ``model``, or one line saying what exists."""
     name = DEFAULTS.get(model) if weights == "DEFAULT" else weights
-    for_model = sorted(entry.name for entry in PUBLISHED if entry.model == model and entry.task == "classification")
+    for_model = sorted(entry.name for entry in PUBLISHED if entry.model == model)
     if name is None or name not in WEIGHTS:
         known = ", ".join(for_model) or "none yet"
         raise ValueError(
@@ -182,6 +184,6 @@ def published_weights(model: str, weights: str) -> PublishedWeights:
     entry = WEIGHTS[name]
     if entry.model != model:
         raise ValueError(f"{name} are weights of {entry.model}, not of {model}: create_model({entry.model!r}, ...)")
-    if entry.task != "classification":
-        raise ValueError(f"{name} are {entry.task} weights: mobilenet has no {entry.task} model to load them into yet")
+    if entry.task == "detection":
+        raise ValueError(f"{name} are detection weights: mobilenet has no detection model to load them into yet")
     return entry

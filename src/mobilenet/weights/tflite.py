@@ -8,14 +8,16 @@ and load each conv into ours with its BatchNorm set to the identity plus the fol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mobilenet.data.images import load_image, resize_and_crop
+from mobilenet.data.images import image_batch
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
@@ -23,6 +25,8 @@ from mobilenet.nn.variants import MODELS
 
 # TensorFlow's BatchNorm epsilon: kept so that fine-tuning an import behaves as TF would.
 TF_BN_EPS = 1e-3
+# The name of the model metadata entry that holds a file's Preprocessing as JSON (our int8 export writes it).
+PREPROCESSING_METADATA = "mobilenet.preprocessing"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class TFLiteConv:
     bias: np.ndarray
     stride: int
     depthwise: bool
+    dilation: int = 1
+    reads_pooled: bool = False  # its input is the global pooling's output (a classifier, DeepLab's image pooling)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,12 @@ class TFLiteClassifier:
     input_size: int
     in_chans: int
     preprocessing: Preprocessing
+    after_pooling: tuple[TFLiteConv, ...] = ()  # every conv after the first pooling: DeepLab's head, say
+
+    @property
+    def dense_head(self) -> bool:
+        """Whether convolutions after the pooling also read the feature map itself: a segmentation head."""
+        return any(not conv.reads_pooled for conv in self.after_pooling)
 
 
 def _tflite():
@@ -55,23 +67,29 @@ def _tflite():
     return tflite
 
 
+def _buffer_bytes(model, index: int, raw: bytes) -> bytes | None:
+    """The bytes of buffer ``index``, inside the flatbuffer or stored after it (ai-edge-quantizer's files)."""
+    buffer = model.Buffers(index)
+    data = buffer.DataAsNumpy()
+    if isinstance(data, int) and buffer.Offset() > 1:
+        return raw[buffer.Offset() : buffer.Offset() + buffer.Size()]
+    return None if isinstance(data, int) else data.tobytes()
+
+
 def _tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
     """A constant tensor, dequantized to float32 (per tensor or per output channel)."""
     tflite = _tflite()
     tensor = graph.Tensors(index)
-    buffer = model.Buffers(tensor.Buffer())
-    data = buffer.DataAsNumpy()
-    if isinstance(data, int) and buffer.Offset() > 1:  # stored after the flatbuffer (ai-edge-quantizer's files)
-        data = np.frombuffer(raw, np.uint8, buffer.Size(), buffer.Offset())
+    data = _buffer_bytes(model, tensor.Buffer(), raw)
     dtype = {
         tflite.TensorType.FLOAT32: np.float32,
         tflite.TensorType.UINT8: np.uint8,
         tflite.TensorType.INT8: np.int8,
         tflite.TensorType.INT32: np.int32,
     }.get(tensor.Type())
-    if dtype is None or isinstance(data, int):
+    if dtype is None or data is None:
         raise ValueError(f"tensor {tensor.Name().decode()} has no constant data of a supported type")
-    values = np.frombuffer(data.tobytes(), dtype=dtype).reshape(tensor.ShapeAsNumpy()).astype(np.float32)
+    values = np.frombuffer(data, dtype=dtype).reshape(tensor.ShapeAsNumpy()).astype(np.float32)
     quant = tensor.Quantization()
     if quant is not None and quant.ScaleLength() > 0:
         scale, zero = quant.ScaleAsNumpy().astype(np.float32), quant.ZeroPointAsNumpy().astype(np.float32)
@@ -83,13 +101,20 @@ def _tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
     return values
 
 
-def _input_preprocessing(model, graph, input_size: int) -> Preprocessing:
-    """What the file's input expects, as mean/std of [0, 1] pixels.
+def _input_preprocessing(model, graph, input_size: int, raw: bytes) -> Preprocessing:
+    """What the file's input expects, as mean/std of [0, 1] pixels, so that our float model sees what LiteRT sees.
 
-    A uint8 input of scale ``s`` and zero point ``z`` reads pixel ``q`` as ``(q - z) * s``, which is
-    ``(q/255 - z/255) / (1 / (255 s))``; an int8 input takes ``q - 128``. A float input takes
-    TensorFlow's [-1, 1] convention.
+    Our int8 export normalizes per channel *before* the file (its input is the normalized image, quantized),
+    so the quantization cannot tell the mean/std: the export stores its Preprocessing in the model's metadata
+    under :data:`PREPROCESSING_METADATA`, and that record wins. Other quantized inputs are pixels: uint8 ``q``
+    of scale ``s``, zero point ``z`` reads ``(q - z) s = (q/255 - z/255) / (1 / (255 s))``; int8 takes
+    ``q = pixel - 128``. A float input takes TF's [-1, 1]. :func:`litert_outputs` then feeds the pixel itself.
     """
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == PREPROCESSING_METADATA.encode():
+            stored = Preprocessing.from_json(_buffer_bytes(model, entry.Buffer(), raw).decode())
+            return replace(stored, input_size=input_size)
     tensor = graph.Tensors(graph.Inputs(0))
     quant = tensor.Quantization()
     if quant is None or quant.ScaleLength() == 0:
@@ -114,12 +139,15 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     conv_ops = {operators.CONV_2D: False, operators.DEPTHWISE_CONV_2D: True}
     pooling = {operators.AVERAGE_POOL_2D, operators.MEAN}
     convs: list[TFLiteConv] = []
-    classifier, kind, pooled = None, "", False
+    after_pooling: list[TFLiteConv] = []
+    classifier, kind, pooled, pooled_tensors = None, "", False, set()
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        pooled = pooled or builtin in pooling
+        if builtin in pooling:
+            pooled = True
+            pooled_tensors.add(op.Outputs(0))
         if builtin == operators.FULLY_CONNECTED and pooled and classifier is None:
             weight = _tensor_array(model, graph, op.Inputs(1), raw)  # (out, in)
             bias = _bias(model, graph, op, len(weight), raw)
@@ -128,15 +156,18 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
             conv = _conv(model, graph, op, conv_ops[builtin], raw)
             if not pooled:
                 convs.append(conv)
-            elif classifier is None:
+                continue
+            conv = replace(conv, reads_pooled=op.Inputs(0) in pooled_tensors)
+            after_pooling.append(conv)
+            if classifier is None:
                 classifier, kind = conv, "conv"
     if not convs:
         raise ValueError(f"{path} has no convolutions: it is not a MobileNet")
     _, height, width, channels = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
     if height != width:
         raise ValueError(f"{path} takes {height}x{width} inputs; only square MobileNets are supported")
-    pre = _input_preprocessing(model, graph, int(height))
-    return TFLiteClassifier(tuple(convs), classifier, kind, int(height), int(channels), pre)
+    pre = _input_preprocessing(model, graph, int(height), raw)
+    return TFLiteClassifier(tuple(convs), classifier, kind, int(height), int(channels), pre, tuple(after_pooling))
 
 
 def _bias(model, graph, op, outputs: int, raw: bytes) -> np.ndarray:
@@ -153,11 +184,28 @@ def _conv(model, graph, op, depthwise: bool, raw: bytes) -> TFLiteConv:
     # TFLite stores conv weights OHWI and depthwise weights 1HWO; PyTorch wants OIHW / O1HW.
     weight = weight.transpose(3, 0, 1, 2) if depthwise else weight.transpose(0, 3, 1, 2)
     bias = _bias(model, graph, op, weight.shape[0], raw)
-    return TFLiteConv(np.ascontiguousarray(weight), bias, options.StrideH(), depthwise)
+    return TFLiteConv(np.ascontiguousarray(weight), bias, options.StrideH(), depthwise, options.DilationHFactor())
 
 
-def _conv_shapes(model: MobileNet) -> list[tuple[int, ...]]:
-    return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Conv2d)]
+def conv_shapes(module: nn.Module) -> list[tuple[int, ...]]:
+    """The weight shapes of a module's convolutions in order: what a file's chain of convolutions is matched with."""
+    return [tuple(m.weight.shape) for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def load_folded(module: nn.Module, sources: Sequence[TFLiteConv]) -> None:
+    """Load a file's convolutions, in order, into ``module``'s conv + BatchNorm pairs.
+
+    Each BatchNorm becomes the identity plus the file's folded bias: var = 1 - eps makes sqrt(var + eps) exactly 1.
+    """
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for conv, norm, source in zip(convs, norms, sources, strict=True):
+            conv.weight.copy_(torch.from_numpy(source.weight))
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(torch.from_numpy(source.bias))
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
 
 
 def _match_config(net: TFLiteClassifier) -> ModelConfig:
@@ -167,7 +215,7 @@ def _match_config(net: TFLiteClassifier) -> ModelConfig:
         config = replace(
             base, num_classes=0, in_chans=net.in_chans, input_size=net.input_size, padding="tf_same", bn_eps=TF_BN_EPS
         )
-        if _conv_shapes(MobileNet(config)) == shapes:
+        if conv_shapes(MobileNet(config)) == shapes:
             return config
     raise ValueError(
         f"the file's {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
@@ -185,6 +233,11 @@ def import_tflite(
     classifier gives a backbone (``num_classes=0``) whose output is the pooled features.
     """
     net = read_tflite(path)
+    if net.dense_head:
+        raise ValueError(
+            f"{path} is a segmentation model (convolutions on the feature map after its image pooling): "
+            "load it with mobilenet.create_model('deeplabv3_mobilenet_v2', weights=...)"
+        )
     config = _match_config(net)
     logits = net.classifier
     if logits is not None:
@@ -194,29 +247,44 @@ def import_tflite(
         config = replace(config, num_classes=len(logits.weight))
     config = replace(config, **(config_overrides or {}))
     model = MobileNet(config)
-    convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
-    norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
+    load_folded(model.features, net.convs)
     with torch.no_grad():
-        for conv, norm, source in zip(convs, norms, net.convs, strict=True):
-            conv.weight.copy_(torch.from_numpy(source.weight))
-            # BatchNorm as identity + folded bias: var = 1 - eps makes sqrt(var + eps) exactly 1.
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(torch.from_numpy(source.bias))
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0 - norm.eps)
         if logits is not None and model.num_classes:
             classifier = model.classifier[1]
             weight = torch.from_numpy(logits.weight)
             classifier.weight.copy_(weight if classifier.weight.dim() == 4 else weight.flatten(1))
             classifier.bias.copy_(torch.from_numpy(logits.bias))
+    model.preprocessing = net.preprocessing  # the file's, not the config's default: its outputs depend on it
     return model, net.preprocessing
 
 
-def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:
-    """Run a TFLite classifier on image files with Google's own runtime (``ai-edge-litert``).
+def litert_outputs(interpreter: Any, images: np.ndarray) -> np.ndarray:
+    """Dequantized outputs of an allocated TFLite model for preprocessed (N, H, W, C) images, one invoke each.
 
-    The reference an import is checked against: the same resize and crop as ours, the file's own
-    input quantization, outputs dequantized (and class 0 dropped from 1001-way outputs).
+    The one way images are fed to a file, by the import checks and the int8 export alike: a float input
+    takes them as they are, an integer one takes them quantized with the file's own scale and zero point
+    (as TFLite's image pipelines feed it), so that LiteRT sees what our float model sees up to that rounding.
+    """
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    dtype, (scale, zero) = source["dtype"], source["quantization"]
+    if dtype != np.float32:
+        bounds = np.iinfo(dtype)
+        images = np.clip(np.round(images / scale + zero), bounds.min, bounds.max)
+    out_scale, out_zero = target["quantization"]
+    rows = []
+    for image in images.astype(dtype):
+        interpreter.set_tensor(source["index"], image[None])
+        interpreter.invoke()
+        output = interpreter.get_tensor(target["index"])[0].astype(np.float32)
+        rows.append((output - out_zero) * out_scale if out_scale else output)
+    return np.stack(rows)
+
+
+def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:
+    """Run a TFLite MobileNet on image files with Google's own runtime (``ai-edge-litert``): (N, outputs).
+
+    The reference an import is checked against: the file's preprocessing as our importer reads it, fed
+    by :func:`litert_outputs`; class 0 dropped from 1001-way outputs. A backbone gives its pooled features.
     """
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -225,19 +293,7 @@ def litert_logits(path: str | Path, images: list[str | Path], drop_background: b
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    pre = read_tflite(path).preprocessing
-    rows = []
-    for image_path in images:
-        pixels = np.asarray(resize_and_crop(load_image(image_path), pre), dtype=np.float32)
-        if source["dtype"] == np.float32:
-            tensor = (pixels / 255 - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)
-        else:  # quantized inputs take the pixels themselves (shifted for int8), see _input_preprocessing
-            tensor = pixels - 128 if source["dtype"] == np.int8 else pixels
-        interpreter.set_tensor(source["index"], tensor[None].astype(source["dtype"]))
-        interpreter.invoke()
-        output = interpreter.get_tensor(target["index"])[0].astype(np.float32)
-        scale, zero = target["quantization"]
-        rows.append((output - zero) * scale if scale else output)
-    logits = np.stack(rows)
+    batch = image_batch(images, read_tflite(path).preprocessing)
+    outputs = litert_outputs(interpreter, batch.permute(0, 2, 3, 1).numpy())
+    logits = outputs.reshape(len(outputs), -1)
     return logits[:, 1:] if drop_background and logits.shape[1] == 1001 else logits

@@ -1,0 +1,96 @@
+"""Segmentation models by name and from files: Google's DeepLab TFLite files, our safetensors, classifier backbones."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from mobilenet.nn.config import ModelConfig
+from mobilenet.segmentation.config import KIND, DeepLabConfig
+from mobilenet.segmentation.model import DeepLabV3
+from mobilenet.segmentation.tflite import import_deeplab_tflite
+from mobilenet.weights.format import MOBILENET
+from mobilenet.weights.load import load_state_dict, read_checkpoint
+from mobilenet.weights.tflite import read_tflite
+
+
+def load_deeplab(path: str | Path, **overrides: Any) -> DeepLabV3:
+    """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite`` or a ``.safetensors`` of ours.
+
+    ``overrides`` change fields that keep the weights' shapes (``output_stride``, ``dropout``, ``input_size``).
+    """
+    path = Path(path)
+    if path.suffix == ".tflite" and path.is_file():
+        net = read_tflite(path)
+        if not net.dense_head:
+            raise ValueError(not_segmentation(path))
+        model = import_deeplab_tflite(path, net)
+        return rebuilt(model, overrides) if overrides else model
+    checkpoint = read_checkpoint(path)
+    if checkpoint.info.kind in (None, MOBILENET):
+        raise ValueError(not_segmentation(path))
+    if checkpoint.info.kind != KIND:
+        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not a Mobile DeepLabv3")
+    known = {f.name for f in fields(DeepLabConfig)}
+    config = DeepLabConfig(**{k: v for k, v in (checkpoint.info.config_fields or {}).items() if k in known})
+    model = DeepLabV3(replace(config, **overrides))
+    load_state_dict(model, checkpoint.state_dict, source=str(path))
+    model.class_names = checkpoint.class_names
+    if checkpoint.preprocessing is not None:
+        model.preprocessing = checkpoint.preprocessing
+    return model
+
+
+def is_segmentation_file(path: str | Path) -> bool:
+    """Whether a weights file holds a segmentation model (a DeepLab TFLite file, or our file of that kind)."""
+    path = Path(path)
+    if path.suffix == ".tflite" and path.is_file():
+        return read_tflite(path).dense_head
+    if path.suffix == ".safetensors" and path.is_file():
+        return read_checkpoint(path).info.kind == KIND
+    return False
+
+
+def not_segmentation(path: str | Path) -> str:
+    return (
+        f"{path} holds a MobileNet classifier, not a segmentation model: pass DeepLab weights (Coral's "
+        "deeplabv3_*.tflite or a trained deeplabv3 .safetensors), or fine-tune one from it (--init)"
+    )
+
+
+def rebuilt(model: DeepLabV3, overrides: dict[str, Any]) -> DeepLabV3:
+    """The same weights in a model whose config differs in shape-keeping fields (output stride 8, say)."""
+    new = DeepLabV3(replace(model.config, **overrides))
+    new.load_state_dict(model.state_dict())
+    new.class_names, new.preprocessing = model.class_names, model.preprocessing
+    return new
+
+
+def deeplab_from_classifier(path: str | Path, **overrides: Any) -> DeepLabV3:
+    """A :class:`DeepLabV3` on the backbone of a MobileNet classifier (any file the library loads): fine-tuning's start.
+
+    The backbone's architecture, width, padding and BatchNorm epsilon are the file's; the head is new, and so is
+    anything in ``overrides`` (``num_classes``, ``output_stride``, ...). The classifier and V2's 1280 conv, which
+    DeepLab does not read, are left behind.
+    """
+    checkpoint = read_checkpoint(path)
+    if checkpoint.info.kind not in (None, MOBILENET):
+        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not a MobileNet classifier or backbone")
+    source = checkpoint.config or ModelConfig()
+    shared = {"arch", "width_mult", "divisible_by", "in_chans", "padding", "bn_eps", "bn_momentum"}
+    config = DeepLabConfig(**{name: getattr(source, name) for name in shared}, **overrides)
+    model = DeepLabV3(config)
+    own = model.backbone.state_dict()
+    found = {k: v for k, v in checkpoint.state_dict.items() if k in own}
+    wrong = [k for k, v in found.items() if v.shape != own[k].shape]
+    if len(found) < len(own) or wrong:
+        first = wrong[0] if wrong else next(k for k in own if k not in found)
+        raise ValueError(
+            f"{path} does not hold the backbone of {config.arch} width {config.width_mult:g} "
+            f"({len(own) - len(found)} missing, {len(wrong)} of other shapes; first {first})"
+        )
+    model.backbone.load_state_dict(found)
+    if checkpoint.preprocessing is not None:
+        model.preprocessing = replace(checkpoint.preprocessing, input_size=config.input_size, crop_pct=1.0)
+    return model

@@ -1,0 +1,74 @@
+"""Mobile DeepLabv3: the MobileNetV2 paper's segmentation model (Section 6.3, Table 7).
+
+The backbone is a MobileNet at output stride 16 (or 8), read at its last bottleneck (320 channels for V2
+1.0, no 1280 conv: the paper's "second last feature map"). The head is DeepLabv3's ASPP reduced as the
+paper does ("ASPP-lite", TensorFlow's ``research/deeplab`` with MobileNetV2): image pooling (global average,
+1x1 conv, BatchNorm, ReLU, broadcast back) beside a 1x1 conv branch, concatenated in that order, a 1x1
+projection, dropout and 1x1 logits, upsampled bilinearly to the input with ``align_corners=True`` as TF
+does. ``aspp=True`` adds the three 3x3 atrous branches (rates 6, 12, 18 at output stride 16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenet.nn.config import LayerStyle
+from mobilenet.nn.features import MobileNetFeatures
+from mobilenet.nn.layers import ConvNormAct
+from mobilenet.nn.model import MobileNet
+from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
+from mobilenet.segmentation.config import KIND, DeepLabConfig
+
+
+def last_bottleneck(network: MobileNet) -> int:
+    """The index of the network's last bottleneck tap: V2's 320 channels, before its 1280 conv (V1: the last block)."""
+    taps = network.feature_taps("bottleneck")
+    return max(i for i, tap in enumerate(taps) if tap.location == "bottleneck")
+
+
+class DeepLabV3(nn.Module):
+    """Mobile DeepLabv3 on a MobileNet backbone; returns class logits at the input's size.
+
+    State-dict keys: ``backbone.features.*`` (a MobileNet's own, so classifier checkpoints load into it),
+    then ``image_pooling``, ``branches`` (the 1x1 conv, then the atrous convs), ``projection``, ``logits``.
+    """
+
+    kind = KIND
+
+    def __init__(self, config: DeepLabConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = replace(config or DeepLabConfig(), **overrides)
+        network = MobileNet(self.config.backbone())
+        self.backbone = MobileNetFeatures(network, out_indices=(last_bottleneck(network),))
+        channels, width = self.backbone.feature_info.channels(-1), self.config.head_channels
+        style = LayerStyle("relu", self.config.padding, self.config.bn_eps, self.config.bn_momentum)
+        self.image_pooling = ConvNormAct(channels, width, 1, style)
+        self.branches = nn.ModuleList(
+            [ConvNormAct(channels, width, 1, style)]
+            + [ConvNormAct(channels, width, 3, style, dilation=rate) for rate in self.config.atrous_rates]
+        )
+        self.projection = ConvNormAct(width * (1 + len(self.branches)), width, 1, style)
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.logits = nn.Conv2d(width, self.config.num_classes, 1)
+        nn.init.normal_(self.logits.weight, std=0.01)
+        nn.init.zeros_(self.logits.bias)
+        self.class_names: list[str] | None = None
+        # TensorFlow's [-1, 1] scaling, as Google's DeepLab weights take it; loaders replace it.
+        self.preprocessing = Preprocessing(input_size=self.config.input_size, crop_pct=1.0, mean=TF_MEAN, std=TF_STD)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (features,) = self.backbone(x)
+        # The pooled branch is one vector per image: TF's bilinear resize of a 1x1 map is a broadcast.
+        pooled = self.image_pooling(features.mean((2, 3), keepdim=True)).expand(-1, -1, *features.shape[-2:])
+        merged = torch.cat([pooled, *(branch(features) for branch in self.branches)], dim=1)
+        logits = self.logits(self.dropout(self.projection(merged)))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)

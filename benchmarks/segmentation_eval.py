@@ -9,8 +9,9 @@ summed over the set; mIoU over the classes present in the ground truth or predic
 
 Google's runtime (LiteRT) on Coral's two uint8 files is the reference, and the independent check of the protocol
 and the metrics: ../shared/README.md measured 72.56% (alpha 1.0) and 67.29% (alpha 0.5) mIoU on the 161 VOC val
-images. Beside it, our PyTorch DeepLabV3 with each file's weights imported, in the same run, and the share of pixels
-whose class ours and LiteRT agree on.
+images. Beside it, in the same run, our PyTorch DeepLabV3 with each file's weights imported, in float and with its
+activations rounded as the file's integer arithmetic does (``emulate_int8``), and the share of pixels whose class
+ours and LiteRT agree on.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 import torch
 from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside this script
 
-from mobilenet.registry import create_model
 from mobilenet.segmentation.data import SegmentationPairs, coco128_voc, voc_pairs
 from mobilenet.segmentation.evaluate import (
     Predictor,
@@ -36,6 +36,7 @@ from mobilenet.segmentation.evaluate import (
     predict_mask,
 )
 from mobilenet.segmentation.litert import LiteRTSegmenter
+from mobilenet.segmentation.load import load_deeplab
 from mobilenet.utils.files import atomic_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -61,15 +62,13 @@ def coral_predictors(shared: Path, threads: int) -> dict[str, Predictor]:
     }
 
 
-def our_predictors(shared: Path) -> dict[str, Predictor]:
-    """Our PyTorch DeepLabV3 with each Coral file's weights imported (float, dequantized)."""
-    weights = shared / "weights"
+def our_predictors(shared: Path, emulate_int8: bool) -> dict[str, Predictor]:
+    """Our PyTorch DeepLabV3 with each Coral file's weights imported: in float, or rounding as the file does."""
+    files = {"1.0": "deeplabv3_mnv2_pascal_quant.tflite", "0.5": "deeplabv3_mnv2_dm05_pascal_quant.tflite"}
+    kind = "int8-emulated" if emulate_int8 else "float"
     return {
-        f"ours alpha {alpha}": model_predictor(create_model("deeplabv3_mobilenet_v2", weights=weights / name))
-        for alpha, name in (
-            ("1.0", "deeplabv3_mnv2_pascal_quant.tflite"),
-            ("0.5", "deeplabv3_mnv2_dm05_pascal_quant.tflite"),
-        )
+        f"ours {kind} alpha {alpha}": model_predictor(load_deeplab(shared / "weights" / name, emulate_int8))
+        for alpha, name in files.items()
     }
 
 
@@ -139,15 +138,17 @@ def main() -> None:
     args = parser.parse_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}, LiteRT {args.threads} threads\n")
     sets = datasets(args.shared)
-    litert, ours = coral_predictors(args.shared, args.threads), our_predictors(args.shared)
-    results, seconds = score({**litert, **ours}, sets)
+    litert = coral_predictors(args.shared, args.threads)
+    ours = {emulated: our_predictors(args.shared, emulated) for emulated in (False, True)}
+    results, seconds = score({**litert, **ours[False], **ours[True]}, sets)
     print(summary_table(results))
     print("\nwall time: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
     print("\nPixels whose class ours and LiteRT agree on (whole set; worst image):")
-    for (name, theirs), (our_name, mine) in zip(litert.items(), ours.items(), strict=True):
-        for set_name, dataset in sets.items():
-            overall, worst = agreement(mine, theirs, dataset)
-            print(f"  {our_name} vs {name}, {set_name}: {overall:.2%}; worst image {worst:.2%}")
+    for mine in ours.values():
+        for (name, theirs), (our_name, predict) in zip(litert.items(), mine.items(), strict=True):
+            for set_name, dataset in sets.items():
+                overall, worst = agreement(predict, theirs, dataset)
+                print(f"  {our_name} vs {name}, {set_name}: {overall:.2%}; worst image {worst:.2%}")
     for name, row in results.items():
         print(f"\n{name}: IoU per class\n{class_table(row)}")
     if args.out:

@@ -170,3 +170,18 @@ def test_fully_connected_file_over_1000_classes_agrees_with_litert(tmp_path, val
     assert model.class_names == google_labels[1:]
     ours, reference = predict_logits(model, val16).numpy(), litert_logits(path, val16)
     assert top1_agreement(ours, reference) >= 15 / 16
+
+
+def test_int8_emulation_rounds_activations_to_the_files_grids() -> None:
+    from mobilenet.weights.int8 import Quantized
+
+    grid = Quantized(scale=0.5, zero_point=3)  # uint8: reals (0 - 3) * 0.5 = -1.5 .. (255 - 3) * 0.5 = 126
+    assert grid(torch.tensor([-9.0, 0.2, 0.3, 1.0, 500.0])).tolist() == [-1.5, 0.0, 0.5, 1.0, 126.0]
+    net = read_tflite(weights(CLASSIFIERS[0][0]))
+    assert all(conv.output is not None for conv in net.convs) and len(net.residual_sums) == 10  # V2's 10 shortcuts
+    model = import_tflite(weights(CLASSIFIERS[0][0]), emulate_int8=True)[0]
+    activations = []
+    model.features[3].conv[3].register_forward_hook(lambda _m, _a, out: activations.append(out))  # projection BN
+    model.eval()(torch.randn(1, 3, 224, 224))
+    scale, zero = net.convs[8].output.scale, net.convs[8].output.zero_point  # block 3's projection (stem, 2 + 3, 3)
+    assert torch.allclose(activations[0] / scale + zero, (activations[0] / scale + zero).round(), atol=1e-3)

@@ -15,18 +15,23 @@ from mobilenet.weights.load import load_state_dict, read_checkpoint
 from mobilenet.weights.tflite import read_tflite
 
 
-def load_deeplab(path: str | Path, **overrides: Any) -> DeepLabV3:
+def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> DeepLabV3:
     """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite`` or a ``.safetensors`` of ours.
 
     ``overrides`` change fields that keep the weights' shapes (``output_stride``, ``dropout``, ``input_size``).
+    ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it.
     """
     path = Path(path)
     if path.suffix == ".tflite" and path.is_file():
         net = read_tflite(path)
         if not net.dense_head:
             raise ValueError(not_segmentation(path))
-        model = import_deeplab_tflite(path, net)
+        if overrides and emulate_int8:
+            raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
+        model = import_deeplab_tflite(path, net, emulate_int8)
         return rebuilt(model, overrides) if overrides else model
+    if emulate_int8:
+        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
     checkpoint = read_checkpoint(path)
     if checkpoint.info.kind in (None, MOBILENET):
         raise ValueError(not_segmentation(path))

@@ -20,7 +20,8 @@ from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import DeepLabConfig
 from mobilenet.segmentation.data import VOC_CLASSES
 from mobilenet.segmentation.model import DeepLabV3
-from mobilenet.weights.tflite import TF_BN_EPS, TFLiteClassifier, conv_shapes, load_folded, read_tflite
+from mobilenet.weights.int8 import round_input, round_output
+from mobilenet.weights.tflite import TF_BN_EPS, TFLiteClassifier, conv_shapes, load_folded, read_tflite, round_backbone
 
 
 def match_deeplab(net: TFLiteClassifier, path: str | Path) -> DeepLabConfig:
@@ -47,9 +48,12 @@ def match_deeplab(net: TFLiteClassifier, path: str | Path) -> DeepLabConfig:
     )
 
 
-def import_deeplab_tflite(path: str | Path, net: TFLiteClassifier | None = None) -> DeepLabV3:
+def import_deeplab_tflite(
+    path: str | Path, net: TFLiteClassifier | None = None, emulate_int8: bool = False
+) -> DeepLabV3:
     """A float :class:`DeepLabV3` with a TFLite file's weights (``net``: the file already read), its preprocessing
-    and (21 classes) VOC's names."""
+    and (21 classes) VOC's names. ``emulate_int8``: every activation rounded to the file's integer grid, so that
+    the model computes what Google's runtime does (:mod:`mobilenet.weights.int8`)."""
     net = net or read_tflite(path)
     model = DeepLabV3(match_deeplab(net, path))
     pooling = [conv for conv in net.after_pooling if conv.reads_pooled]
@@ -61,6 +65,16 @@ def import_deeplab_tflite(path: str | Path, net: TFLiteClassifier | None = None)
     with torch.no_grad():
         model.logits.weight.copy_(torch.from_numpy(logits.weight))
         model.logits.bias.copy_(torch.from_numpy(logits.bias))
+    if emulate_int8:
+        round_backbone(model.backbone.features, net)
+        round_input(model.image_pooling, net.grids.get("pooled"))
+        round_output(model.image_pooling, pooling[0].output)
+        for branch, source in zip(model.branches, branches, strict=True):
+            round_output(branch, source.output)
+        round_input(model.projection, net.grids.get("merged"))
+        round_output(model.projection, projection.output)
+        round_output(model.logits, logits.output)
+        round_output(model, net.grids.get("resized"))  # the logits at the input's size, where the file's ArgMax reads
     model.preprocessing = replace(net.preprocessing, crop_pct=1.0)
     model.class_names = list(VOC_CLASSES) if model.num_classes == len(VOC_CLASSES) else None
     return model

@@ -9,7 +9,7 @@ and load each conv into ours with its BatchNorm set to the identity plus the fol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
+from mobilenet.weights.int8 import Quantized, round_conv_outputs, round_input, round_output, round_residual_sums
 
 # TensorFlow's BatchNorm epsilon: kept so that fine-tuning an import behaves as TF would.
 TF_BN_EPS = 1e-3
@@ -39,6 +40,7 @@ class TFLiteConv:
     depthwise: bool
     dilation: int = 1
     reads_pooled: bool = False  # its input is the global pooling's output (a classifier, DeepLab's image pooling)
+    output: Quantized | None = None  # the integer grid of its output, after the fused activation (None: float)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class TFLiteClassifier:
     in_chans: int
     preprocessing: Preprocessing
     after_pooling: tuple[TFLiteConv, ...] = ()  # every conv after the first pooling: DeepLab's head, say
+    # The integer grids of the other activations: residual sums in order; "pooled", "merged" (a concatenation),
+    # "resized" (the last bilinear resize): what weights.int8 rounds an emulating model to.
+    residual_sums: tuple[Quantized | None, ...] = ()
+    grids: dict[str, Quantized | None] = field(default_factory=dict)
 
     @property
     def dense_head(self) -> bool:
@@ -141,19 +147,29 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     convs: list[TFLiteConv] = []
     after_pooling: list[TFLiteConv] = []
     classifier, kind, pooled, pooled_tensors = None, "", False, set()
+    sums: list[Quantized | None] = []
+    grids: dict[str, Quantized | None] = {}
+    named = {operators.CONCATENATION: "merged", operators.RESIZE_BILINEAR: "resized"}
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        grid = _grid(graph, op.Outputs(0)) if op.OutputsLength() else None
+        if builtin in pooling and not pooled:
+            grids["pooled"] = grid
         if builtin in pooling:
             pooled = True
             pooled_tensors.add(op.Outputs(0))
+        if builtin in named:
+            grids[named[builtin]] = grid
+        if builtin == operators.ADD and not pooled:
+            sums.append(grid)
         if builtin == operators.FULLY_CONNECTED and pooled and classifier is None:
             weight = _tensor_array(model, graph, op.Inputs(1), raw)  # (out, in)
             bias = _bias(model, graph, op, len(weight), raw)
-            classifier, kind = TFLiteConv(weight[:, :, None, None], bias, 1, False), "linear"
+            classifier, kind = TFLiteConv(weight[:, :, None, None], bias, 1, False, output=grid), "linear"
         elif builtin in conv_ops:
-            conv = _conv(model, graph, op, conv_ops[builtin], raw)
+            conv = replace(_conv(model, graph, op, conv_ops[builtin], raw), output=grid)
             if not pooled:
                 convs.append(conv)
                 continue
@@ -167,7 +183,20 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     if height != width:
         raise ValueError(f"{path} takes {height}x{width} inputs; only square MobileNets are supported")
     pre = _input_preprocessing(model, graph, int(height), raw)
-    return TFLiteClassifier(tuple(convs), classifier, kind, int(height), int(channels), pre, tuple(after_pooling))
+    return TFLiteClassifier(
+        tuple(convs), classifier, kind, int(height), int(channels), pre, tuple(after_pooling), tuple(sums), grids
+    )
+
+
+def _grid(graph, index: int) -> Quantized | None:
+    """The integer grid of an 8-bit activation tensor (per tensor), or None for a float or other one."""
+    tflite = _tflite()
+    tensor = graph.Tensors(index)
+    bounds = {tflite.TensorType.UINT8: (0, 255), tflite.TensorType.INT8: (-128, 127)}.get(tensor.Type())
+    quant = tensor.Quantization()
+    if bounds is None or quant is None or quant.ScaleLength() != 1:
+        return None
+    return Quantized(float(quant.ScaleAsNumpy()[0]), int(quant.ZeroPointAsNumpy()[0]), *bounds)
 
 
 def _bias(model, graph, op, outputs: int, raw: bytes) -> np.ndarray:
@@ -224,13 +253,15 @@ def _match_config(net: TFLiteClassifier) -> ModelConfig:
 
 
 def import_tflite(
-    path: str | Path, drop_background: bool = True, config_overrides: dict | None = None
+    path: str | Path, drop_background: bool = True, config_overrides: dict | None = None, emulate_int8: bool = False
 ) -> tuple[MobileNet, Preprocessing]:
     """A float MobileNet with the weights of a TFLite MobileNet, and the preprocessing it expects.
 
     With ``drop_background`` a 1001-way TensorFlow classifier loses its class 0 ("background"), so
     the 1000 outputs are ImageNet's classes in synset order, as in torchvision. A file without a
     classifier gives a backbone (``num_classes=0``) whose output is the pooled features.
+    ``emulate_int8``: round every activation to the file's integer grid, as Google's runtime computes
+    (:mod:`mobilenet.weights.int8`), rather than the float model the weights approximate.
     """
     net = read_tflite(path)
     if net.dense_head:
@@ -255,7 +286,18 @@ def import_tflite(
             classifier.weight.copy_(weight if classifier.weight.dim() == 4 else weight.flatten(1))
             classifier.bias.copy_(torch.from_numpy(logits.bias))
     model.preprocessing = net.preprocessing  # the file's, not the config's default: its outputs depend on it
+    if emulate_int8:
+        round_backbone(model.features, net)
+        round_input(model.classifier, net.grids.get("pooled"))
+        if logits is not None and model.num_classes:
+            round_output(model.classifier[1], logits.output)
     return model, net.preprocessing
+
+
+def round_backbone(features: nn.Module, net: TFLiteClassifier) -> None:
+    """Round a backbone's activations to the file's grids: each conv's output and each residual sum."""
+    round_conv_outputs(features, [conv.output for conv in net.convs])
+    round_residual_sums(features, net.residual_sums)
 
 
 def litert_outputs(interpreter: Any, images: np.ndarray) -> np.ndarray:

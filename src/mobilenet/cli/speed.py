@@ -11,23 +11,38 @@ from pathlib import Path
 from mobilenet.cli.values import positive_float, positive_int
 from mobilenet.inference.backends import BACKENDS
 from mobilenet.nn.variants import MODELS
+from mobilenet.segmentation.config import SEGMENTATION_MODELS
+
+BENCH_ARCHS = ["mobilenet_v2", "mobilenet_v1"]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mobilenet.inference import export
     from mobilenet.registry import create_model
+    from mobilenet.segmentation.load import is_segmentation_file, load_deeplab
     from mobilenet.weights.load import load_model
 
-    model = create_model(args.model, weights=args.weights) if args.model else load_model(args.weights)
+    if args.model:
+        model = create_model(args.model, weights=args.weights)
+    else:  # the file says what it holds: a classifier (or backbone), or a Mobile DeepLabv3
+        model = load_deeplab(args.weights) if is_segmentation_file(args.weights) else load_model(args.weights)
+    if args.argmax and args.format == "tflite":
+        raise ValueError("--argmax writes class indices to ONNX or TorchScript: use --format onnx or torchscript")
     if args.precision == "int8":
         return export_int8(model.eval(), args)
+    options = {"argmax": args.argmax} if args.argmax else {}
     write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
-    report = write[args.format](model.eval(), args.output, inputs=args.images)
+    report = write[args.format](model.eval(), args.output, inputs=args.images, **options)
     if args.json:
         print(json.dumps({**asdict(report), "path": str(report.path)}))
         return 0
-    print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; outputs differ from PyTorch by at most "
-          f"{report.max_abs_diff:.2g} on {report.verified_on}")  # fmt: skip
+    checks = []
+    if report.max_abs_diff is not None:
+        checks.append(f"outputs differ from PyTorch by at most {report.max_abs_diff:.2g}")
+    if report.class_agreement is not None:
+        checks.append(f"classes are PyTorch's on {report.class_agreement:.3%} of outputs")
+    print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; {' and '.join(checks)} "
+          f"on {report.verified_on}")  # fmt: skip
     return 0
 
 
@@ -36,6 +51,10 @@ def export_int8(model: object, args: argparse.Namespace) -> int:
 
     if args.format != "tflite" or args.calibration is None:
         raise ValueError("--precision int8 writes a full-integer TFLite file: add --format tflite --calibration DIR")
+    kind = getattr(model, "kind", "mobilenet")
+    if kind != "mobilenet":  # edge.export_tflite_int8 checks top-1 agreement: a classifier's
+        raise ValueError(f"--precision int8 exports classifiers, not a {kind} model: int8 runs through deploy "
+                         "(precision='int8'), or use Google's own uint8 file")  # fmt: skip
     report = export_tflite_int8(model, args.output, args.calibration, check=args.images)
     if args.json:
         print(json.dumps({**asdict(report), "path": str(report.path)}))
@@ -52,17 +71,22 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from mobilenet.segmentation.load import is_segmentation_file
     from mobilenet.tools.bench import bench
 
+    arch = args.arch
+    if args.weights and arch in BENCH_ARCHS and is_segmentation_file(args.weights):
+        arch = f"deeplabv3_{arch}"  # any segmentation name: the file's own config decides the model
     options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
     results = bench(
-        args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
+        arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
     for r in results if not args.json else ():
         floor = f"floor {r.floor_b1_ms:.2f} ms, {r.floor_throughput:.0f} img/s"
-        print(f"\n{r.arch} {r.width_mult:g}@{r.resolution}, {r.threads} threads, {r.madds / 1e6:.1f}M MAdds; "
+        model = f"{r.kind} {r.arch}" if r.kind != "mobilenet" else r.arch
+        print(f"\n{model} {r.width_mult:g}@{r.resolution}, {r.threads} threads, {r.madds / 1e6:.1f}M MAdds; "
               f"fp32 GEMM {r.gemm_gflops:.0f} GFLOP/s: {floor}")  # fmt: skip
         for note in r.notes:
             print(f"note: {note}")
@@ -130,12 +154,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", help="images (a folder) to calibrate int8 on: real ones, a few hundred")
     p.add_argument("--model", choices=sorted(MODELS),
                    help="architecture of a bare state dict (default: the file's metadata)")  # fmt: skip
+    p.add_argument("--argmax", action="store_true",
+                   help="output class indices (argmax over classes; DeepLab: (N, H, W)) instead of logits")  # fmt: skip
     p.add_argument("--json", action="store_true",
-                   help="print path, format, file_size, max_abs_diff and verified_on as JSON")  # fmt: skip
+                   help="print the report (path, format, file_size, max_abs_diff, ...) as JSON")  # fmt: skip
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
-    p.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "mobilenet_v1"], help="architecture")
+    p.add_argument("--arch", default="mobilenet_v2", choices=BENCH_ARCHS + sorted(SEGMENTATION_MODELS),
+                   help="architecture (with --weights, the file decides between a classifier and DeepLab)")  # fmt: skip
     p.add_argument("--widths", type=positive_float, nargs="+", default=[1.0], metavar="ALPHA",
                    help="width multipliers to measure")  # fmt: skip
     p.add_argument("--resolutions", type=positive_int, nargs="+", default=[224], metavar="PIXELS",
@@ -145,8 +172,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=positive_int, default=32, help="batch size of the throughput figure")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     p.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per path per round")
-    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "none"],
-                   help="the eager model each path is measured against (auto: torchvision, timm or ours)")  # fmt: skip
+    p.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "litert", "none"],
+                   help="what each path is measured against (auto: torchvision, timm or ours eager; litert: Google's "
+                        "runtime on the --weights .tflite file)")  # fmt: skip
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"],
                    help="precisions to measure, on every backend that runs them")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")

@@ -1,7 +1,7 @@
 """``deploy``: a model as the fastest inference callable this machine has, on PyTorch, ONNX Runtime or OpenVINO.
 
-Whatever runs underneath, the result maps a float (N, C, H, W) batch to logits (or to the feature maps
-of a features-only model) as float32 tensors.
+Whatever runs underneath, the result maps a float (N, C, H, W) batch to logits (a classifier's (N, classes), a
+Mobile DeepLabv3's (N, classes, H, W), or the feature maps of a features-only model) as float32 tensors.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def deploy(
     calibration_method: str | None = None,
     calibration_size: int = 100,
 ) -> Deployed:
-    """``model`` (a MobileNet or MobileNetFeatures) as a callable from a float batch to float32 outputs.
+    """``model`` (a MobileNet, MobileNetFeatures or DeepLabV3) as a callable from a float batch to float32 outputs.
 
     ``backend``: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto"
     (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
@@ -88,7 +88,7 @@ def deploy(
     thread count (for PyTorch, process-wide); None leaves the backend's default.
     """
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet or MobileNetFeatures, got {type(model).__name__}")
+        raise ValueError(f"expected a MobileNet, MobileNetFeatures or DeepLabV3, got {type(model).__name__}")
     check_precision(precision)
     if precision == "bf16" and not bf16_supported():
         raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use precision='fp32'")

@@ -1,13 +1,16 @@
 """Export to ONNX, TorchScript and TFLite, each checked against PyTorch on the inputs given before it is kept.
 
 Every export has BatchNorm folded (inference graphs only), a dynamic batch dimension where the format
-allows it, and the model's config, class names and preprocessing in the file's metadata.
+allows it, and the model's config, class names and preprocessing in the file's metadata. Any model of the
+package exports (a classifier, its features, a Mobile DeepLabv3); ``argmax=True`` writes class indices
+instead of logits, which saves a segmentation model's users the (N, classes, H, W) float output.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +34,24 @@ class ExportReport:
     path: Path
     format: str
     file_size: int  # bytes
-    max_abs_diff: float  # over every output, against the unexported model in float32
+    max_abs_diff: float | None  # over every float output, against the unexported model in float32 (None: none)
     verified_on: str  # e.g. "8 images from val/" or "2 random inputs"
+    class_agreement: float | None = None  # argmax exports: the share of class indices equal to PyTorch's
+
+
+# The least share of class indices an argmax export must give as PyTorch does: only near-ties may flip.
+MIN_CLASS_AGREEMENT = 0.999
+
+
+class ClassIndices(nn.Module):
+    """A model whose logits (class on dim 1) are reduced to class indices: (N, H, W) for a segmentation model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).argmax(dim=1)
 
 
 def _describe_source(source: ImageSource | None, batch: torch.Tensor) -> str:
@@ -50,18 +69,23 @@ def model_preprocessing(model: nn.Module) -> Preprocessing:
 
 
 def _prepare(
-    model: nn.Module, inputs: ImageSource | None, limit: int
+    model: nn.Module, inputs: ImageSource | None, limit: int, argmax: bool = False
 ) -> tuple[nn.Module, nn.Module, torch.Tensor, str]:
     """The reference (the model in eval mode), its folded copy to export, the check batch, its description."""
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet or MobileNetFeatures, got {type(model).__name__}")
+        raise ValueError(f"expected a MobileNet, MobileNetFeatures or DeepLabV3, got {type(model).__name__}")
+    if argmax and isinstance(model, MobileNetFeatures):
+        raise ValueError("argmax needs a model with logits: a features-only model has no classes; leave out argmax")
     pre = model_preprocessing(model)
     if inputs is None:
         batch = torch.randn(2, model.config.in_chans, pre.input_size, pre.input_size)
     else:
         batch = image_batch(inputs, pre, limit)
     # Checked against the unfolded model, so that the reported difference includes the folding's.
-    return copy.deepcopy(model).eval(), fold_batchnorm(model), batch, _describe_source(inputs, batch)
+    reference, folded = copy.deepcopy(model).eval(), fold_batchnorm(model)
+    if argmax:
+        reference, folded = ClassIndices(reference), ClassIndices(folded)
+    return reference, folded, batch, _describe_source(inputs, batch)
 
 
 def _outputs(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
@@ -70,21 +94,47 @@ def _outputs(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
     return [o.numpy() for o in (out if isinstance(out, list | tuple) else [out])]
 
 
-def _check(reference: list[np.ndarray], exported: list[np.ndarray], tolerance: float, what: str) -> float:
-    """The largest difference over all outputs; an error if it exceeds ``tolerance`` x the output range."""
+def _check(
+    reference: list[np.ndarray], exported: list[np.ndarray], tolerance: float, what: str
+) -> tuple[float | None, float | None]:
+    """The largest difference over the float outputs and the least share of equal class indices over the
+    integer ones (None where there are none); an error if the difference exceeds ``tolerance`` x the output
+    range, or the agreement falls below ``MIN_CLASS_AGREEMENT``."""
     if len(reference) != len(exported):
         raise RuntimeError(f"{what} gives {len(exported)} outputs where PyTorch gives {len(reference)}")
-    diff = max(float(np.abs(r - np.asarray(e, np.float32)).max()) for r, e in zip(reference, exported, strict=True))
-    scale = max(1.0, *(float(np.abs(r).max()) for r in reference))
-    if not diff <= tolerance * scale:  # also catches NaN
+    pairs = list(zip(reference, exported, strict=True))
+    floats = [(r, np.asarray(e, np.float32)) for r, e in pairs if np.issubdtype(r.dtype, np.floating)]
+    classes = [(r, np.asarray(e)) for r, e in pairs if not np.issubdtype(r.dtype, np.floating)]
+    diff = max((float(np.abs(r - e).max()) for r, e in floats), default=None)
+    scale = max([1.0, *(float(np.abs(r).max()) for r, _ in floats)])
+    if diff is not None and not diff <= tolerance * scale:  # also catches NaN
         raise RuntimeError(f"{what} differs from PyTorch by {diff:.3g} (allowed {tolerance * scale:.3g}); not written")
-    return diff
+    agreement = min((float((r == e).mean()) for r, e in classes), default=None)
+    if agreement is not None and agreement < MIN_CLASS_AGREEMENT:
+        raise RuntimeError(
+            f"{what} gives PyTorch's class on {agreement:.2%} of outputs (needs {MIN_CLASS_AGREEMENT:.1%}); not written"
+        )
+    return diff, agreement
+
+
+def _verify(
+    reference: nn.Module,
+    run: Callable[[torch.Tensor], list[np.ndarray]],
+    batch: torch.Tensor,
+    tolerance: float,
+    what: str,
+) -> tuple[float | None, float | None]:
+    """:func:`_check` on the batch and on its first image alone (the batch dimension must really be dynamic)."""
+    checks = [_check(_outputs(reference, b), run(b), tolerance, what) for b in (batch, batch[:1])]
+    diffs = [diff for diff, _ in checks if diff is not None]
+    agreements = [agreement for _, agreement in checks if agreement is not None]
+    return max(diffs, default=None), min(agreements, default=None)
 
 
 def _output_names(model: nn.Module) -> list[str]:
     if isinstance(model, MobileNetFeatures):
         return [info.module for info in model.feature_info]
-    return ["logits"]
+    return ["classes"] if isinstance(model, ClassIndices) else ["logits"]
 
 
 def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
@@ -107,36 +157,42 @@ def export_onnx(
     opset: int | None = None,
     tolerance: float = 1e-4,
     limit: int = 8,
+    argmax: bool = False,
 ) -> ExportReport:
     """Write ``model`` as ONNX with a dynamic batch dimension, after checking it with ONNX Runtime.
 
     ``inputs`` (images or a tensor batch; random if None, which checks the graph but not real data)
     run through the file and through PyTorch; their largest difference must stay within
     ``tolerance`` x the outputs' magnitude, or nothing is written. Input ``images``, outputs
-    ``logits`` (or one per feature map). Needs ``pip install 'mobilenet[onnx]'``.
+    ``logits`` (or one per feature map); ``argmax=True``: ``classes``, the int64 class indices, which must
+    equal PyTorch's on ``MIN_CLASS_AGREEMENT`` of them. Needs ``pip install 'mobilenet[onnx]'``.
     """
     onnx, ort = require("onnx", "onnx"), require("onnxruntime", "onnx")
-    reference, folded, batch, described = _prepare(model, inputs, limit)
+    reference, folded, batch, described = _prepare(model, inputs, limit, argmax)
     proto = onnx_proto(folded, batch, opset)
     onnx.helper.set_model_props(proto, model_metadata(model))
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        diff = max(
-            _check(_outputs(reference, b), session.run(None, {"images": b.numpy()}), tolerance, "the ONNX file")
-            for b in (batch, batch[:1])  # batch 1 too: the batch dimension must really be dynamic
+        diff, agreement = _verify(
+            reference, lambda b: session.run(None, {"images": b.numpy()}), batch, tolerance, "the ONNX file"
         )
-    return ExportReport(Path(path), "onnx", Path(path).stat().st_size, diff, described)
+    return ExportReport(Path(path), "onnx", Path(path).stat().st_size, diff, described, agreement)
 
 
 def export_torchscript(
-    model: nn.Module, path: str | Path, inputs: ImageSource | None = None, tolerance: float = 1e-4, limit: int = 8
+    model: nn.Module,
+    path: str | Path,
+    inputs: ImageSource | None = None,
+    tolerance: float = 1e-4,
+    limit: int = 8,
+    argmax: bool = False,
 ) -> ExportReport:
     """Write ``model`` as a traced TorchScript file (any batch size), checked as :func:`export_onnx` is.
 
     The metadata strings are extra files in the archive: ``torch.jit.load(path, _extra_files=...)``.
     """
-    reference, folded, batch, described = _prepare(model, inputs, limit)
+    reference, folded, batch, described = _prepare(model, inputs, limit, argmax)
     with warnings.catch_warnings():
         # Tracing records TF "SAME" padding for the traced resolution, which is the model's own.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -144,11 +200,8 @@ def export_torchscript(
     with atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=model_metadata(model))
         loaded = torch.jit.load(str(tmp))
-        diff = max(
-            _check(_outputs(reference, b), _outputs(loaded, b), tolerance, "the TorchScript file")
-            for b in (batch, batch[:1])
-        )
-    return ExportReport(Path(path), "torchscript", Path(path).stat().st_size, diff, described)
+        diff, agreement = _verify(reference, lambda b: _outputs(loaded, b), batch, tolerance, "the TorchScript file")
+    return ExportReport(Path(path), "torchscript", Path(path).stat().st_size, diff, described, agreement)
 
 
 def export_tflite(
@@ -176,5 +229,5 @@ def export_tflite(
             interpreter.invoke()
             rows.append([interpreter.get_tensor(t["index"]) for t in targets])
         outputs = [np.concatenate(column) for column in zip(*rows, strict=True)]
-        diff = _check(_outputs(reference, batch), outputs, tolerance, "the TFLite file")
+        diff, _ = _check(_outputs(reference, batch), outputs, tolerance, "the TFLite file")
     return ExportReport(Path(path), "tflite", Path(path).stat().st_size, diff, described)

@@ -68,7 +68,8 @@ def rebuilt(model: DeepLabV3, overrides: dict[str, Any]) -> DeepLabV3:
     """The same weights in a model whose config differs in shape-keeping fields (output stride 8, say)."""
     new = DeepLabV3(replace(model.config, **overrides))
     new.load_state_dict(model.state_dict())
-    new.class_names, new.preprocessing = model.class_names, model.preprocessing
+    new.class_names = model.class_names
+    new.preprocessing = replace(model.preprocessing, input_size=new.config.input_size)
     return new
 
 

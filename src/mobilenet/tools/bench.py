@@ -1,8 +1,10 @@
 """Speed side by side: every inference path of one model, timed in one process, against a reference.
 
 The contenders are a reference implementation as users run it (torchvision's or timm's MobileNetV2,
-eager), our eager model, :func:`~mobilenet.inference.optimize.optimize`, and every
-:func:`~mobilenet.inference.deploy.deploy` backend x precision installed. They run interleaved, round by
+eager; or Google's runtime on the TFLite file the weights came from), our eager model,
+:func:`~mobilenet.inference.optimize.optimize`, and every :func:`~mobilenet.inference.deploy.deploy` backend x
+precision installed. Any model of the package runs (a classifier, a Mobile DeepLabv3): only its ``kind`` decides
+whether torchvision or timm has the same network. They run interleaved, round by
 round, so that load from other processes hits all alike; ratios are taken within a round and their median
 over rounds is reported. The yardstick is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate
 measured here, at the same thread count.
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenet.complexity.profile import profile_model
+from mobilenet.complexity.profile import module_cost
 from mobilenet.data.images import ImageSource
 from mobilenet.inference.backends import available_backends
 from mobilenet.inference.deploy import deploy, weight_bytes
@@ -34,10 +36,12 @@ from mobilenet.inference.optimize import bf16_supported, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.registry import create_model
+from mobilenet.runtimes.litert import LiteRTFile
 from mobilenet.tools.timing import Runner, median_and_p90, time_paths, torch_threads
 from mobilenet.utils.optional import require
+from mobilenet.weights.format import MOBILENET
 
-REFERENCES = ("auto", "torchvision", "timm", "none")
+REFERENCES = ("auto", "torchvision", "timm", "none")  # or the path of a .tflite file: Google's runtime on it
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ class Contender:
     spec: tuple[str, ...]  # how to build it again in a fresh process (peak memory): see ``build``
     run: Runner
     size_bytes: int  # what it runs from: weights in memory, or the ONNX / OpenVINO file
+    # The path's own input made from the float batch, once and untimed (LiteRT's quantized NHWC pixels).
+    feed: Callable[[torch.Tensor], Any] | None = None
+
+    def inputs(self, x: torch.Tensor) -> tuple[Any, Any]:
+        """What this path is timed on: ``x``'s first image alone, and the whole batch."""
+        return (self.feed(x[:1]), self.feed(x)) if self.feed else (x[:1].clone(), x)
 
 
 @dataclass
@@ -77,6 +87,7 @@ class BenchResult:
     notes: list[str]
     paths: list[PathResult]
     baseline_memory_mb: float | None = None  # RSS of the same fresh process with the model built, no path
+    kind: str = MOBILENET  # the model's, as its weights file says: "mobilenet", "deeplabv3"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,9 +142,35 @@ def _eager(model: nn.Module) -> Runner:
     return run
 
 
-def build(spec: tuple[str, ...], model: MobileNet, threads: int, calibration: ImageSource | None) -> Contender:
-    """One contender from its spec: ("reference", "torchvision" or "timm"), ("eager",), ("optimize",),
-    ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
+def is_tflite(reference: str) -> bool:
+    return Path(reference).suffix == ".tflite"
+
+
+def pick_reference(reference: str, model: nn.Module) -> tuple[str | None, str | None]:
+    """The reference to time ``model`` against (a library's name, a .tflite file, or None: ours eager), and a note.
+
+    torchvision and timm have MobileNet classifiers only: another kind of model has none of theirs.
+    """
+    if is_tflite(reference):
+        return reference, None
+    kind = getattr(model, "kind", MOBILENET)
+    if kind != MOBILENET and reference in ("torchvision", "timm"):
+        raise ValueError(f"{reference} has no {kind} model to compare with: use reference 'none' or a .tflite file")
+    found = reference_model("none" if kind != MOBILENET else reference, model.config.width_mult)
+    if found is None and reference == "auto":
+        missing = (
+            "neither torchvision nor timm loads here" if kind == MOBILENET else f"torchvision and timm have no {kind}"
+        )
+        return None, f"{missing}: ours eager (the same network) is the reference"
+    return (found[0] if found else None), None
+
+
+def build(spec: tuple[str, ...], model: nn.Module, threads: int, calibration: ImageSource | None) -> Contender:
+    """One contender from its spec: ("reference", "torchvision", "timm" or a .tflite file), ("eager",),
+    ("optimize",), ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
+    if spec[0] == "reference" and is_tflite(spec[1]):
+        litert = LiteRTFile(spec[1], threads)
+        return Contender(f"LiteRT {Path(spec[1]).name}", spec, litert, litert.size_bytes, litert.feed)
     if spec[0] == "reference":
         _, label, reference = reference_model(spec[1], model.config.width_mult)  # type: ignore[misc]
         return Contender(label, spec, _eager(reference), weight_bytes(reference))
@@ -179,7 +216,7 @@ def contender_specs(
 
 
 def bench_model(
-    model: MobileNet,
+    model: nn.Module,
     threads: int = 2,
     batch: int = 32,
     rounds: int = 3,
@@ -191,23 +228,29 @@ def bench_model(
     memory: bool = False,
     progress: bool = False,
 ) -> BenchResult:
-    """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS."""
+    """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS.
+
+    ``reference``: one of ``REFERENCES``, or a .tflite file (the one the weights came from) that Google's
+    runtime runs, one image per invoke.
+    """
     model = model.eval()
+    kind = getattr(model, "kind", MOBILENET)
+    if memory and kind != MOBILENET:
+        raise ValueError(
+            f"peak memory rebuilds the model as a MobileNet in fresh processes, not a {kind}: leave it out"
+        )
     size = model.config.input_size
-    notes = []
-    found = reference_model(reference, model.config.width_mult)
-    if found is None and reference == "auto":
-        notes.append("neither torchvision nor timm loads here: ours eager (the same network) is the reference")
-    specs = contender_specs(found[0] if found else None, compile, precisions)
+    found, note = pick_reference(str(reference), model)
+    notes = [note] if note else []
+    specs = contender_specs(found, compile, precisions)
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
     with torch_threads(threads):
         contenders = [build(spec, model, threads, calibration) for spec in specs]
         x = torch.randn(batch, model.config.in_chans, size, size)
-        inputs = [(x[:1].clone(), x)] * len(contenders)
-        samples = time_paths([c.run for c in contenders], inputs, rounds, calls, progress)
+        samples = time_paths([c.run for c in contenders], [c.inputs(x) for c in contenders], rounds, calls, progress)
     gflops = gemm_gflops(threads)
-    madds = profile_model(model).madds
+    madds = module_cost(model, torch.zeros(1, model.config.in_chans, size, size))[1]
     floor_b1 = 2 * madds / (gflops * 1e9)
 
     def round_medians(latencies: list[float]) -> list[float]:
@@ -244,6 +287,7 @@ def bench_model(
         reference=contenders[0].name,
         notes=notes,
         paths=paths,
+        kind=kind,
     )
     if memory:
         _add_peak_memory(result, model, specs, calibration)
@@ -257,9 +301,16 @@ def bench(
     weights: str | Path | None = None,
     **options: Any,
 ) -> list[BenchResult]:
-    """:func:`bench_model` for every width x resolution (random weights, or ``weights`` at one cell)."""
+    """:func:`bench_model` for every width x resolution (random weights, or ``weights`` at one cell).
+
+    ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file).
+    """
     if weights is not None and (len(widths) > 1 or len(resolutions) > 1):
         raise ValueError("weights fix the width and resolution: give one of each, or no weights")
+    if options.get("reference") == "litert":
+        if weights is None or not is_tflite(str(weights)):
+            raise ValueError("reference 'litert' runs the weights file in Google's runtime: pass .tflite weights")
+        options["reference"] = str(weights)
     results = []
     for width in widths:
         for resolution in resolutions:
@@ -287,11 +338,12 @@ def memory_probe(request: str) -> None:
     model = MobileNet(ModelConfig(**config)).eval()
     x = torch.randn(batch, model.config.in_chans, model.config.input_size, model.config.input_size)
     with torch_threads(threads):
-        run = build(tuple(spec), model, threads, calibration).run if spec else None
+        contender = build(tuple(spec), model, threads, calibration) if spec else None
+        one, many = contender.inputs(x) if contender else (None, None)
         Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS restarts from the current RSS
-        for _ in range(2 if run else 0):
-            run(x[:1])  # type: ignore[misc]
-            run(x)  # type: ignore[misc]
+        for _ in range(2 if contender else 0):
+            contender.run(one)  # type: ignore[union-attr]
+            contender.run(many)  # type: ignore[union-attr]
     print(_peak_rss_mb())
 
 

@@ -1,0 +1,49 @@
+"""LiteRT, Google's TFLite runtime, on a TFLite file as its authors ship it: the reference ``bench`` times ours against.
+
+Google's files (Coral's uint8 classifiers and DeepLab) take batch-1 NHWC pixels in their own integer type; the
+batch is converted once by :meth:`LiteRTFile.feed`, outside the timing, as our paths get their float batch ready.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mobilenet.utils.optional import require
+
+
+class LiteRTFile:
+    """A TFLite file in Google's runtime: call it with :meth:`feed`'s batch; one invoke per image."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
+        self.interpreter = interpreter_type(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        (self.input,), self.outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        shape = tuple(int(n) for n in self.input["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2]:
+            raise ValueError(f"{path} takes input {shape}: expected one square NHWC image (1, size, size, channels)")
+        self.path, self.input_size, self.size_bytes = Path(path), shape[1], Path(path).stat().st_size
+
+    def feed(self, x: torch.Tensor) -> np.ndarray:
+        """A preprocessed float batch (N, C, H, W) as the file takes it: NHWC, quantized with its scale and zero
+        point when its input is an integer type (raw pixels for Coral's files)."""
+        if tuple(x.shape[2:]) != (self.input_size, self.input_size):
+            raise ValueError(f"{self.path} takes {self.input_size}x{self.input_size} images, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}: run the model at the file's input size")  # fmt: skip
+        images, dtype = x.permute(0, 2, 3, 1).numpy(), self.input["dtype"]
+        if dtype == np.float32:
+            return np.ascontiguousarray(images)
+        (scale, zero), bounds = self.input["quantization"], np.iinfo(dtype)
+        return np.clip(np.round(images / scale + zero), bounds.min, bounds.max).astype(dtype)
+
+    def __call__(self, images: np.ndarray) -> list[torch.Tensor]:
+        """The file's outputs for each image of :meth:`feed`'s batch, concatenated, as the file gives them."""
+        rows = []
+        for image in images:
+            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.invoke()
+            rows.append([self.interpreter.get_tensor(output["index"]) for output in self.outputs])
+        return [torch.from_numpy(np.concatenate(column)) for column in zip(*rows, strict=True)]

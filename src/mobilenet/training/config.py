@@ -31,7 +31,9 @@ class TrainConfig:
     linear_bottleneck: bool | None = None
     shortcut: Literal["bottleneck", "expansion", "none"] | None = None
     dropout: float = 0.2
-    weights: str | None = None  # start from these (any file mobilenet can load); a new classifier if classes differ
+    # Start from these (any file mobilenet can load): a new classifier if classes differ; for segmentation, DeepLab
+    # weights as they are, or a classifier whose backbone gets a new DeepLab head.
+    weights: str | None = None
     # Optimisation
     epochs: int = 10
     batch_size: int = 64  # global: all processes together, after gradient accumulation
@@ -44,11 +46,11 @@ class TrainConfig:
     rmsprop_eps: float = 1e-3  # TF-slim trains with a large epsilon; PyTorch's default 1e-8 is unstable here
     weight_decay: float = 4e-5
     decay_norm_and_bias: bool = False  # False: weight decay on conv and linear weights only
-    schedule: Literal["exponential", "cosine"] = "cosine"
+    schedule: Literal["exponential", "cosine", "poly"] = "cosine"  # poly: DeepLab's (1 - step / total) ** 0.9
     lr_decay: float = 0.98  # exponential: factor per ``decay_epochs`` (staircase)
     decay_epochs: float = 1.0
     warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of lr
+    min_lr_ratio: float = 0.0  # cosine and poly floor, as a fraction of lr
     backbone_lr_mult: float = 1.0  # < 1: the pretrained backbone learns slower than the new classifier
     freeze_bn: bool = False  # BatchNorm keeps its running statistics (small batches, or folded TF weights)
     label_smoothing: float = 0.1

@@ -13,6 +13,7 @@ from mobilenet.training.qat import is_quantizer
 
 # Parameters that a fine-tuning run treats as new (full lr) while the backbone takes ``backbone_lr_mult``.
 HEAD_PREFIXES = ("classifier.", "head.")
+POLY_POWER = 0.9  # DeepLab's `learning_power`: lr x (1 - step / total) ** 0.9
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -53,11 +54,15 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     progress = epoch - config.warmup_epochs
     if config.schedule == "exponential":  # staircase, as TF-slim's and torchvision's step decay
         return config.lr_decay ** math.floor(progress / config.decay_epochs)
+    span = max(config.epochs - config.warmup_epochs, 1e-9)
+    done = min(progress / span, 1.0)
     if config.schedule == "cosine":
-        span = max(config.epochs - config.warmup_epochs, 1e-9)
-        cosine = 0.5 * (1 + math.cos(math.pi * min(progress / span, 1.0)))
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
-    raise ValueError(f"unknown schedule {config.schedule!r}: use exponential or cosine")
+        decayed = 0.5 * (1 + math.cos(math.pi * done))
+    elif config.schedule == "poly":  # DeepLab's polynomial decay, per step
+        decayed = (1 - done) ** POLY_POWER
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r}: use exponential, cosine or poly")
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * decayed
 
 
 def build_schedule(

@@ -68,6 +68,29 @@ RECIPES: dict[str, TrainConfig] = {
         dropout=0.2,
         crop_scale_min=0.35,
     ),
+    # Mobile DeepLabv3 (Chen et al. 2017, section 4; research/deeplab's train.py): SGD with momentum 0.9, the poly
+    # schedule from lr 0.007 per 16 crops, weight decay 4e-5, dropout 0.1 before the logits, no label smoothing.
+    # DeepLab updates BatchNorm only with 16 crops or more: at 8 (what two CPU cores hold) its statistics stay
+    # frozen, as they must for TFLite weights (folded away). About 45 epochs is DeepLab's 30k steps of 16 on VOC's
+    # 10,582 train_aug images. From --weights: a classifier (a new head on its backbone) or DeepLab weights.
+    # Frozen, the new head's BatchNorm normalizes nothing: at 3x this lr (0.01 at 8 crops) its ReLUs died within a
+    # few steps on VOC and it predicted background only (BENCHMARKS.md).
+    "deeplab": TrainConfig(
+        recipe="deeplab",
+        task="segmentation",
+        optimizer="sgd",
+        momentum=0.9,
+        lr=0.007,
+        lr_batch=16,
+        schedule="poly",
+        warmup_epochs=0.0,
+        weight_decay=4e-5,
+        label_smoothing=0.0,
+        dropout=0.1,
+        freeze_bn=True,
+        epochs=45,
+        batch_size=8,
+    ),
 }
 
 # Quantization-aware fine-tuning of trained ``weights`` on their own data: int8 fake-quantization

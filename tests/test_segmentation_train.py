@@ -33,6 +33,7 @@ from mobilenet.segmentation.task import SegmentationTask, training_pairs
 from mobilenet.tasks import train
 from mobilenet.training.optim import lr_factor
 from mobilenet.training.recipes import RECIPES, make_config
+from mobilenet.training.trainer import Trainer, TrainingDiverged
 from mobilenet.weights.format import save_weights
 from tests.conftest import flags
 from tests.faults import (
@@ -280,3 +281,24 @@ def test_torchrun_two_processes_match_one_with_accumulation(tmp_path, voc) -> No
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
     # Each process scored half of the validation images into one summed confusion matrix.
     assert float(metrics_rows(ddp)[0]["val_miou"]) == pytest.approx(float(metrics_rows(one)[0]["val_miou"]), abs=1e-3)
+
+
+def test_ema_bf16_channels_last_and_accumulation_train_together(tmp_path, voc) -> None:
+    settings = {"epochs": 1, "ema_decay": 0.99, "amp": True, "channels_last": True, "accum_steps": 2}
+    trainer = Trainer(
+        make_config(**tiny(voc, **settings), out=str(tmp_path / "run")), SegmentationTask(), progress=False
+    )
+    result = trainer.run()
+    assert result.steps == 6 and result.model is trainer.ema.module  # 12 crops in batches of 2; the average ships
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    assert all(np.isfinite(v) for v in result.val.metrics.values()), result.val.metrics
+    assert trainer.model.backbone.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, voc) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as stopped:
+        train(make_config(**tiny(voc, epochs=1, lr=1e12, checkpoint_every=1), out=str(run)), progress=False)
+    assert "\n" not in str(stopped.value) and "last checkpoint in" in str(stopped.value), stopped.value
+    pointer = json.loads((run / "last.json").read_text())
+    assert all(torch.isfinite(t.float()).all() for t in load_file(run / pointer["weights"]).values())

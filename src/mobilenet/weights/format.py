@@ -127,7 +127,8 @@ def save_weights(
     metadata = model_metadata(model, names)
     if preprocessing is not None:
         metadata[KEY_PREPROCESSING] = preprocessing.to_json()
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # Cloned: a state dict may share storage between keys (NNCF's quantizers do), which safetensors refuses.
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     data = canonical_header(save(tensors, metadata=metadata))
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
+from mobilenet.cli.output import print_per_image
 from mobilenet.cli.segment import evaluate_segmentation_folder
 from mobilenet.cli.values import non_negative_int, positive_int
 from mobilenet.inference.backends import BACKENDS, PRECISIONS, backend_for
@@ -24,17 +25,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         runner = deploy(model, backend, args.precision or "fp32", args.calibration)
     else:
         runner = load_deployed(args.weights, args.backend, args.precision, args.calibration, images=len(args.images))
-    results = classify(runner, args.images, top=args.top)
-    for result in results:
-        if args.json:
-            print(json.dumps(result))
-        elif "error" in result:
-            print(f"{result['image']}: {result['error']}", file=sys.stderr)
-        else:
-            print(result["image"])
-            for entry in result["top"]:
-                print(f"  {entry['prob']:6.1%}  {entry['index']:>5}  {entry['name']}")
-    return 1 if any("error" in r for r in results) else 0
+    return print_per_image(classify(runner, args.images, top=args.top), args.json, describe_classes)
+
+
+def describe_classes(result: dict[str, Any]) -> str:
+    lines = [f"  {entry['prob']:6.1%}  {entry['index']:>5}  {entry['name']}" for entry in result["top"]]
+    return "\n".join([result["image"], *lines])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

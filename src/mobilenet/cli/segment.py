@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+from typing import Any
 
+from mobilenet.cli.output import print_per_image
 from mobilenet.segmentation.config import SEGMENTATION_MODELS
 
 
@@ -15,17 +15,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from mobilenet.segmentation.predict import segment_files
 
     model = create_model(args.model, weights=args.weights)
-    results = segment_files(model, args.images, args.out)
-    for result in results:
-        if args.json:
-            print(json.dumps(result))
-        elif "error" in result:
-            print(f"{result['image']}: {result['error']}", file=sys.stderr)
-        else:
-            shares = ", ".join(f"{name} {share:.1%}" for name, share in result["classes"].items())
-            written = f" -> {result['mask']}, {result['overlay']}" if "mask" in result else ""
-            print(f"{result['image']}: {shares}{written}")
-    return 1 if any("error" in r for r in results) else 0
+    return print_per_image(segment_files(model, args.images, args.out), args.json, describe_segmentation)
+
+
+def describe_segmentation(result: dict[str, Any]) -> str:
+    shares = ", ".join(f"{name} {share:.1%}" for name, share in result["classes"].items())
+    written = f" -> {result['mask']}, {result['overlay']}" if "mask" in result else ""
+    return f"{result['image']}: {shares}{written}"
 
 
 def evaluate_segmentation_folder(args: argparse.Namespace) -> int:

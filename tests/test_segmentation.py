@@ -24,6 +24,7 @@ CORAL = {
 }
 BIRD = "segmentation/coral-bird/bird_segmentation.bmp"
 VOC_VAL = ("2007_000033", "2007_000129", "2007_000332")
+COCO_VAL = "000000000139"  # a living room: people, chairs, a couch, a tv, potted plants
 
 
 @pytest.fixture(scope="module", params=sorted(CORAL))
@@ -78,6 +79,7 @@ def test_coral_files_agree_with_litert(coral) -> None:
     )
     assert model.class_names[15] == "person"
     images = [shared_path(BIRD)] + [shared_path(f"segmentation/voc2012/val/JPEGImages/{i}.jpg") for i in VOC_VAL]
+    images.append(shared_path(f"detection/coco128/images/val2017/{COCO_VAL}.jpg"))  # 640 px: scaled to fit 513
     ours = segment(model, images)
     theirs = [litert.segment(image).numpy() for image in images]
     agreement = [float((a == b).mean()) for a, b in zip(ours, theirs, strict=True)]
@@ -123,3 +125,18 @@ def test_segment_writes_class_masks_and_overlays(tmp_path) -> None:
     assert {0, 3} <= set(np.unique(values)) and values.max() < 21  # pixel values are class indices
     assert (values == 3).mean() == pytest.approx(result["classes"]["bird"], abs=1e-6)
     assert Image.open(tmp_path / "bird_segmentation_overlay.png").size == mask.size
+
+
+def test_eval_reads_the_voc_layout_and_prints_miou(tmp_path) -> None:
+    val = shared_path("segmentation/voc2012/val")
+    (tmp_path / "ids.txt").write_text("\n".join(VOC_VAL[:2]) + "\n")
+    weights = shared_path("weights/deeplabv3_mnv2_dm05_pascal_quant.tflite")
+    args = ["--data", str(val), "--ids", str(tmp_path / "ids.txt"), "--plot", str(tmp_path / "iou.png"), "--json"]
+    done = cli("eval", "--weights", str(weights), *args)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)
+    assert scores["n"] == 2 and 0.3 < scores["miou"] <= 1 and scores["pixel_acc"] > 0.8
+    assert scores["per_class"]["aeroplane"]["images"] == 1 and len(scores["per_class"]) == 21
+    assert (tmp_path / "iou.png").read_bytes().startswith(b"\x89PNG")
+    done = cli("eval", "--weights", str(weights), "--data", str(tmp_path))
+    assert done.returncode == 2 and "neither a VOC folder" in done.stderr

@@ -24,9 +24,10 @@ import torch
 from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py, beside this script
 from segmentation_eval import SHARED, class_table, datasets, score, summary_table  # beside this script too
 
+from mobilenet.data.images import normalize
 from mobilenet.inference.deploy import Deployed, deploy
 from mobilenet.registry import create_model
-from mobilenet.segmentation.evaluate import Predictor, model_predictor, normalize
+from mobilenet.segmentation.evaluate import Predictor, model_predictor
 from mobilenet.segmentation.litert import LiteRTSegmenter
 
 WEIGHTS = "weights/deeplabv3_mnv2_pascal_quant.tflite"

@@ -13,11 +13,10 @@ import torch
 
 import mobilenet
 from mobilenet.cli import main
-from mobilenet.data.images import image_batch, load_image
+from mobilenet.data.images import image_batch, load_image, normalize
 from mobilenet.inference.deploy import deploy
 from mobilenet.inference.export import ClassIndices, export_onnx, export_torchscript
 from mobilenet.segmentation.data import pad_to_crop
-from mobilenet.segmentation.evaluate import normalize
 from mobilenet.segmentation.litert import LiteRTSegmenter
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.tools.bench import bench_model, build

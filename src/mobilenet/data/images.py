@@ -79,12 +79,17 @@ def resize_and_crop(image: Image.Image, pre: Preprocessing) -> Image.Image:
     return image.crop((left, top, left + pre.input_size, top + pre.input_size))
 
 
+def normalize(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """Pixels 0..255, (C, H, W) or a batch (N, C, H, W) of any dtype, as a model's float input: [0, 1], then
+    the weights' mean and std per channel."""
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
+    return (pixels.float() / 255 - mean) / std
+
+
 def to_tensor(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
     """An RGB image, already resized and cropped, as a normalized (3, H, W) float tensor."""
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(pre.mean).view(-1, 1, 1)
-    std = torch.tensor(pre.std).view(-1, 1, 1)
-    return (pixels - mean) / std
+    return normalize(torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1), pre)
 
 
 def preprocess(image: AnyImage, pre: Preprocessing) -> torch.Tensor:

@@ -7,11 +7,22 @@ batch is converted once by :meth:`LiteRTFile.feed`, outside the timing, as our p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from mobilenet.utils.optional import require
+
+
+def file_input(images: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """Preprocessed float images (N, H, W, C) as a file's input of ``detail`` (the interpreter's input details)
+    takes them: as they are for a float input, else quantized with its own scale and zero point."""
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return np.ascontiguousarray(images, dtype=np.float32)
+    (scale, zero), bounds = detail["quantization"], np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero), bounds.min, bounds.max).astype(dtype)
 
 
 class LiteRTFile:
@@ -33,11 +44,7 @@ class LiteRTFile:
         if tuple(x.shape[2:]) != (self.input_size, self.input_size):
             raise ValueError(f"{self.path} takes {self.input_size}x{self.input_size} images, got "
                              f"{x.shape[-2]}x{x.shape[-1]}: run the model at the file's input size")  # fmt: skip
-        images, dtype = x.permute(0, 2, 3, 1).numpy(), self.input["dtype"]
-        if dtype == np.float32:
-            return np.ascontiguousarray(images)
-        (scale, zero), bounds = self.input["quantization"], np.iinfo(dtype)
-        return np.clip(np.round(images / scale + zero), bounds.min, bounds.max).astype(dtype)
+        return file_input(x.permute(0, 2, 3, 1).numpy(), self.input)
 
     def __call__(self, images: np.ndarray) -> list[torch.Tensor]:
         """The file's outputs for each image of :meth:`feed`'s batch, concatenated, as the file gives them."""

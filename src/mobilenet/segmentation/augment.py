@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from mobilenet.data.images import normalize
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.segmentation.data import IGNORE_INDEX, PAD_PIXEL, SegmentationPairs, resize_classes
-from mobilenet.segmentation.evaluate import normalize
 
 SCALES = tuple(0.5 + 0.25 * step for step in range(7))  # DeepLab's min/max_scale_factor 0.5, 2.0; step 0.25
 
@@ -59,7 +59,7 @@ class AugmentedPairs(Dataset):
         if item is None:
             return None
         pixels, classes = augment_pair(*item, self.crop, np.random.default_rng(seed), self.hflip)
-        return normalize(pixels[None], self.pre)[0], classes
+        return normalize(pixels, self.pre), classes
 
 
 def collate_crops(items: Sequence[Crop | None]) -> tuple[torch.Tensor, torch.Tensor, int]:

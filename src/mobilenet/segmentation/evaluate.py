@@ -21,8 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from mobilenet.data.images import AnyImage, as_rgb_image
-from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.data.images import AnyImage, as_rgb_image, normalize
 from mobilenet.segmentation.data import CROP, Padded, SegmentationPairs, crop_back, pad_to_crop
 from mobilenet.segmentation.metrics import ConfusionMatrix
 from mobilenet.utils.plotting import pyplot, save_figure
@@ -30,13 +29,6 @@ from mobilenet.utils.plotting import pyplot, save_figure
 # Images padded as DeepLab evaluates them, (N, 3, crop, crop) uint8 pixels 0..255, -> class indices
 # (N, crop, crop) or logits (N, classes, crop, crop), at the input's size.
 Predictor = Callable[[torch.Tensor], torch.Tensor]
-
-
-def normalize(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """uint8 pixels (N, 3, H, W) as a model's float input: [0, 1], then the weights' mean and std."""
-    mean = torch.tensor(pre.mean, dtype=torch.float32, device=pixels.device).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, dtype=torch.float32, device=pixels.device).view(1, -1, 1, 1)
-    return (pixels.float() / 255 - mean) / std
 
 
 def model_predictor(model: nn.Module) -> Predictor:

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mobilenet.data.images import normalize
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.segmentation.augment import AugmentedPairs, Crop, collate_crops
 from mobilenet.segmentation.config import SEGMENTATION_MODELS
 from mobilenet.segmentation.data import CROP, IGNORE_INDEX, VOC_CLASSES, SegmentationPairs, pad_to_crop, voc_pairs
-from mobilenet.segmentation.evaluate import SegmentationEvaluation, evaluate_segmentation, model_predictor, normalize
+from mobilenet.segmentation.evaluate import SegmentationEvaluation, evaluate_segmentation, model_predictor
 from mobilenet.segmentation.load import deeplab_from_classifier, load_deeplab, not_segmentation
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.training.config import TrainConfig

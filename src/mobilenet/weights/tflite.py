@@ -22,6 +22,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
+from mobilenet.runtimes.litert import file_input
 from mobilenet.weights.int8 import Quantized, round_conv_outputs, round_input, round_output, round_residual_sums
 
 # TensorFlow's BatchNorm epsilon: kept so that fine-tuning an import behaves as TF would.
@@ -308,13 +309,9 @@ def litert_outputs(interpreter: Any, images: np.ndarray) -> np.ndarray:
     (as TFLite's image pipelines feed it), so that LiteRT sees what our float model sees up to that rounding.
     """
     (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    dtype, (scale, zero) = source["dtype"], source["quantization"]
-    if dtype != np.float32:
-        bounds = np.iinfo(dtype)
-        images = np.clip(np.round(images / scale + zero), bounds.min, bounds.max)
     out_scale, out_zero = target["quantization"]
     rows = []
-    for image in images.astype(dtype):
+    for image in file_input(images, source):
         interpreter.set_tensor(source["index"], image[None])
         interpreter.invoke()
         output = interpreter.get_tensor(target["index"])[0].astype(np.float32)

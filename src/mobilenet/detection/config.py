@@ -1,0 +1,95 @@
+"""An SSD detector's settings as one frozen record (saved with its weights), and the registered detectors.
+
+The defaults are TensorFlow's Object Detection API ``ssdlite_mobilenet_v2_coco.config`` (2018): a MobileNetV2
+read inside its 14th inverted residual (576 channels at stride 16) and at its 1280-channel conv, four extra
+layers to 512/256/256/128 channels, 3x3 depthwise + 1x1 prediction layers, six anchor layers at scales 0.2 to
+0.95. ``separable=False`` with ``predictor_kernel=1`` is the regular SSD of ``ssd_mobilenet_v1_coco.config``.
+Torch-free, as :mod:`mobilenet.nn.config` is: the command line lists and validates models without PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mobilenet.nn.config import ModelConfig, Padding
+
+KIND = "ssd"  # what our weights files of this model say they hold
+
+# The backbone taps each architecture is read at: indices into its feature taps (``feature_location``).
+# V2: ``layer_15/expansion_output`` (576 channels, stride 16) and ``layer_19`` (the 1280 conv, stride 32);
+# V1: ``Conv2d_11_pointwise`` and ``Conv2d_13_pointwise`` (the last blocks at strides 16 and 32).
+BACKBONE_TAPS = {"mobilenet_v2": ("expansion", (-2, -1)), "mobilenet_v1": ("bottleneck", (-2, -1))}
+
+
+@dataclass(frozen=True)
+class SSDConfig:
+    """Everything that decides an SSD's shape, anchors and post-processing; saved with its weights."""
+
+    arch: str = "mobilenet_v2"
+    width_mult: float = 1.0  # alpha: scales the backbone and the extra layers (never below ``min_depth``)
+    num_classes: int = 91  # output columns, background (column 0) included: COCO's 90 ids + 1
+    in_chans: int = 3
+    input_size: int = 320  # Table 6 counts at 320; Google's COCO files take 300
+    separable: bool = True  # SSDLite: depthwise-separable extra and prediction layers; False: SSD's regular convs
+    predictor_kernel: int = 3  # the prediction layers' spatial kernel (ssd_mobilenet_v1_coco.config uses 1)
+    extra_depths: tuple[int, ...] = (512, 256, 256, 128)  # the extra layers after the backbone (strides 64..512)
+    min_depth: int = 16
+    # Anchors (TF's ssd_anchor_generator): scales spread linearly over the layers, five aspect ratios, the
+    # lowest layer with three boxes, and one box of scale sqrt(s_i * s_i+1) per cell on the others.
+    min_scale: float = 0.2
+    max_scale: float = 0.95
+    aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 0.3333)
+    box_coder_scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)  # ty, tx, th, tw
+    # Post-processing: sigmoid scores, per-class NMS.
+    score_threshold: float = 1e-8
+    iou_threshold: float = 0.6
+    max_detections: int = 100
+    padding: Padding = "symmetric"  # "tf_same" for TensorFlow-trained weights
+    bn_eps: float = 1e-3  # TensorFlow's, as the config says
+    bn_momentum: float = 0.003  # TF's decay 0.997 as PyTorch's momentum
+
+    def __post_init__(self) -> None:
+        if self.arch not in BACKBONE_TAPS:
+            raise ValueError(f"SSD reads {' or '.join(BACKBONE_TAPS)}, not {self.arch!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes counts the background column too: at least 2, got {self.num_classes}")
+        if self.predictor_kernel not in (1, 3):
+            raise ValueError(f"predictor_kernel must be 1 or 3, got {self.predictor_kernel}")
+        if not 0.0 < self.min_scale < self.max_scale <= 1.0:
+            raise ValueError(
+                f"anchor scales need 0 < min_scale < max_scale <= 1, got {self.min_scale}, {self.max_scale}"
+            )
+        if not 0.0 < self.iou_threshold <= 1.0 or self.max_detections < 1:
+            raise ValueError("iou_threshold must be in (0, 1] and max_detections >= 1")
+        object.__setattr__(self, "extra_depths", tuple(self.extra_depths))
+        object.__setattr__(self, "aspect_ratios", tuple(self.aspect_ratios))
+        object.__setattr__(self, "box_coder_scales", tuple(self.box_coder_scales))
+        self.backbone()  # the backbone's own checks (width, input size)
+
+    def backbone(self) -> ModelConfig:
+        """The MobileNet the detector reads, without a classifier."""
+        return ModelConfig(
+            arch=self.arch, width_mult=self.width_mult, num_classes=0, in_chans=self.in_chans,
+            input_size=self.input_size, padding=self.padding, bn_eps=self.bn_eps, bn_momentum=self.bn_momentum,
+        )  # fmt: skip
+
+    def depth(self, channels: int) -> int:
+        """An extra layer's width: TF's ``max(int(channels * alpha), min_depth)``."""
+        return max(int(channels * self.width_mult), self.min_depth)
+
+    @property
+    def num_layers(self) -> int:
+        """Feature maps that predict: the two backbone taps and the extra layers."""
+        return 2 + len(self.extra_depths)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The registered detectors. Table 6's rows: MobileNetV2 + SSDLite and MobileNetV1 + SSDLite, at 320.
+DETECTION_MODELS = {
+    "ssdlite_mobilenet_v2": SSDConfig(),
+    "ssdlite_mobilenet_v1": SSDConfig(arch="mobilenet_v1"),
+    "ssd_mobilenet_v1": SSDConfig(arch="mobilenet_v1", separable=False, predictor_kernel=1, input_size=300),
+}

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet.data.imagenet import imagenet_names_for
+from mobilenet.detection.config import DETECTION_MODELS
+from mobilenet.detection.load import load_detector
+from mobilenet.detection.model import SSD
 from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import MODELS, model_name
@@ -31,7 +34,7 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     if pretrained:
         names = (entry.name for entry in PUBLISHED if entry.task != "detection")
         return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
-    return sorted(name for name in (*MODELS, *SEGMENTATION_MODELS) if fnmatch.fnmatch(name, pattern))
+    return sorted(name for name in (*MODELS, *SEGMENTATION_MODELS, *DETECTION_MODELS) if fnmatch.fnmatch(name, pattern))
 
 
 def is_weights_name(weights: str | Path) -> bool:
@@ -51,7 +54,7 @@ def create_model(
     pretrained: bool = False,
     progress: bool = True,
     **overrides: Any,
-) -> MobileNet | MobileNetFeatures | DeepLabV3:
+) -> MobileNet | MobileNetFeatures | DeepLabV3 | SSD:
     """Build a registered model, with any :class:`~mobilenet.nn.config.ModelConfig` field overridden.
 
     ``weights`` is a local file (safetensors, a torchvision/timm ``.pth`` state dict, or a TFLite
@@ -60,9 +63,10 @@ def create_model(
     fetched into the cache once, checked against its sha256, with its preprocessing.
     ``features_only=True`` returns feature maps instead of logits: at ``out_indices`` of the taps of
     ``feature_location`` ("bottleneck": block outputs; "expansion": inside blocks, as SSDLite reads).
-    Segmentation models (``deeplabv3_mobilenet_v2``, ...) take :class:`DeepLabConfig` fields and DeepLab weights.
+    Segmentation models (``deeplabv3_mobilenet_v2``, ...) take :class:`DeepLabConfig` fields and DeepLab weights;
+    detectors (``ssdlite_mobilenet_v2``, ...) take :class:`SSDConfig` fields and SSD weights.
     """
-    if name not in MODELS and name not in SEGMENTATION_MODELS:
+    if name not in MODELS and name not in SEGMENTATION_MODELS and name not in DETECTION_MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     if pretrained and weights is None:
         weights = "DEFAULT"
@@ -70,6 +74,14 @@ def create_model(
         if features_only:
             raise ValueError(f"{name} is a segmentation model: features_only applies to the MobileNet classifiers")
         return create_segmentation_model(name, weights, progress, **overrides)
+    if name in DETECTION_MODELS:
+        if features_only or (weights is not None and is_weights_name(weights)):
+            raise ValueError(f"{name} is a detector: pass a weights file (no published detector is registered)")
+        return (
+            load_detector(weights, **overrides)
+            if weights is not None
+            else SSD(replace(DETECTION_MODELS[name], **overrides))
+        )
     if weights is not None and is_weights_name(weights):
         width = overrides.get("width_mult", MODELS[name].width_mult)
         entry = published_weights(model_name(replace(MODELS[name], width_mult=width)), str(weights))
@@ -92,6 +104,20 @@ def create_segmentation_model(
     if weights is not None:
         return load_deeplab(weights, **overrides)
     return DeepLabV3(replace(SEGMENTATION_MODELS[name], **overrides))
+
+
+def ssdlite_mobilenet_v2(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
+    """SSDLite on MobileNetV2 (the paper's Table 6), ``num_classes`` counting the background column."""
+    if weights is not None:
+        return create_model("ssdlite_mobilenet_v2", weights, **kwargs)  # type: ignore[return-value]
+    return create_model("ssdlite_mobilenet_v2", num_classes=num_classes, **kwargs)  # type: ignore[return-value]
+
+
+def ssdlite_mobilenet_v1(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
+    """SSDLite on MobileNetV1 (the paper's Table 6), as :func:`ssdlite_mobilenet_v2`."""
+    if weights is not None:
+        return create_model("ssdlite_mobilenet_v1", weights, **kwargs)  # type: ignore[return-value]
+    return create_model("ssdlite_mobilenet_v1", num_classes=num_classes, **kwargs)  # type: ignore[return-value]
 
 
 def mobilenet_v2(

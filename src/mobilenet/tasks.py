@@ -6,12 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mobilenet.classification.task import ClassificationTask
+from mobilenet.detection.task import DetectionTask
 from mobilenet.segmentation.task import SegmentationTask
 from mobilenet.training.config import TrainConfig, resume_config
 from mobilenet.training.task import Task
 from mobilenet.training.trainer import Trainer, TrainResult
 
-TASKS: dict[str, Callable[[], Task]] = {"classification": ClassificationTask, "segmentation": SegmentationTask}
+TASKS: dict[str, Callable[[], Task]] = {
+    "classification": ClassificationTask,
+    "segmentation": SegmentationTask,
+    "detection": DetectionTask,
+}
 
 
 def make_task(name: str) -> Task:

@@ -11,9 +11,9 @@ import sys
 from typing import Any
 
 from mobilenet import __version__
-from mobilenet.cli import classify, models, paper, segment, speed, train, weights
+from mobilenet.cli import classify, detect, models, paper, segment, speed, train, weights
 
-GROUPS = (models, weights, classify, segment, train, speed, paper)
+GROUPS = (models, weights, classify, segment, detect, train, speed, paper)
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobilenet.cli.values import crop_fraction, positive_float, positive_int
+from mobilenet.detection.config import DETECTION_MODELS
 from mobilenet.nn.preprocessing import INTERPOLATIONS
 from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import SEGMENTATION_MODELS
@@ -95,6 +96,22 @@ def _print_table7(as_json: bool, single_scale: bool) -> int:
     return 0
 
 
+def _print_tables5_6(as_json: bool) -> int:
+    from mobilenet.detection.tables import detection_tables
+
+    rows = detection_tables()
+    if as_json:
+        print(json.dumps([asdict(row) for row in rows]))
+        return 0
+    print("Tables 5 and 6: SSD / SSDLite at 320x320, 80 classes (Table 5: the head alone)")
+    print(f"{'row':<20} {'params (paper)':>16} {'MAdds (paper)':>18} {'paper mAP':>10}")
+    for row in rows:
+        params, madds = f"{row.params_m:.2f}M ({row.paper_params_m:g}M)", f"{row.madds_b:.3f}B ({row.paper_madds_b:g}B)"
+        paper_map = "" if row.paper_map is None else f"{row.paper_map:.1f}"
+        print(f"{row.label:<20} {params:>16} {madds:>18} {paper_map:>10}")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from mobilenet.complexity.profile import profile, published_grid
 
@@ -109,6 +126,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return 0 if all(cell.ok for grid in grids.values() for cell in grid) else 1
     if args.table7:
         return _print_table7(args.json, args.quick)
+    if args.tables5_6:
+        return _print_tables5_6(args.json)
     base = MODELS[args.name]
     width = base.width_mult if args.width is None else args.width
     if args.memory:
@@ -129,7 +148,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from fnmatch import fnmatch
 
-    registered = {**MODELS, **SEGMENTATION_MODELS}
+    registered = {**MODELS, **SEGMENTATION_MODELS, **DETECTION_MODELS}
     names = sorted(name for name in registered if fnmatch(name, args.pattern))
     if args.json:
         print(json.dumps([{"name": name, **asdict(registered[name])} for name in names]))
@@ -170,9 +189,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", action="store_true", help="every TF-slim published cell beside our counts")
     p.add_argument("--memory", action="store_true", help="the largest tensor at each resolution (Table 3)")
     p.add_argument("--table7", action="store_true", help="Mobile DeepLabv3's parameters and MAdds beside Table 7's")
+    p.add_argument("--tables5-6", action="store_true", help="SSD and SSDLite's parameters and MAdds beside Tables 5-6")
     p.add_argument("--quick", action="store_true", help="--table7 without the multi-scale rows (seconds, not a minute)")
     p.add_argument(
-        "--json", action="store_true", help="print the per-layer profile (or --grid, --memory, --table7) as JSON"
+        "--json", action="store_true", help="print the per-layer profile (or --grid, --memory, a table) as JSON"
     )
     p.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
     p.set_defaults(func=cmd_profile)

@@ -128,9 +128,10 @@ def _field_option(kind: Any) -> dict[str, Any]:
 UNSET_MEANS = {
     "data": "the embedded digits",
     "val_data": "--data's val/ folder, else --val-fraction of --data",
-    "model": "the --weights file's, else mobilenet_v2_100 (segmentation: deeplabv3_mobilenet_v2)",
+    "model": "the --weights file's, else mobilenet_v2_100 (segmentation: deeplabv3_mobilenet_v2, detection: "
+    "ssdlite_mobilenet_v2)",
     "width_mult": "the model name's",
-    "input_size": "the --weights file's, else 224 (segmentation: the training crop, 513)",
+    "input_size": "the --weights file's, else 224 (segmentation: the training crop, 513; detection: 320)",
     "small_input": "the --weights file's, else false",
     "linear_bottleneck": "the --weights file's, else true",
     "shortcut": "the --weights file's, else bottleneck",

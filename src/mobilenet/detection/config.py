@@ -10,7 +10,7 @@ Torch-free, as :mod:`mobilenet.nn.config` is: the command line lists and validat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mobilenet.nn.config import ModelConfig, Padding
 
@@ -45,6 +45,8 @@ class SSDConfig:
     score_threshold: float = 1e-8
     iou_threshold: float = 0.6
     max_detections: int = 100
+    max_per_class: int = 100
+    nms: Literal["regular", "fast"] = "regular"  # TF's per-class NMS, or TF Lite's class-agnostic one (its files')
     padding: Padding = "symmetric"  # "tf_same" for TensorFlow-trained weights
     bn_eps: float = 1e-3  # TensorFlow's, as the config says
     bn_momentum: float = 0.003  # TF's decay 0.997 as PyTorch's momentum
@@ -60,8 +62,10 @@ class SSDConfig:
             raise ValueError(
                 f"anchor scales need 0 < min_scale < max_scale <= 1, got {self.min_scale}, {self.max_scale}"
             )
-        if not 0.0 < self.iou_threshold <= 1.0 or self.max_detections < 1:
-            raise ValueError("iou_threshold must be in (0, 1] and max_detections >= 1")
+        if not 0.0 < self.iou_threshold <= 1.0 or self.max_detections < 1 or self.max_per_class < 1:
+            raise ValueError("iou_threshold must be in (0, 1], max_detections and max_per_class >= 1")
+        if self.nms not in ("regular", "fast"):
+            raise ValueError(f"nms must be 'regular' (TF's per-class NMS) or 'fast' (TF Lite's), got {self.nms!r}")
         object.__setattr__(self, "extra_depths", tuple(self.extra_depths))
         object.__setattr__(self, "aspect_ratios", tuple(self.aspect_ratios))
         object.__setattr__(self, "box_coder_scales", tuple(self.box_coder_scales))

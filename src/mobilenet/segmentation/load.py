@@ -11,7 +11,7 @@ from mobilenet.segmentation.config import KIND, DeepLabConfig
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.tflite import import_deeplab_tflite
 from mobilenet.weights.format import MOBILENET
-from mobilenet.weights.load import load_state_dict, read_checkpoint
+from mobilenet.weights.load import load_backbone, load_state_dict, read_checkpoint, read_classifier
 from mobilenet.weights.tflite import read_tflite
 
 
@@ -80,23 +80,12 @@ def deeplab_from_classifier(path: str | Path, **overrides: Any) -> DeepLabV3:
     anything in ``overrides`` (``num_classes``, ``output_stride``, ...). The classifier and V2's 1280 conv, which
     DeepLab does not read, are left behind.
     """
-    checkpoint = read_checkpoint(path)
-    if checkpoint.info.kind not in (None, MOBILENET):
-        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not a MobileNet classifier or backbone")
+    checkpoint = read_classifier(path)
     source = checkpoint.config or ModelConfig()
     shared = {"arch", "width_mult", "divisible_by", "in_chans", "padding", "bn_eps", "bn_momentum"}
     config = DeepLabConfig(**{name: getattr(source, name) for name in shared}, **overrides)
     model = DeepLabV3(config)
-    own = model.backbone.state_dict()
-    found = {k: v for k, v in checkpoint.state_dict.items() if k in own}
-    wrong = [k for k, v in found.items() if v.shape != own[k].shape]
-    if len(found) < len(own) or wrong:
-        first = wrong[0] if wrong else next(k for k in own if k not in found)
-        raise ValueError(
-            f"{path} does not hold the backbone of {config.arch} width {config.width_mult:g} "
-            f"({len(own) - len(found)} missing, {len(wrong)} of other shapes; first {first})"
-        )
-    model.backbone.load_state_dict(found)
+    load_backbone(model.backbone, checkpoint, str(path), f"{config.arch} width {config.width_mult:g}")
     if checkpoint.preprocessing is not None:
         model.preprocessing = replace(checkpoint.preprocessing, input_size=config.input_size, crop_pct=1.0)
     return model

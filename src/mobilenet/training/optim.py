@@ -11,19 +11,20 @@ from torch import nn
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.qat import is_quantizer
 
-# Parameters that a fine-tuning run treats as new (full lr) while the backbone takes ``backbone_lr_mult``.
-HEAD_PREFIXES = ("classifier.", "head.")
+# The pretrained part, which takes ``backbone_lr_mult`` while the rest (a classifier, a detector's or DeepLab's
+# head) is new and takes the full lr: a classifier's ``features``, a task model's ``backbone``.
+BACKBONE_PREFIXES = ("features.", "backbone.")
 POLY_POWER = 0.9  # DeepLab's `learning_power`: lr x (1 - step / total) ** 0.9
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Parameter groups: classifier vs backbone (``backbone_lr_mult``), and with vs without weight decay."""
+    """Parameter groups: head vs backbone (``backbone_lr_mult``), and with vs without weight decay."""
     lr = config.scaled_lr()
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:  # quantization-aware training's bit widths and flags
             continue
-        head = name.startswith(HEAD_PREFIXES)
+        head = not name.startswith(BACKBONE_PREFIXES)
         # Conv and linear weights decay; norms and biases do not, nor the quantizers' learned ranges.
         decay = (param.dim() > 1 or config.decay_norm_and_bias) and not is_quantizer(name)
         groups.setdefault((head, decay), []).append(param)

@@ -94,6 +94,27 @@ def hint(state_dict: dict[str, torch.Tensor]) -> str:
     return f" (the file looks like {arch} with a {stem.shape[0]}-channel stem{classes})"
 
 
+def read_classifier(path: str | Path) -> Checkpoint:
+    """A MobileNet classifier or backbone file (any format ``read_checkpoint`` reads), refusing other kinds."""
+    checkpoint = read_checkpoint(path)
+    require_mobilenet(checkpoint.info, str(path))
+    return checkpoint
+
+
+def load_backbone(backbone: torch.nn.Module, checkpoint: Checkpoint, source: str, what: str) -> None:
+    """Load a classifier's tensors into a head's backbone (``features.*`` keys); its classifier is left behind."""
+    own = backbone.state_dict()
+    found = {k: v for k, v in checkpoint.state_dict.items() if k in own}
+    wrong = [k for k, v in found.items() if v.shape != own[k].shape]
+    if len(found) < len(own) or wrong:
+        first = wrong[0] if wrong else next(k for k in own if k not in found)
+        raise ValueError(
+            f"{source} does not hold the backbone of {what} "
+            f"({len(own) - len(found)} missing, {len(wrong)} of other shapes; first {first})"
+        )
+    backbone.load_state_dict(found)
+
+
 def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides: Any) -> MobileNet:
     """Build the model a weights file describes and load it.
 

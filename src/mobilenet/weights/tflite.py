@@ -42,6 +42,10 @@ class TFLiteConv:
     dilation: int = 1
     reads_pooled: bool = False  # its input is the global pooling's output (a classifier, DeepLab's image pooling)
     output: Quantized | None = None  # the integer grid of its output, after the fused activation (None: float)
+    # The indices of the tensors it reads and writes: how convolutions that are not one chain (a detector's heads
+    # on several feature maps) are told apart.
+    reads: int = -1
+    writes: int = -1
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class TFLiteClassifier:
         return any(not conv.reads_pooled for conv in self.after_pooling)
 
 
-def _tflite():
+def tflite_schema():
     try:
         import tflite
     except ImportError:
@@ -83,9 +87,9 @@ def _buffer_bytes(model, index: int, raw: bytes) -> bytes | None:
     return None if isinstance(data, int) else data.tobytes()
 
 
-def _tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
+def tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
     """A constant tensor, dequantized to float32 (per tensor or per output channel)."""
-    tflite = _tflite()
+    tflite = tflite_schema()
     tensor = graph.Tensors(index)
     data = _buffer_bytes(model, tensor.Buffer(), raw)
     dtype = {
@@ -127,7 +131,7 @@ def _input_preprocessing(model, graph, input_size: int, raw: bytes) -> Preproces
     if quant is None or quant.ScaleLength() == 0:
         return Preprocessing(input_size=input_size, mean=TF_MEAN, std=TF_STD)
     scale, zero = float(quant.ScaleAsNumpy()[0]), float(quant.ZeroPointAsNumpy()[0])
-    if tensor.Type() == _tflite().TensorType.INT8:
+    if tensor.Type() == tflite_schema().TensorType.INT8:
         zero += 128  # an int8 input takes pixel - 128
     return Preprocessing(input_size=input_size, mean=(zero / 255,) * 3, std=(1 / (255 * scale),) * 3)
 
@@ -138,7 +142,7 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     Whatever follows the global pooling (AVERAGE_POOL_2D or MEAN) is the classifier: a 1x1 CONV_2D (TF-slim's
     files) or a FULLY_CONNECTED layer (Keras's), over any number of classes; nothing there is a backbone.
     """
-    tflite = _tflite()
+    tflite = tflite_schema()
     raw = Path(path).read_bytes()
     model = tflite.Model.GetRootAsModel(raw, 0)
     graph = model.Subgraphs(0)
@@ -155,7 +159,7 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        grid = _grid(graph, op.Outputs(0)) if op.OutputsLength() else None
+        grid = activation_grid(graph, op.Outputs(0)) if op.OutputsLength() else None
         if builtin in pooling and not pooled:
             grids["pooled"] = grid
         if builtin in pooling:
@@ -166,11 +170,13 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
         if builtin == operators.ADD and not pooled:
             sums.append(grid)
         if builtin == operators.FULLY_CONNECTED and pooled and classifier is None:
-            weight = _tensor_array(model, graph, op.Inputs(1), raw)  # (out, in)
+            weight = tensor_array(model, graph, op.Inputs(1), raw)  # (out, in)
             bias = _bias(model, graph, op, len(weight), raw)
             classifier, kind = TFLiteConv(weight[:, :, None, None], bias, 1, False, output=grid), "linear"
         elif builtin in conv_ops:
-            conv = replace(_conv(model, graph, op, conv_ops[builtin], raw), output=grid)
+            conv = replace(
+                _conv(model, graph, op, conv_ops[builtin], raw), output=grid, reads=op.Inputs(0), writes=op.Outputs(0)
+            )
             if not pooled:
                 convs.append(conv)
                 continue
@@ -189,9 +195,9 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     )
 
 
-def _grid(graph, index: int) -> Quantized | None:
+def activation_grid(graph, index: int) -> Quantized | None:
     """The integer grid of an 8-bit activation tensor (per tensor), or None for a float or other one."""
-    tflite = _tflite()
+    tflite = tflite_schema()
     tensor = graph.Tensors(index)
     bounds = {tflite.TensorType.UINT8: (0, 255), tflite.TensorType.INT8: (-128, 127)}.get(tensor.Type())
     quant = tensor.Quantization()
@@ -202,15 +208,15 @@ def _grid(graph, index: int) -> Quantized | None:
 
 def _bias(model, graph, op, outputs: int, raw: bytes) -> np.ndarray:
     has_bias = op.InputsLength() > 2 and op.Inputs(2) >= 0
-    return _tensor_array(model, graph, op.Inputs(2), raw) if has_bias else np.zeros(outputs, np.float32)
+    return tensor_array(model, graph, op.Inputs(2), raw) if has_bias else np.zeros(outputs, np.float32)
 
 
 def _conv(model, graph, op, depthwise: bool, raw: bytes) -> TFLiteConv:
-    tflite = _tflite()
+    tflite = tflite_schema()
     options = (tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)()
     table = op.BuiltinOptions()
     options.Init(table.Bytes, table.Pos)
-    weight = _tensor_array(model, graph, op.Inputs(1), raw)
+    weight = tensor_array(model, graph, op.Inputs(1), raw)
     # TFLite stores conv weights OHWI and depthwise weights 1HWO; PyTorch wants OIHW / O1HW.
     weight = weight.transpose(3, 0, 1, 2) if depthwise else weight.transpose(0, 3, 1, 2)
     bias = _bias(model, graph, op, weight.shape[0], raw)

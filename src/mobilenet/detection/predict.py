@@ -1,0 +1,139 @@
+"""Images in, boxes out: ``detect`` (boxes in image pixels, class names, scores) and ``mobilenet detect``'s PNGs.
+
+An image is resized whole to the model's square input (TF's ``fixed_shape_resizer``: the aspect ratio is not kept,
+as the detectors were trained), and the boxes are scaled back to the image's own pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_image, to_tensor
+from mobilenet.detection.postprocess import postprocess
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.utils.files import atomic_write
+
+DEFAULT_SCORE = 0.3  # what ``mobilenet detect`` shows; evaluation keeps everything above the model's own threshold
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One image's detections: boxes (x0, y0, x1, y1) in its pixels, scores, 0-based classes and their names."""
+
+    boxes: np.ndarray  # float32 [D, 4]
+    scores: np.ndarray  # float32 [D]
+    classes: np.ndarray  # int64 [D]: 0 is the first object class (the model's column 1)
+    names: list[str]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"box": [round(float(v), 2) for v in box], "class": int(c), "name": name, "score": round(float(s), 4)}
+            for box, c, name, s in zip(self.boxes, self.classes, self.names, self.scores, strict=True)
+        ]
+
+
+def resize_to_input(image: Image.Image, pre: Preprocessing) -> Image.Image:
+    return image.resize((pre.input_size, pre.input_size), RESAMPLING[pre.interpolation])
+
+
+def object_names(model: nn.Module) -> list[str]:
+    """The names of the model's object classes (its columns after the background), or their numbers."""
+    names = getattr(model, "class_names", None)
+    return list(names[1:]) if names else [str(i) for i in range(model.config.num_classes - 1)]
+
+
+@torch.no_grad()
+def run_detector(
+    model: nn.Module, batch: torch.Tensor, sizes: list[tuple[int, int]], score_threshold: float
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes)."""
+    config = model.config
+    box_codes, class_logits = model(batch)
+    found = postprocess(
+        box_codes.float(), class_logits.float(), model.anchors(*batch.shape[-2:]).to(batch.device),
+        score_threshold=score_threshold, iou_threshold=config.iou_threshold, max_detections=config.max_detections,
+        max_per_class=config.max_per_class, scales=config.box_coder_scales, nms=config.nms,
+    )  # fmt: skip
+    scale = [torch.tensor(size * 2, dtype=torch.float32, device=batch.device) for size in sizes]  # (w, h, w, h)
+    return [(boxes * s, scores, classes) for (boxes, scores, classes), s in zip(found, scale, strict=True)]
+
+
+def detect(
+    model: nn.Module, images: AnyImages, score_threshold: float | None = None, batch_size: int = 8
+) -> list[Detections]:
+    """Detect objects in each image: boxes in the image's own pixels, best first, above ``score_threshold``
+    (default: the model's own, ``config.score_threshold``), at most ``config.max_detections`` per image."""
+    pre = model.preprocessing
+    threshold = model.config.score_threshold if score_threshold is None else score_threshold
+    names = object_names(model)
+    pictures = [as_rgb_image(image) for image in each_image(images)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[Detections] = []
+    try:
+        for start in range(0, len(pictures), batch_size):
+            chunk = pictures[start : start + batch_size]
+            batch = torch.stack([to_tensor(resize_to_input(picture, pre), pre) for picture in chunk]).to(device)
+            for boxes, scores, classes in run_detector(model, batch, [p.size for p in chunk], threshold):
+                labels = classes.cpu().numpy().astype(np.int64)
+                results.append(
+                    Detections(boxes.cpu().numpy(), scores.cpu().numpy(), labels, [names[c] for c in labels])
+                )
+    finally:
+        model.train(was_training)
+    return results
+
+
+def draw_detections(image: Image.Image, detections: Detections) -> Image.Image:
+    """The image with each box drawn and labelled with its class name and score."""
+    drawn = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(drawn)
+    width = max(2, round(max(drawn.size) / 250))
+    for box, c, name, score in zip(
+        detections.boxes, detections.classes, detections.names, detections.scores, strict=True
+    ):
+        colour = PALETTE[int(c) % len(PALETTE)]
+        draw.rectangle([float(v) for v in box], outline=colour, width=width)
+        label = f"{name} {score:.2f}"
+        left, top = float(box[0]), max(0.0, float(box[1]) - 12)
+        text_box = draw.textbbox((left, top), label)
+        draw.rectangle(text_box, fill=colour)
+        draw.text((left, top), label, fill="black")
+    return drawn
+
+
+# Distinct, light colours (black text stays readable on them).
+PALETTE = ("#ffb000", "#00e0ff", "#7dff5a", "#ff6ad5", "#ffe14d", "#9f9bff", "#ff8a5c", "#4dffc3")
+
+
+def detect_files(
+    model: nn.Module, images: list[str], score_threshold: float = DEFAULT_SCORE, out: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Detect in image files: per image its detections, and with ``out`` a PNG of the boxes drawn, written there.
+
+    An unreadable image is reported in its result (``"error"``) and the others still run.
+    """
+    results: list[dict[str, Any]] = []
+    for path in images:
+        try:
+            image = as_rgb_image(path)
+        except (OSError, ValueError) as error:
+            results.append({"image": path, "error": str(error)})
+            continue
+        (found,) = detect(model, [image], score_threshold)
+        result: dict[str, Any] = {"image": path, "detections": found.to_json()}
+        if out is not None:
+            target = Path(out) / f"{Path(path).stem}_detections.png"
+            drawn = draw_detections(image, found)
+            atomic_write(target, lambda tmp, drawn=drawn: drawn.save(tmp, format="PNG"))
+            result["drawn"] = str(target)
+        results.append(result)
+    return results

@@ -49,7 +49,7 @@ class SSDConfig:
     nms: Literal["regular", "fast"] = "regular"  # TF's per-class NMS, or TF Lite's class-agnostic one (its files')
     padding: Padding = "symmetric"  # "tf_same" for TensorFlow-trained weights
     bn_eps: float = 1e-3  # TensorFlow's, as the config says
-    bn_momentum: float = 0.003  # TF's decay 0.997 as PyTorch's momentum
+    bn_momentum: float = 0.1  # PyTorch's; TF's configs train with decay 0.9997 (momentum 0.0003) for 200k steps
 
     def __post_init__(self) -> None:
         if self.arch not in BACKBONE_TAPS:

@@ -13,6 +13,7 @@ State-dict keys: ``backbone.features.*`` (a MobileNet's own, so classifier check
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +29,7 @@ from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 
 BOX_CODE_SIZE = 4  # ty, tx, th, tw
-CLASS_PRIOR = 0.01  # new class layers start predicting this probability: sigmoid(-4.6), so training starts calm
+CLASS_PRIOR = 0.01  # a new class layer's probability of each object (sigmoid(-4.6)); background: 1 - that
 
 
 def extra_layer(in_channels: int, depth: int, config: SSDConfig, style: LayerStyle) -> nn.Sequential:
@@ -91,12 +92,18 @@ class SSD(nn.Module):
         return self.config.num_classes
 
     def init_heads(self) -> None:
-        """Small random predictors, class logits biased to ``CLASS_PRIOR``: a new head starts near "nothing here"."""
-        prior_logit = -torch.log(torch.tensor((1 - CLASS_PRIOR) / CLASS_PRIOR)).item()
-        for heads, bias in ((self.box_heads, 0.0), (self.class_heads, prior_logit)):
-            for head in heads:
-                nn.init.normal_(head[-1].weight, std=0.03)
-                nn.init.constant_(head[-1].bias, bias)
+        """Small random predictors whose scores start at ``CLASS_PRIOR`` for every object and ``1 - CLASS_PRIOR`` for
+        the background: a new head starts near "nothing here", so its first steps do not fight a loss of every
+        anchor's background column."""
+        prior_logit = math.log(CLASS_PRIOR / (1 - CLASS_PRIOR))
+        for head in self.box_heads:
+            nn.init.normal_(head[-1].weight, std=0.03)
+            nn.init.zeros_(head[-1].bias)
+        for head in self.class_heads:
+            nn.init.normal_(head[-1].weight, std=0.03)
+            bias = head[-1].bias.detach().view(-1, self.num_classes)  # [anchors per cell, columns]
+            bias.fill_(prior_logit)
+            bias[:, 0] = -prior_logit
 
     def anchors(self, height: int, width: int) -> torch.Tensor:
         """The anchors for an input of ``height`` x ``width``, computed once per size."""

@@ -22,20 +22,26 @@ _EXPORTS = {
     "MobileNetFeatures": "mobilenet.nn.features",
     "ModelConfig": "mobilenet.nn.config",
     "Preprocessing": "mobilenet.nn.preprocessing",
+    "SSD": "mobilenet.detection.model",
+    "SSDConfig": "mobilenet.detection.config",
     "available_backends": "mobilenet.inference.backends",
     "classify": "mobilenet.classification.predict",
     "create_model": "mobilenet.registry",
     "decode_predictions": "mobilenet.classification.predict",
     "deploy": "mobilenet.inference.deploy",
+    "detect": "mobilenet.detection.predict",
     "list_models": "mobilenet.registry",
     "load_deployed": "mobilenet.inference.deploy",
     "mobilenet_v1": "mobilenet.registry",
     "mobilenet_v2": "mobilenet.registry",
     "optimize": "mobilenet.inference.optimize",
     "segment": "mobilenet.segmentation.predict",
+    "ssdlite_mobilenet_v1": "mobilenet.registry",
+    "ssdlite_mobilenet_v2": "mobilenet.registry",
     "train": "mobilenet.tasks",
 }
 __all__ = [
+    "SSD",
     "DeepLabConfig",
     "DeepLabV3",
     "FeatureInfo",
@@ -45,23 +51,30 @@ __all__ = [
     "MobileNetFeatures",
     "ModelConfig",
     "Preprocessing",
+    "SSDConfig",
     "available_backends",
     "classify",
     "create_model",
     "decode_predictions",
     "deploy",
+    "detect",
     "list_models",
     "load_deployed",
     "mobilenet_v1",
     "mobilenet_v2",
     "optimize",
     "segment",
+    "ssdlite_mobilenet_v1",
+    "ssdlite_mobilenet_v2",
     "train",
 ]
 
 if TYPE_CHECKING:
     from mobilenet.classification.predict import classify, decode_predictions
     from mobilenet.data.images import ImageTransform
+    from mobilenet.detection.config import SSDConfig
+    from mobilenet.detection.model import SSD
+    from mobilenet.detection.predict import detect
     from mobilenet.inference.backends import available_backends
     from mobilenet.inference.deploy import deploy, load_deployed
     from mobilenet.inference.optimize import optimize
@@ -69,7 +82,14 @@ if TYPE_CHECKING:
     from mobilenet.nn.features import FeatureInfo, FeatureTap, MobileNetFeatures
     from mobilenet.nn.model import MobileNet
     from mobilenet.nn.preprocessing import Preprocessing
-    from mobilenet.registry import create_model, list_models, mobilenet_v1, mobilenet_v2
+    from mobilenet.registry import (
+        create_model,
+        list_models,
+        mobilenet_v1,
+        mobilenet_v2,
+        ssdlite_mobilenet_v1,
+        ssdlite_mobilenet_v2,
+    )
     from mobilenet.segmentation.config import DeepLabConfig
     from mobilenet.segmentation.model import DeepLabV3
     from mobilenet.segmentation.predict import segment

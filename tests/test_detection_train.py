@@ -41,8 +41,7 @@ TINY = {
     "input_size": 64,
     "batch_size": 2,
     "epochs": 2,
-    "lr": 0.05,
-    "lr_batch": None,
+    "lr": 0.003,
     "warmup_epochs": 0.0,
     "workers": 0,
 }
@@ -106,8 +105,8 @@ def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
 
 def test_the_ssdlite_recipe() -> None:
     recipe = RECIPES["ssdlite"]
-    assert (recipe.task, recipe.optimizer, recipe.schedule, recipe.input_size) == ("detection", "sgd", "cosine", 320)
-    assert make_config("ssdlite", batch_size=32).scaled_lr() == pytest.approx(0.1)
+    assert (recipe.task, recipe.optimizer, recipe.schedule, recipe.input_size) == ("detection", "adamw", "cosine", 320)
+    assert make_config("ssdlite", batch_size=32).scaled_lr() == pytest.approx(0.001)  # not scaled with the batch
     with pytest.raises(ValueError, match="--mixup is a classification setting"):
         DetectionTask().prepare(make_config("ssdlite", data="unused", mixup=0.2))
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mobilenet.cli.detect import evaluate_detection_folder
 from mobilenet.cli.output import print_per_image
 from mobilenet.cli.segment import evaluate_segmentation_folder
 from mobilenet.cli.values import non_negative_int, positive_int
@@ -16,9 +17,12 @@ from mobilenet.nn.variants import MODELS
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from mobilenet.classification.predict import classify
+    from mobilenet.detection.load import is_detection_file
     from mobilenet.inference.deploy import deploy, load_deployed
     from mobilenet.registry import create_model
 
+    if is_detection_file(args.weights):
+        raise ValueError(f"{args.weights} holds an SSD detector, not a classifier: run it with `mobilenet detect`")
     if args.model:
         model = create_model(args.model, weights=args.weights)
         backend = backend_for(len(args.images), args.backend, args.precision or "fp32")
@@ -35,8 +39,13 @@ def describe_classes(result: dict[str, Any]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mobilenet.classification.evaluate import evaluate_folder
+    from mobilenet.detection.load import is_detection_file
     from mobilenet.segmentation.load import is_segmentation_file
 
+    if is_detection_file(args.weights):
+        return evaluate_detection_folder(args)
+    if args.split or args.max_detections is not None:
+        raise ValueError(f"--split and --max-detections are for detectors: {args.weights} holds none")
     if is_segmentation_file(args.weights):
         return evaluate_segmentation_folder(args)
     if args.ids:
@@ -91,11 +100,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser(
-        "eval", help="accuracy on a folder of classes, or mIoU on image + mask pairs (segmentation)"
+        "eval", help="accuracy on a folder of classes, mIoU of segmentation masks, or COCO mAP of detectors"
     )
     p.add_argument("--weights", required=True, help="any weights file mobilenet can load, or an OpenVINO .xml")
     p.add_argument("--data", required=True, type=Path,
-                   help="root/<class>/<image>, ImageNet synsets too; segmentation: a VOC or COCO128 root")  # fmt: skip
+                   help="root/<class>/<image>, ImageNet synsets too; segmentation: a VOC or COCO128 root; "
+                   "detection: a COCO .json, or a COCO, VOC or YOLO folder")  # fmt: skip
     p.add_argument(
         "--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json) for synset folders"
     )
@@ -103,8 +113,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=non_negative_int, default=2,
                    help="image-decoding worker processes; 0 decodes in this one")  # fmt: skip
     p.add_argument("--ids", type=Path, help="segmentation: the ids to score, one a line (VOC's ImageSets/Segmentation)")
-    p.add_argument("--plot", type=Path, help="write the confusion matrix (segmentation: per-class IoU bars) as a PNG")
+    p.add_argument("--split", help="detection: the split to score (VOC's ImageSets/Main/<split>.txt: test; COCO: val)")
+    p.add_argument("--max-detections", type=positive_int,
+                   help="detection: the detections scored per image (default: the model's own)")  # fmt: skip
+    p.add_argument("--plot", type=Path, help="write the confusion matrix (segmentation: per-class IoU bars; "
+                   "detection: precision-recall curves) as a PNG")  # fmt: skip
     p.add_argument("--json", action="store_true",
-                   help="one JSON object: top1, top5, n, per_class, confusion (segmentation: miou, ...)")  # fmt: skip
+                   help="one JSON object: top1, top5, n, per_class, confusion (segmentation: miou, ...; "
+                   "detection: map, ap50, ap75, ...)")  # fmt: skip
     _inference_flags(p)
     p.set_defaults(func=cmd_eval)

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mobilenet.cli.values import positive_float, positive_int
+from mobilenet.detection.config import DETECTION_MODELS
 from mobilenet.inference.backends import BACKENDS
 from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import SEGMENTATION_MODELS
@@ -16,16 +17,22 @@ from mobilenet.segmentation.config import SEGMENTATION_MODELS
 BENCH_ARCHS = ["mobilenet_v2", "mobilenet_v1"]
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from mobilenet.inference import export
-    from mobilenet.registry import create_model
+def load_any(path: str) -> object:
+    """The model a weights file holds, as the file says: a classifier (or backbone), a Mobile DeepLabv3 or an SSD."""
+    from mobilenet.detection.load import is_detection_file, load_detector
     from mobilenet.segmentation.load import is_segmentation_file, load_deeplab
     from mobilenet.weights.load import load_model
 
-    if args.model:
-        model = create_model(args.model, weights=args.weights)
-    else:  # the file says what it holds: a classifier (or backbone), or a Mobile DeepLabv3
-        model = load_deeplab(args.weights) if is_segmentation_file(args.weights) else load_model(args.weights)
+    if is_detection_file(path):
+        return load_detector(path)
+    return load_deeplab(path) if is_segmentation_file(path) else load_model(path)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mobilenet.inference import export
+    from mobilenet.registry import create_model
+
+    model = create_model(args.model, weights=args.weights) if args.model else load_any(args.weights)
     if args.argmax and args.format == "tflite":
         raise ValueError("--argmax writes class indices to ONNX or TorchScript: use --format onnx or torchscript")
     if args.precision == "int8":
@@ -71,12 +78,15 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from mobilenet.detection.load import is_detection_file
     from mobilenet.segmentation.load import is_segmentation_file
     from mobilenet.tools.bench import bench
 
     arch = args.arch
     if args.weights and arch in BENCH_ARCHS and is_segmentation_file(args.weights):
         arch = f"deeplabv3_{arch}"  # any segmentation name: the file's own config decides the model
+    if args.weights and arch in BENCH_ARCHS and is_detection_file(args.weights):
+        arch = f"ssdlite_{arch}"  # likewise any detector's name
     options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
     results = bench(
         arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
@@ -145,7 +155,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export", help="ONNX, TorchScript or TFLite (float or full-integer), checked before kept")
-    p.add_argument("weights", help="any weights file mobilenet can load")
+    p.add_argument("weights", help="any weights file mobilenet can load (a classifier, DeepLab or SSD detector)")
     p.add_argument("output", type=Path, help="the file to write")
     p.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx", help="what to write")
     p.add_argument("--images", help="real images (a folder or file) to verify the export on; default: random inputs")
@@ -161,12 +171,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("bench", help="speed of every inference path side by side, against a reference")
-    p.add_argument("--arch", default="mobilenet_v2", choices=BENCH_ARCHS + sorted(SEGMENTATION_MODELS),
-                   help="architecture (with --weights, the file decides between a classifier and DeepLab)")  # fmt: skip
+    p.add_argument("--arch", default="mobilenet_v2",
+                   choices=BENCH_ARCHS + sorted(SEGMENTATION_MODELS) + sorted(DETECTION_MODELS),
+                   help="architecture (with --weights, the file decides: classifier, DeepLab or detector)")  # fmt: skip
     p.add_argument("--widths", type=positive_float, nargs="+", default=[1.0], metavar="ALPHA",
                    help="width multipliers to measure")  # fmt: skip
-    p.add_argument("--resolutions", type=positive_int, nargs="+", default=[224], metavar="PIXELS",
-                   help="input resolutions to measure")  # fmt: skip
+    p.add_argument("--resolutions", type=positive_int, nargs="+", metavar="PIXELS",
+                   help="input resolutions to measure (default: the architecture's own: 224, SSDLite 320, DeepLab "
+                        "513)")  # fmt: skip
     p.add_argument("--weights", help="benchmark these weights (one width and resolution) instead of random ones")
     p.add_argument("--threads", type=positive_int, default=2, help="threads for every path")
     p.add_argument("--batch", type=positive_int, default=32, help="batch size of the throughput figure")

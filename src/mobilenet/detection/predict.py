@@ -1,14 +1,17 @@
 """Images in, boxes out: ``detect`` (boxes in image pixels, class names, scores) and ``mobilenet detect``'s PNGs.
 
 An image is resized whole to the model's square input (TF's ``fixed_shape_resizer``: the aspect ratio is not kept,
-as the detectors were trained), and the boxes are scaled back to the image's own pixels.
+as the detectors were trained), and the boxes are scaled back to the image's own pixels. The model is an
+:class:`~mobilenet.detection.model.SSD` or anything else that runs like one (a :class:`Detector`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -16,11 +19,47 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_image, to_tensor
+from mobilenet.detection.boxes import clip_boxes
+from mobilenet.detection.config import SSDConfig
 from mobilenet.detection.postprocess import postprocess
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.utils.files import atomic_write
 
 DEFAULT_SCORE = 0.3  # what ``mobilenet detect`` shows; evaluation keeps everything above the model's own threshold
+
+
+class Detector(Protocol):
+    """What detection runs: an SSD, or anything that takes its inputs and gives its raw ``(box_codes, class_logits)``
+    with its config, preprocessing, class names and anchors, as ``mobilenet.inference.deploy`` makes of an SSD on
+    ONNX Runtime or OpenVINO. NMS and box decoding stay here, the same whatever computed the outputs."""
+
+    config: SSDConfig
+    preprocessing: Preprocessing
+    class_names: list[str] | None
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def anchors(self, height: int, width: int) -> torch.Tensor: ...
+
+
+def input_device(model: Detector) -> torch.device:
+    """Where a detector's inputs go: its parameters' device, or the CPU for one without any (a deployed SSD)."""
+    parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
+@contextmanager
+def evaluating(model: Detector) -> Iterator[None]:
+    """A module in eval mode for the block, its own mode back after it; anything else (a deployed SSD) as it is."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @dataclass(frozen=True)
@@ -43,7 +82,7 @@ def resize_to_input(image: Image.Image, pre: Preprocessing) -> Image.Image:
     return image.resize((pre.input_size, pre.input_size), RESAMPLING[pre.interpolation])
 
 
-def object_names(model: nn.Module) -> list[str]:
+def object_names(model: Detector) -> list[str]:
     """The names of the model's object classes (its columns after the background), or their numbers."""
     names = getattr(model, "class_names", None)
     return list(names[1:]) if names else [str(i) for i in range(model.config.num_classes - 1)]
@@ -51,7 +90,7 @@ def object_names(model: nn.Module) -> list[str]:
 
 @torch.no_grad()
 def run_detector(
-    model: nn.Module, batch: torch.Tensor, sizes: list[tuple[int, int]], score_threshold: float
+    model: Detector, batch: torch.Tensor, sizes: list[tuple[int, int]], score_threshold: float
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes)."""
     config = model.config
@@ -66,7 +105,7 @@ def run_detector(
 
 
 def detect(
-    model: nn.Module, images: AnyImages, score_threshold: float | None = None, batch_size: int = 8
+    model: Detector, images: AnyImages, score_threshold: float | None = None, batch_size: int = 8
 ) -> list[Detections]:
     """Detect objects in each image: boxes in the image's own pixels, best first, above ``score_threshold``
     (default: the model's own, ``config.score_threshold``), at most ``config.max_detections`` per image."""
@@ -74,21 +113,20 @@ def detect(
     threshold = model.config.score_threshold if score_threshold is None else score_threshold
     names = object_names(model)
     pictures = [as_rgb_image(image) for image in each_image(images)]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    device = input_device(model)
     results: list[Detections] = []
-    try:
+    with evaluating(model):
         for start in range(0, len(pictures), batch_size):
             chunk = pictures[start : start + batch_size]
             batch = torch.stack([to_tensor(resize_to_input(picture, pre), pre) for picture in chunk]).to(device)
-            for boxes, scores, classes in run_detector(model, batch, [p.size for p in chunk], threshold):
+            sizes = [picture.size for picture in chunk]
+            for (boxes, scores, classes), (width, height) in zip(
+                run_detector(model, batch, sizes, threshold), sizes, strict=True
+            ):
+                # Inside the image: TF Lite's NMS leaves boxes unclipped (evaluation scores them so, as LiteRT's).
+                pixels = clip_boxes(boxes.cpu(), width, height).numpy()
                 labels = classes.cpu().numpy().astype(np.int64)
-                results.append(
-                    Detections(boxes.cpu().numpy(), scores.cpu().numpy(), labels, [names[c] for c in labels])
-                )
-    finally:
-        model.train(was_training)
+                results.append(Detections(pixels, scores.cpu().numpy(), labels, [names[c] for c in labels]))
     return results
 
 
@@ -115,7 +153,7 @@ PALETTE = ("#ffb000", "#00e0ff", "#7dff5a", "#ff6ad5", "#ffe14d", "#9f9bff", "#f
 
 
 def detect_files(
-    model: nn.Module, images: list[str], score_threshold: float = DEFAULT_SCORE, out: str | Path | None = None
+    model: Detector, images: list[str], score_threshold: float = DEFAULT_SCORE, out: str | Path | None = None
 ) -> list[dict[str, Any]]:
     """Detect in image files: per image its detections, and with ``out`` a PNG of the boxes drawn, written there.
 

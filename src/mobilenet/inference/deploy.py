@@ -1,7 +1,8 @@
 """``deploy``: a model as the fastest inference callable this machine has, on PyTorch, ONNX Runtime or OpenVINO.
 
 Whatever runs underneath, the result maps a float (N, C, H, W) batch to logits (a classifier's (N, classes), a
-Mobile DeepLabv3's (N, classes, H, W), or the feature maps of a features-only model) as float32 tensors.
+Mobile DeepLabv3's (N, classes, H, W), or the feature maps of a features-only model) as float32 tensors; a
+detector's, to its raw ``(box_codes, class_logits)``, with its anchors beside (:class:`DeployedDetector`).
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
+from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.backends import backend_for, check_precision, pick_backend
-from mobilenet.inference.export import model_preprocessing, onnx_proto
+from mobilenet.inference.export import is_detector, model_preprocessing, onnx_proto
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
@@ -68,6 +71,32 @@ class Deployed:
         )
 
 
+class DeployedDetector(Deployed):
+    """A deployed SSD: it stands in for the SSD in :func:`mobilenet.detection.predict.run_detector`, ``detect`` and
+    ``evaluate_detector``. Called with a batch, it gives the SSD's ``(box_codes, class_logits)``; ``anchors``
+    are the SSD's at its input size, the only one its graph runs (NMS stays with the library, on any backend's
+    outputs: see :mod:`mobilenet.inference.export`).
+    """
+
+    kind = DETECTOR
+
+    def __init__(self, *args: Any, anchors: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.anchor_table = anchors
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        box_codes, class_logits = super().__call__(x)
+        return box_codes, class_logits
+
+    def anchors(self, height: int, width: int) -> torch.Tensor:
+        if (height, width) != (self.input_size, self.input_size):
+            raise ValueError(
+                f"this detector is deployed at {self.input_size}x{self.input_size}, not {height}x{width}: "
+                "deploy an SSD built at that input size"
+            )
+        return self.anchor_table
+
+
 def deploy(
     model: nn.Module,
     backend: str = "auto",
@@ -77,7 +106,8 @@ def deploy(
     calibration_method: str | None = None,
     calibration_size: int = 100,
 ) -> Deployed:
-    """``model`` (a MobileNet, MobileNetFeatures or DeepLabV3) as a callable from a float batch to float32 outputs.
+    """``model`` (a MobileNet, MobileNetFeatures, DeepLabV3 or SSD) as a callable from a float batch to float32
+    outputs (an SSD's: a :class:`DeployedDetector`).
 
     ``backend``: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto"
     (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
@@ -88,7 +118,7 @@ def deploy(
     thread count (for PyTorch, process-wide); None leaves the backend's default.
     """
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet, MobileNetFeatures or DeepLabV3, got {type(model).__name__}")
+        raise ValueError(f"expected a MobileNet, MobileNetFeatures, DeepLabV3 or SSD, got {type(model).__name__}")
     check_precision(precision)
     if precision == "bf16" and not bf16_supported():
         raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use precision='fp32'")
@@ -120,8 +150,11 @@ def deploy(
         built = _onnxruntime(model, batch, method, threads)
     else:
         built = _openvino(model, precision, batch, method, threads)
-    return Deployed(model.config, getattr(model, "class_names", None), model_preprocessing(model), backend, precision,
-                    built, method)  # fmt: skip
+    pre = model_preprocessing(model)
+    source = (model.config, getattr(model, "class_names", None), pre, backend, precision, built, method)
+    if is_detector(model):
+        return DeployedDetector(*source, anchors=model.anchors(pre.input_size, pre.input_size))
+    return Deployed(*source)
 
 
 def load_deployed(

@@ -2,13 +2,22 @@
 
 Every export has BatchNorm folded (inference graphs only), a dynamic batch dimension where the format
 allows it, and the model's config, class names and preprocessing in the file's metadata. Any model of the
-package exports (a classifier, its features, a Mobile DeepLabv3); ``argmax=True`` writes class indices
-instead of logits, which saves a segmentation model's users the (N, classes, H, W) float output.
+package exports (a classifier, its features, a Mobile DeepLabv3, an SSD detector); ``argmax=True`` writes class
+indices instead of logits, which saves a segmentation model's users the (N, classes, H, W) float output.
+
+A detector's file gives its raw outputs and its anchors (see :class:`DetectorOutputs`); NMS is not in the graph.
+TF's per-class NMS (on equal scores, lower class then lower anchor first) and TF Lite's class-agnostic fast NMS
+are both in :func:`mobilenet.detection.postprocess.postprocess`, which runs on any backend's outputs alike.
+ONNX's ``NonMaxSuppression`` differs from both: ONNX Runtime pops equal scores in heap order, not anchor order;
+it keeps scores above the threshold where TF Lite keeps those at least at it; and it gives indices class by
+class, with no merge by score across classes, no cap on the total, no clipping. In the graph, it would make an
+exported detector's detections differ from PyTorch's and from Google's files'.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +28,7 @@ import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
+from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.optimize import fold_batchnorm
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.preprocessing import Preprocessing
@@ -54,6 +64,29 @@ class ClassIndices(nn.Module):
         return self.model(x).argmax(dim=1)
 
 
+class DetectorOutputs(nn.Module):
+    """A detector whose outputs end with its anchors: ``(box_codes [N, A, 4], class_logits [N, A, C], anchors
+    [A, 4])``, anchors (cy, cx, h, w) normalized, a constant of the exported graph.
+
+    An output rather than metadata: any runtime returns it with no mobilenet code (or reads it from the file's
+    initializers without running), in exact float32 where metadata would be text, and a quantizer leaves it
+    alone (no operation reads it). It costs a copy of A x 4 floats per call, against the A x C logits.
+    """
+
+    def __init__(self, model: nn.Module, anchors: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("anchors", anchors.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        box_codes, class_logits = self.model(x)
+        return box_codes, class_logits, self.anchors
+
+
+def is_detector(model: nn.Module) -> bool:
+    return getattr(model, "kind", None) == DETECTOR
+
+
 def _describe_source(source: ImageSource | None, batch: torch.Tensor) -> str:
     if source is None:
         return f"{len(batch)} random inputs"
@@ -73,9 +106,11 @@ def _prepare(
 ) -> tuple[nn.Module, nn.Module, torch.Tensor, str]:
     """The reference (the model in eval mode), its folded copy to export, the check batch, its description."""
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet, MobileNetFeatures or DeepLabV3, got {type(model).__name__}")
+        raise ValueError(f"expected a MobileNet, MobileNetFeatures, DeepLabV3 or SSD, got {type(model).__name__}")
     if argmax and isinstance(model, MobileNetFeatures):
         raise ValueError("argmax needs a model with logits: a features-only model has no classes; leave out argmax")
+    if argmax and is_detector(model):
+        raise ValueError("argmax writes class maps: a detector's outputs are box codes and logits; leave out argmax")
     pre = model_preprocessing(model)
     if inputs is None:
         batch = torch.randn(2, model.config.in_chans, pre.input_size, pre.input_size)
@@ -85,6 +120,9 @@ def _prepare(
     reference, folded = copy.deepcopy(model).eval(), fold_batchnorm(model)
     if argmax:
         reference, folded = ClassIndices(reference), ClassIndices(folded)
+    if is_detector(model):
+        anchors = model.anchors(pre.input_size, pre.input_size)
+        reference, folded = DetectorOutputs(reference, anchors), DetectorOutputs(folded, anchors)
     return reference, folded, batch, _describe_source(inputs, batch)
 
 
@@ -134,6 +172,8 @@ def _verify(
 def _output_names(model: nn.Module) -> list[str]:
     if isinstance(model, MobileNetFeatures):
         return [info.module for info in model.feature_info]
+    if is_detector(model) or isinstance(model, DetectorOutputs):
+        return ["box_codes", "class_logits"] + (["anchors"] if isinstance(model, DetectorOutputs) else [])
     return ["classes"] if isinstance(model, ClassIndices) else ["logits"]
 
 
@@ -141,12 +181,19 @@ def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
     """``model`` (BatchNorm already folded) as an ONNX ``ModelProto``: input ``images`` with a dynamic batch."""
     require("onnxscript", "onnx")  # torch's exporter needs it, and says so less clearly
     example = batch[:2] if len(batch) >= 2 else batch.expand(2, -1, -1, -1)  # batch 1 would be specialised
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not the user's business
-        program = torch.onnx.export(
-            model, (example,), None, input_names=["images"], output_names=_output_names(model), opset_version=opset,
-            dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
-        )  # fmt: skip
+    # Its initializer deduplication logs a warning for every initializer that is an output: a detector's anchors.
+    deduplication = logging.getLogger("onnx_ir.passes.common.initializer_deduplication")
+    level = deduplication.level
+    deduplication.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not the user's business
+            program = torch.onnx.export(
+                model, (example,), None, input_names=["images"], output_names=_output_names(model),
+                opset_version=opset, dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+            )  # fmt: skip
+    finally:
+        deduplication.setLevel(level)
     return program.model_proto
 
 
@@ -164,7 +211,8 @@ def export_onnx(
     ``inputs`` (images or a tensor batch; random if None, which checks the graph but not real data)
     run through the file and through PyTorch; their largest difference must stay within
     ``tolerance`` x the outputs' magnitude, or nothing is written. Input ``images``, outputs
-    ``logits`` (or one per feature map); ``argmax=True``: ``classes``, the int64 class indices, which must
+    ``logits`` (or one per feature map; a detector's ``box_codes``, ``class_logits`` and ``anchors``, see
+    :class:`DetectorOutputs`); ``argmax=True``: ``classes``, the int64 class indices, which must
     equal PyTorch's on ``MIN_CLASS_AGREEMENT`` of them. Needs ``pip install 'mobilenet[onnx]'``.
     """
     onnx, ort = require("onnx", "onnx"), require("onnxruntime", "onnx")

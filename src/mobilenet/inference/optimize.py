@@ -63,8 +63,8 @@ SUB_BATCH: int | None = 4
 class OptimizedModel(nn.Module):
     """Inference-only wrapper: feeds the network channels-last (and bf16), returns float32 outputs.
 
-    It keeps the source model's ``config``, ``class_names`` and ``preprocessing``, so it can stand in
-    for the model wherever only its outputs are needed.
+    It keeps the source model's ``config``, ``class_names``, ``preprocessing`` (and a detector's ``kind`` and
+    ``anchors``), so it can stand in for the model wherever only its outputs are needed.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class OptimizedModel(nn.Module):
             import torch._inductor.config
 
             self.run = torch.compile(network.forward, dynamic=False)
-        for name in ("config", "class_names", "preprocessing", "feature_info"):
+        for name in ("config", "class_names", "preprocessing", "feature_info", "kind", "anchors"):
             if hasattr(source, name):
                 setattr(self, name, getattr(source, name))
 

@@ -3,8 +3,9 @@
 The contenders are a reference implementation as users run it (torchvision's or timm's MobileNetV2,
 eager; or Google's runtime on the TFLite file the weights came from), our eager model,
 :func:`~mobilenet.inference.optimize.optimize`, and every :func:`~mobilenet.inference.deploy.deploy` backend x
-precision installed. Any model of the package runs (a classifier, a Mobile DeepLabv3): only its ``kind`` decides
-whether torchvision or timm has the same network. They run interleaved, round by
+precision installed. Any model of the package runs (a classifier, a Mobile DeepLabv3, an SSD detector, timed to
+its raw outputs): only its ``kind`` decides whether torchvision or timm has the same network. They run interleaved,
+round by
 round, so that load from other processes hits all alike; ratios are taken within a round and their median
 over rounds is reported. The yardstick is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate
 measured here, at the same thread count.
@@ -29,6 +30,7 @@ from torch import nn
 
 from mobilenet.complexity.profile import module_cost
 from mobilenet.data.images import ImageSource
+from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.backends import available_backends
 from mobilenet.inference.deploy import deploy, weight_bytes
 from mobilenet.inference.export import export_onnx
@@ -87,7 +89,7 @@ class BenchResult:
     notes: list[str]
     paths: list[PathResult]
     baseline_memory_mb: float | None = None  # RSS of the same fresh process with the model built, no path
-    kind: str = MOBILENET  # the model's, as its weights file says: "mobilenet", "deeplabv3"
+    kind: str = MOBILENET  # the model's, as its weights file says: "mobilenet", "deeplabv3", "ssd"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -242,6 +244,8 @@ def bench_model(
     size = model.config.input_size
     found, note = pick_reference(str(reference), model)
     notes = [note] if note else []
+    if kind == DETECTOR and found is not None and is_tflite(found):
+        notes.append("LiteRT also runs the file's NMS op (TFLite_Detection_PostProcess); ours stop at the raw outputs")
     specs = contender_specs(found, compile, precisions)
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
@@ -297,15 +301,17 @@ def bench_model(
 def bench(
     arch: str = "mobilenet_v2",
     widths: Sequence[float] = (1.0,),
-    resolutions: Sequence[int] = (224,),
+    resolutions: Sequence[int] | None = None,
     weights: str | Path | None = None,
     **options: Any,
 ) -> list[BenchResult]:
     """:func:`bench_model` for every width x resolution (random weights, or ``weights`` at one cell).
 
+    ``resolutions`` None: the architecture's own input size (224 for the classifiers, 320 for SSDLite).
+
     ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file).
     """
-    if weights is not None and (len(widths) > 1 or len(resolutions) > 1):
+    if weights is not None and (len(widths) > 1 or len(resolutions or ()) > 1):
         raise ValueError("weights fix the width and resolution: give one of each, or no weights")
     if options.get("reference") == "litert":
         if weights is None or not is_tflite(str(weights)):
@@ -313,11 +319,12 @@ def bench(
         options["reference"] = str(weights)
     results = []
     for width in widths:
-        for resolution in resolutions:
+        for resolution in resolutions or (None,):
+            size = {} if resolution is None else {"input_size": resolution}
             model = (
                 create_model(arch, weights=weights)
                 if weights is not None
-                else create_model(arch, width_mult=width, input_size=resolution)
+                else create_model(arch, width_mult=width, **size)
             )
             results.append(bench_model(model, **options))  # type: ignore[arg-type]
     return results

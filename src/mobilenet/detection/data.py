@@ -288,9 +288,8 @@ def detection_dataset(path: str | Path, split: str | None = None) -> DetectionSe
              if split is None or _split_match(p.stem, split)]  # fmt: skip
     jsons = [p for p in jsons if p.stem.startswith("instances_")] or jsons  # not COCO's captions or keypoints
     if len(jsons) > 1:
-        raise ValueError(
-            f"{path} holds several COCO files ({', '.join(p.name for p in jsons)}): choose one with split= (--split on the command line)"
-        )
+        names = ", ".join(p.name for p in jsons)
+        raise ValueError(f"{path} holds several COCO files ({names}): pick one with split= (--split in the CLI)")
     if jsons:
         return coco_detection(jsons[0])
     if (path / "labels").is_dir() and (classes := _yolo_classes(path)):

@@ -92,7 +92,10 @@ def object_names(model: Detector) -> list[str]:
 def run_detector(
     model: Detector, batch: torch.Tensor, sizes: list[tuple[int, int]], score_threshold: float
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes)."""
+    """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes).
+
+    Boxes are clipped to the image: TF's per-class NMS clips them already, TF Lite's fast NMS leaves them reaching
+    out of it (``benchmarks/detection_coco128.py`` scores those unclipped, as LiteRT gives them)."""
     config = model.config
     box_codes, class_logits = model(batch)
     found = postprocess(
@@ -101,7 +104,10 @@ def run_detector(
         max_per_class=config.max_per_class, scales=config.box_coder_scales, nms=config.nms,
     )  # fmt: skip
     scale = [torch.tensor(size * 2, dtype=torch.float32, device=batch.device) for size in sizes]  # (w, h, w, h)
-    return [(boxes * s, scores, classes) for (boxes, scores, classes), s in zip(found, scale, strict=True)]
+    return [
+        (clip_boxes(boxes, 1.0, 1.0) * s, scores, classes)
+        for (boxes, scores, classes), s in zip(found, scale, strict=True)
+    ]
 
 
 def detect(
@@ -119,14 +125,11 @@ def detect(
         for start in range(0, len(pictures), batch_size):
             chunk = pictures[start : start + batch_size]
             batch = torch.stack([to_tensor(resize_to_input(picture, pre), pre) for picture in chunk]).to(device)
-            sizes = [picture.size for picture in chunk]
-            for (boxes, scores, classes), (width, height) in zip(
-                run_detector(model, batch, sizes, threshold), sizes, strict=True
-            ):
-                # Inside the image: TF Lite's NMS leaves boxes unclipped (evaluation scores them so, as LiteRT's).
-                pixels = clip_boxes(boxes.cpu(), width, height).numpy()
+            for boxes, scores, classes in run_detector(model, batch, [picture.size for picture in chunk], threshold):
                 labels = classes.cpu().numpy().astype(np.int64)
-                results.append(Detections(pixels, scores.cpu().numpy(), labels, [names[c] for c in labels]))
+                results.append(
+                    Detections(boxes.cpu().numpy(), scores.cpu().numpy(), labels, [names[c] for c in labels])
+                )
     return results
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
-from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.backends import backend_for, check_precision, pick_backend
 from mobilenet.inference.export import is_detector, model_preprocessing, onnx_proto
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
@@ -78,15 +77,14 @@ class DeployedDetector(Deployed):
     outputs: see :mod:`mobilenet.inference.export`).
     """
 
-    kind = DETECTOR
-
-    def __init__(self, *args: Any, anchors: torch.Tensor, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, anchors: torch.Tensor, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.anchor_table = anchors
+        self.anchor_table, self.kind = anchors, kind
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         box_codes, class_logits = super().__call__(x)
-        return box_codes, class_logits
+        # On the batch's device, where the detections are made (PyTorch backends run on the model's).
+        return box_codes.to(x.device), class_logits.to(x.device)
 
     def anchors(self, height: int, width: int) -> torch.Tensor:
         if (height, width) != (self.input_size, self.input_size):
@@ -153,7 +151,7 @@ def deploy(
     pre = model_preprocessing(model)
     source = (model.config, getattr(model, "class_names", None), pre, backend, precision, built, method)
     if is_detector(model):
-        return DeployedDetector(*source, anchors=model.anchors(pre.input_size, pre.input_size))
+        return DeployedDetector(*source, anchors=model.anchors(pre.input_size, pre.input_size), kind=model.kind)
     return Deployed(*source)
 
 

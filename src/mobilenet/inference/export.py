@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
-from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.optimize import fold_batchnorm
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.preprocessing import Preprocessing
@@ -84,7 +83,12 @@ class DetectorOutputs(nn.Module):
 
 
 def is_detector(model: nn.Module) -> bool:
-    return getattr(model, "kind", None) == DETECTOR
+    """Whether ``model`` is a detector: its outputs are box codes and logits relative to its ``anchors(h, w)``.
+
+    Asked of the model, not of its class: inference imports no task package (the tasks that import it would
+    import each other through it).
+    """
+    return callable(getattr(model, "anchors", None))
 
 
 def _describe_source(source: ImageSource | None, batch: torch.Tensor) -> str:

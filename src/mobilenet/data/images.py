@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,20 @@ def load_image(source: str | Path | bytes) -> Image.Image:
         # PIL's own words would name the in-memory buffer of bytes by its address
         reason = "no image format that PIL reads" if isinstance(error, UnidentifiedImageError) else error
         raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
+
+
+def each_file(paths: Sequence[str], describe: Callable[[str, Image.Image], dict]) -> list[dict]:
+    """``describe(path, image)`` of each image file, in order; an unreadable one's result is its ``"error"``, and
+    the others still run (what ``mobilenet segment`` and ``detect`` print, one result per file)."""
+    results = []
+    for path in paths:
+        try:
+            image = load_image(path)
+        except (OSError, ValueError) as error:
+            results.append({"image": path, "error": str(error)})
+            continue
+        results.append(describe(path, image))
+    return results
 
 
 def as_rgb_image(image: AnyImage) -> Image.Image:

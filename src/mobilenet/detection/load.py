@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,7 @@ from mobilenet.detection.graphdef import import_frozen_graph
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tflite import import_ssd_tflite, is_ssd_tflite
 from mobilenet.nn.config import ModelConfig
-from mobilenet.weights.format import MOBILENET
-from mobilenet.weights.load import load_backbone, load_state_dict, read_checkpoint, read_classifier
+from mobilenet.weights.load import load_backbone, load_task_model, read_checkpoint, read_classifier, rebuilt
 
 BACKGROUND = "background"  # the name of a detector's column 0
 
@@ -36,19 +35,7 @@ def load_detector(path: str | Path, emulate_int8: bool = False, **overrides: Any
     if path.suffix == ".pb" and path.is_file():
         model = import_frozen_graph(path)
         return rebuilt(model, overrides) if overrides else model
-    checkpoint = read_checkpoint(path)
-    if checkpoint.info.kind in (None, MOBILENET):
-        raise ValueError(not_detection(path))
-    if checkpoint.info.kind != KIND:
-        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not an SSD detector")
-    known = {f.name for f in fields(SSDConfig)}
-    config = SSDConfig(**{k: v for k, v in (checkpoint.info.config_fields or {}).items() if k in known})
-    model = SSD(replace(config, **overrides))
-    load_state_dict(model, checkpoint.state_dict, source=str(path))
-    model.class_names = checkpoint.class_names
-    if checkpoint.preprocessing is not None:
-        model.preprocessing = checkpoint.preprocessing
-    return model
+    return load_task_model(path, SSD, KIND, "an SSD detector", not_detection(path), **overrides)
 
 
 def is_detection_file(path: str | Path) -> bool:
@@ -68,15 +55,6 @@ def not_detection(path: str | Path) -> str:
         f"{path} holds a MobileNet classifier, not a detector: pass SSD weights (Google's SSD .tflite, a "
         "frozen_inference_graph.pb, or a trained ssd .safetensors), or fine-tune one from it (--weights)"
     )
-
-
-def rebuilt(model: SSD, overrides: dict[str, Any]) -> SSD:
-    """The same weights in a model whose config differs in shape-keeping fields (input size, thresholds)."""
-    new = SSD(replace(model.config, **overrides))
-    new.load_state_dict(model.state_dict())
-    new.class_names = model.class_names
-    new.preprocessing = replace(model.preprocessing, input_size=new.config.input_size)
-    return new
 
 
 def detector_from_classifier(path: str | Path, **overrides: Any) -> SSD:

@@ -61,6 +61,7 @@ class SSD(nn.Module):
     """
 
     kind = KIND
+    config_type = SSDConfig
 
     def __init__(self, config: SSDConfig | None = None, **overrides: Any) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_image, to_tensor
+from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_file, each_image, to_tensor
 from mobilenet.detection.boxes import clip_boxes
 from mobilenet.detection.config import SSDConfig
 from mobilenet.detection.postprocess import postprocess
@@ -162,19 +162,15 @@ def detect_files(
 
     An unreadable image is reported in its result (``"error"``) and the others still run.
     """
-    results: list[dict[str, Any]] = []
-    for path in images:
-        try:
-            image = as_rgb_image(path)
-        except (OSError, ValueError) as error:
-            results.append({"image": path, "error": str(error)})
-            continue
+
+    def describe(path: str, image: Image.Image) -> dict[str, Any]:
         (found,) = detect(model, [image], score_threshold)
         result: dict[str, Any] = {"image": path, "detections": found.to_json()}
         if out is not None:
             target = Path(out) / f"{Path(path).stem}_detections.png"
             drawn = draw_detections(image, found)
-            atomic_write(target, lambda tmp, drawn=drawn: drawn.save(tmp, format="PNG"))
+            atomic_write(target, lambda tmp: drawn.save(tmp, format="PNG"))
             result["drawn"] = str(target)
-        results.append(result)
-    return results
+        return result
+
+    return each_file(images, describe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +10,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.segmentation.config import KIND, DeepLabConfig
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.tflite import import_deeplab_tflite
-from mobilenet.weights.format import MOBILENET
-from mobilenet.weights.load import load_backbone, load_state_dict, read_checkpoint, read_classifier
+from mobilenet.weights.load import load_backbone, load_task_model, read_checkpoint, read_classifier, rebuilt
 from mobilenet.weights.tflite import read_tflite
 
 
@@ -32,19 +31,7 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
         return rebuilt(model, overrides) if overrides else model
     if emulate_int8:
         raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
-    checkpoint = read_checkpoint(path)
-    if checkpoint.info.kind in (None, MOBILENET):
-        raise ValueError(not_segmentation(path))
-    if checkpoint.info.kind != KIND:
-        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not a Mobile DeepLabv3")
-    known = {f.name for f in fields(DeepLabConfig)}
-    config = DeepLabConfig(**{k: v for k, v in (checkpoint.info.config_fields or {}).items() if k in known})
-    model = DeepLabV3(replace(config, **overrides))
-    load_state_dict(model, checkpoint.state_dict, source=str(path))
-    model.class_names = checkpoint.class_names
-    if checkpoint.preprocessing is not None:
-        model.preprocessing = checkpoint.preprocessing
-    return model
+    return load_task_model(path, DeepLabV3, KIND, "a Mobile DeepLabv3", not_segmentation(path), **overrides)
 
 
 def is_segmentation_file(path: str | Path) -> bool:
@@ -62,15 +49,6 @@ def not_segmentation(path: str | Path) -> str:
         f"{path} holds a MobileNet classifier, not a segmentation model: pass DeepLab weights (Coral's "
         "deeplabv3_*.tflite or a trained deeplabv3 .safetensors), or fine-tune one from it (--init)"
     )
-
-
-def rebuilt(model: DeepLabV3, overrides: dict[str, Any]) -> DeepLabV3:
-    """The same weights in a model whose config differs in shape-keeping fields (output stride 8, say)."""
-    new = DeepLabV3(replace(model.config, **overrides))
-    new.load_state_dict(model.state_dict())
-    new.class_names = model.class_names
-    new.preprocessing = replace(model.preprocessing, input_size=new.config.input_size)
-    return new
 
 
 def deeplab_from_classifier(path: str | Path, **overrides: Any) -> DeepLabV3:

@@ -39,6 +39,7 @@ class DeepLabV3(nn.Module):
     """
 
     kind = KIND
+    config_type = DeepLabConfig
 
     def __init__(self, config: DeepLabConfig | None = None, **overrides: Any) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
-from mobilenet.data.images import AnyImages, as_rgb_image, each_image
+from mobilenet.data.images import AnyImages, each_file, each_image
 from mobilenet.segmentation.evaluate import model_predictor, predict_mask
 from mobilenet.utils.files import atomic_write
 
@@ -68,13 +68,8 @@ def segment_files(model: nn.Module, images: list[str], out: str | Path | None = 
 
     An unreadable image is reported in its result (``"error"``) and the others still run.
     """
-    results: list[dict[str, Any]] = []
-    for path in images:
-        try:
-            image = as_rgb_image(path)
-        except (OSError, ValueError) as error:
-            results.append({"image": path, "error": str(error)})
-            continue
+
+    def describe(path: str, image: Image.Image) -> dict[str, Any]:
         (mask,) = segment(model, [image])
         result: dict[str, Any] = {"image": path, "classes": class_shares(mask, model.class_names)}
         if out is not None:
@@ -82,5 +77,6 @@ def segment_files(model: nn.Module, images: list[str], out: str | Path | None = 
             save_mask(mask, f"{stem}.png")
             save_overlay(image, mask, f"{stem}_overlay.png")
             result.update(mask=f"{stem}.png", overlay=f"{stem}_overlay.png")
-        results.append(result)
-    return results
+        return result
+
+    return each_file(images, describe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,35 @@ def hint(state_dict: dict[str, torch.Tensor]) -> str:
     arch = "mobilenet_v2" if len(blocks) == 19 else "mobilenet_v1" if len(blocks) == 14 else "unknown"
     classes = f", {classifier.shape[0]} classes" if classifier is not None else ""
     return f" (the file looks like {arch} with a {stem.shape[0]}-channel stem{classes})"
+
+
+def load_task_model(path: str | Path, model_type: type, kind: str, what: str, refusal: str, **overrides: Any) -> Any:
+    """A task model (a detector, a DeepLab) from our file of its ``kind``: ``model_type(config)`` built from the file's
+    config (``model_type.config_type``), ``overrides`` applied, loaded strictly. A classifier's file is refused with
+    ``refusal``, another kind's in one line that names ``what`` the caller expected."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint.info.kind in (None, MOBILENET):
+        raise ValueError(refusal)
+    if checkpoint.info.kind != kind:
+        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not {what}")
+    config_type = model_type.config_type
+    known = {f.name for f in fields(config_type)}
+    config = config_type(**{k: v for k, v in (checkpoint.info.config_fields or {}).items() if k in known})
+    model = model_type(replace(config, **overrides))
+    load_state_dict(model, checkpoint.state_dict, source=str(path))
+    model.class_names = checkpoint.class_names
+    if checkpoint.preprocessing is not None:
+        model.preprocessing = checkpoint.preprocessing
+    return model
+
+
+def rebuilt(model: Any, overrides: dict[str, Any]) -> Any:
+    """The same weights in a task model whose config differs in shape-keeping fields (input size, output stride)."""
+    new = type(model)(replace(model.config, **overrides))
+    new.load_state_dict(model.state_dict())
+    new.class_names = model.class_names
+    new.preprocessing = replace(model.preprocessing, input_size=new.config.input_size)
+    return new
 
 
 def read_classifier(path: str | Path) -> Checkpoint:

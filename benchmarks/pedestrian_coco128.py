@@ -3,7 +3,8 @@
     python benchmarks/pedestrian_coco128.py --reference TF_FULL.npz [--threads 1]
 
 ``TF_FULL.npz`` is TensorFlow's own run of the graph on COCO128's 128 val images, written by
-``/work/tf-venv/bin/python benchmarks/pedestrian_tf_reference.py --full TF_FULL.npz`` (outside the repository).
+``tf/bin/python benchmarks/pedestrian_tf_reference.py --full TF_FULL.npz`` (a TensorFlow environment of its own;
+see that script).
 The graph is imported with ``mobilenet.detection.graphdef.import_frozen_graph``; its one class is a person (the
 wheel's README; the graph holds no label map). Three predictors, each scored with COCO's person AP@[.5:.95] and AP50
 (``mobilenet.detection.evaluate``, pycocotools) on COCO128 val's person boxes, at most 100 detections per image:

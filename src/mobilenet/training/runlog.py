@@ -87,15 +87,17 @@ class RunLog:
         self.trackers: list[Tracker] = []
         if not enabled:
             return
-        if resume is None:  # a resumed run rewrites it only once its checkpoint has loaded (see ``resumed``)
+        if resume is None:  # a resumed run writes only once its checkpoint has loaded (see ``resumed``)
             atomic_text(self.run_dir / "config.json", config.to_json())
-        self.trackers = open_trackers(config, self.run_dir)
+            self.trackers = open_trackers(config, self.run_dir)
 
     def resumed(self) -> None:
-        """After a checkpoint loaded: remove what interrupted writes left, and record the config (extended epochs)."""
+        """After a checkpoint loaded: remove what interrupted writes left, record the config (extended epochs), and
+        open the trackers (TensorBoard writes a file at once: a damaged run that is refused gets nothing new)."""
         if self.enabled:
             remove_debris(self.run_dir)
             atomic_text(self.run_dir / "config.json", self.config.to_json())
+            self.trackers = open_trackers(self.config, self.run_dir)
 
     def discard_if_empty(self) -> None:
         """Remove a directory this run created if it never wrote a checkpoint: nothing half-made is left."""

@@ -69,22 +69,18 @@ def test_references_and_specs() -> None:
     assert gemm_gflops(1, size=256, repeats=3) > 1
 
 
-def test_pick_takes_the_best_published_top1_within_budget(tmp_path) -> None:
-    result = pick(10_000, threads=1, widths=[0.35], resolutions=[96, 128], rounds=1, calls=2)
-    assert [(c.width_mult, c.resolution) for c in result.cells] == [(0.35, 128), (0.35, 96)]
-    assert result.choice is not None and (result.choice.resolution, result.choice.top1) == (128, 50.8)
-    assert all(c.latency_p90_ms >= c.latency_ms > 0 for c in result.cells)
+def test_pick_takes_the_best_published_top1_within_budget_and_plots_it(tmp_path) -> None:
+    png = tmp_path / "pick.png"
+    result = cli("pick", "--budget-ms", "10000", "--widths", "0.35", "--resolutions", "96", "128", "--rounds", "1",
+                 "--calls", "2", "--threads", "1", "--plot", str(png), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    picked = json.loads(result.stdout)
+    assert [(c["width_mult"], c["resolution"]) for c in picked["cells"]] == [(0.35, 128), (0.35, 96)]
+    assert (picked["choice"]["resolution"], picked["choice"]["top1"]) == (128, 50.8)
+    assert all(c["latency_p90_ms"] >= c["latency_ms"] > 0 for c in picked["cells"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
     tight = pick(1e-6, threads=1, widths=[0.35], resolutions=[96], rounds=1, calls=2)
     assert tight.choice is None
-
-
-def test_pick_cli_plot_and_errors(tmp_path) -> None:
-    png = tmp_path / "pick.png"
-    result = cli("pick", "--budget-ms", "10000", "--widths", "0.35", "--resolutions", "96", "--rounds", "1",
-                 "--calls", "2", "--plot", str(png))  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "pick: mobilenet_v2 width 0.35 @96: 45.5% top-1" in result.stdout
-    assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="the table has widths"):
         grid_cells([0.6], None)
     failed = cli("pick", "--budget-ms", "0")  # refused by the parser, with the command's usage

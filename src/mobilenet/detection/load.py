@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mobilenet.detection.config import KIND, SSDConfig
+from mobilenet.detection.config import KIND
 from mobilenet.detection.graphdef import import_frozen_graph
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tflite import import_ssd_tflite, is_ssd_tflite
-from mobilenet.nn.config import ModelConfig
-from mobilenet.weights.load import load_backbone, load_task_model, read_checkpoint, read_classifier, rebuilt
+from mobilenet.weights.load import load_task_model, read_checkpoint, rebuilt, task_model_from_classifier
 
 BACKGROUND = "background"  # the name of a detector's column 0
 
@@ -63,12 +61,4 @@ def detector_from_classifier(path: str | Path, **overrides: Any) -> SSD:
     The backbone's architecture, width, padding and BatchNorm epsilon are the file's; the extra layers and heads
     are new, and so is anything in ``overrides`` (``num_classes``, ``input_size``, ...). The classifier is left.
     """
-    checkpoint = read_classifier(path)
-    source = checkpoint.config or ModelConfig()
-    shared = {"arch", "width_mult", "in_chans", "padding", "bn_eps", "bn_momentum"}
-    config = SSDConfig(**{name: getattr(source, name) for name in shared}, **overrides)
-    model = SSD(config)
-    load_backbone(model.backbone, checkpoint, str(path), f"{config.arch} width {config.width_mult:g}")
-    if checkpoint.preprocessing is not None:
-        model.preprocessing = replace(checkpoint.preprocessing, input_size=config.input_size, crop_pct=1.0)
-    return model
+    return task_model_from_classifier(path, SSD, **overrides)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mobilenet.nn.config import ModelConfig
-from mobilenet.segmentation.config import KIND, DeepLabConfig
+from mobilenet.segmentation.config import KIND
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.tflite import import_deeplab_tflite
-from mobilenet.weights.load import load_backbone, load_task_model, read_checkpoint, read_classifier, rebuilt
+from mobilenet.weights.load import load_task_model, read_checkpoint, rebuilt, task_model_from_classifier
 from mobilenet.weights.tflite import read_tflite
 
 
@@ -58,12 +56,4 @@ def deeplab_from_classifier(path: str | Path, **overrides: Any) -> DeepLabV3:
     anything in ``overrides`` (``num_classes``, ``output_stride``, ...). The classifier and V2's 1280 conv, which
     DeepLab does not read, are left behind.
     """
-    checkpoint = read_classifier(path)
-    source = checkpoint.config or ModelConfig()
-    shared = {"arch", "width_mult", "divisible_by", "in_chans", "padding", "bn_eps", "bn_momentum"}
-    config = DeepLabConfig(**{name: getattr(source, name) for name in shared}, **overrides)
-    model = DeepLabV3(config)
-    load_backbone(model.backbone, checkpoint, str(path), f"{config.arch} width {config.width_mult:g}")
-    if checkpoint.preprocessing is not None:
-        model.preprocessing = replace(checkpoint.preprocessing, input_size=config.input_size, crop_pct=1.0)
-    return model
+    return task_model_from_classifier(path, DeepLabV3, **overrides)

@@ -123,6 +123,26 @@ def rebuilt(model: Any, overrides: dict[str, Any]) -> Any:
     return new
 
 
+# What a task model's config takes from the classifier its backbone comes from (those fields its config has).
+BACKBONE_FIELDS = ("arch", "width_mult", "divisible_by", "in_chans", "padding", "bn_eps", "bn_momentum")
+
+
+def task_model_from_classifier(path: str | Path, model_type: type, **overrides: Any) -> Any:
+    """A task model (``model_type``: a DeepLab, a detector) on the backbone of a MobileNet classifier file (any the
+    library loads): fine-tuning's start. The backbone's architecture, width, padding and BatchNorm are the file's;
+    the head is new, and so is anything in ``overrides``; the classifier (and what the head does not read) is left."""
+    checkpoint = read_classifier(path)
+    source = checkpoint.config or ModelConfig()
+    known = {f.name for f in fields(model_type.config_type)}
+    taken = {name: getattr(source, name) for name in BACKBONE_FIELDS if name in known}
+    model = model_type(model_type.config_type(**taken, **overrides))
+    config = model.config
+    load_backbone(model.backbone, checkpoint, str(path), f"{config.arch} width {config.width_mult:g}")
+    if checkpoint.preprocessing is not None:
+        model.preprocessing = replace(checkpoint.preprocessing, input_size=config.input_size, crop_pct=1.0)
+    return model
+
+
 def read_classifier(path: str | Path) -> Checkpoint:
     """A MobileNet classifier or backbone file (any format ``read_checkpoint`` reads), refusing other kinds."""
     checkpoint = read_checkpoint(path)

@@ -8,17 +8,13 @@ is :func:`mobilenet.detection.postprocess.fast_nms`.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch import Tensor
 
 from mobilenet.detection.tflite import read_ssd_tflite
-from mobilenet.runtimes.litert import file_input
-from mobilenet.utils.optional import require
+from mobilenet.runtimes.litert import LiteRTFile
 
 Detections = tuple[Tensor, Tensor, Tensor]  # boxes [D, 4] xyxy normalized, scores [D], labels [D] (0-based)
 
@@ -48,37 +44,12 @@ class LiteRTDetector:
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         found = read_ssd_tflite(path)
-        self.tensors = (found.box_codes, found.class_logits, found.class_scores)
-        interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
-        with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is, here
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-            self.interpreter = interpreter_type(
-                model_path=str(path), num_threads=threads, experimental_preserve_all_tensors=True
-            )
-        self.interpreter.allocate_tensors()
-        (self.input,) = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()  # boxes, classes, scores, count: the op's order
-        self.quantization = {t["index"]: t["quantization"] for t in self.interpreter.get_tensor_details()}
-        self.path, self.input_size = Path(path), found.input_size
-
-    def dequantized(self, index: int) -> np.ndarray:
-        values = self.interpreter.get_tensor(index)[0].astype(np.float32)
-        scale, zero = self.quantization[index]
-        return (values - zero) * scale if scale else values
+        self.file = LiteRTFile(path, threads, kept=(found.box_codes, found.class_logits, found.class_scores))
+        self.input_size = self.file.input_size
 
     def __call__(self, batch: Tensor) -> LiteRTOutputs:
-        if tuple(batch.shape[2:]) != (self.input_size, self.input_size):
-            raise ValueError(f"{self.path} takes {self.input_size}x{self.input_size} images, got "
-                             f"{batch.shape[-2]}x{batch.shape[-1]}: resize them to the file's input")  # fmt: skip
-        rows = []
-        for image in file_input(batch.permute(0, 2, 3, 1).numpy(), self.input):
-            self.interpreter.set_tensor(self.input["index"], image[None])
-            self.interpreter.invoke()
-            outputs = [self.interpreter.get_tensor(output["index"])[0] for output in self.outputs]
-            rows.append(outputs + [self.dequantized(index) for index in self.tensors])
-        boxes, classes, scores, counts, codes, logits, class_scores = (
-            torch.from_numpy(np.stack(column)) for column in zip(*rows, strict=True)
-        )
+        # The op's outputs (boxes, classes, scores, count), then its inputs, dequantized.
+        boxes, classes, scores, counts, codes, logits, class_scores = self.file(self.file.feed(batch))
         return LiteRTOutputs(
             boxes[..., [1, 0, 3, 2]], scores, classes.long(), counts.long(), codes, logits, class_scores
         )

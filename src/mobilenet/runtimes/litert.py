@@ -6,6 +6,8 @@ batch is converted once by :meth:`LiteRTFile.feed`, outside the timing, as our p
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,23 @@ def file_input(images: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 class LiteRTFile:
-    """A TFLite file in Google's runtime: call it with :meth:`feed`'s batch; one invoke per image."""
+    """A TFLite file in Google's runtime: call it with :meth:`feed`'s batch; one invoke per image.
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    ``kept``: indices of inner tensors to return too, dequantized, after the file's outputs (the inputs of an SSD
+    file's detection op, say); the interpreter then keeps every tensor instead of reusing their memory.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, kept: Sequence[int] = ()) -> None:
         interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
-        self.interpreter = interpreter_type(model_path=str(path), num_threads=threads)
+        with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is, here
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+            self.interpreter = interpreter_type(
+                model_path=str(path), num_threads=threads, experimental_preserve_all_tensors=bool(kept)
+            )
         self.interpreter.allocate_tensors()
+        self.kept = tuple(kept)
+        details = self.interpreter.get_tensor_details() if kept else []
+        self.quantization = {t["index"]: t["quantization"] for t in details}
         (self.input,), self.outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         shape = tuple(int(n) for n in self.input["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2]:
@@ -47,10 +60,18 @@ class LiteRTFile:
         return file_input(x.permute(0, 2, 3, 1).numpy(), self.input)
 
     def __call__(self, images: np.ndarray) -> list[torch.Tensor]:
-        """The file's outputs for each image of :meth:`feed`'s batch, concatenated, as the file gives them."""
+        """The file's outputs for each image of :meth:`feed`'s batch, concatenated, as the file gives them (then the
+        ``kept`` tensors)."""
         rows = []
         for image in images:
             self.interpreter.set_tensor(self.input["index"], image[None])
             self.interpreter.invoke()
-            rows.append([self.interpreter.get_tensor(output["index"]) for output in self.outputs])
+            outputs = [self.interpreter.get_tensor(output["index"]) for output in self.outputs]
+            rows.append(outputs + [self.dequantized(index) for index in self.kept])
         return [torch.from_numpy(np.concatenate(column)) for column in zip(*rows, strict=True)]
+
+    def dequantized(self, index: int) -> np.ndarray:
+        """Tensor ``index`` after the last invoke, in float: its integer values through its scale and zero point."""
+        values = self.interpreter.get_tensor(index).astype(np.float32)
+        scale, zero = self.quantization[index]
+        return (values - zero) * scale if scale else values

@@ -9,7 +9,8 @@ from mobilenet.detection.config import KIND
 from mobilenet.detection.graphdef import import_frozen_graph
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tflite import import_ssd_tflite, is_ssd_tflite
-from mobilenet.weights.load import load_task_model, read_checkpoint, rebuilt, task_model_from_classifier
+from mobilenet.weights.format import read_kind
+from mobilenet.weights.load import load_task_model, rebuilt, task_model_from_classifier
 
 BACKGROUND = "background"  # the name of a detector's column 0
 
@@ -45,7 +46,7 @@ def is_detection_file(path: str | Path) -> bool:
         return is_ssd_tflite(path)
     if path.suffix == ".pb":
         return True
-    return path.suffix == ".safetensors" and read_checkpoint(path).info.kind == KIND
+    return path.suffix == ".safetensors" and read_kind(path) == KIND
 
 
 def not_detection(path: str | Path) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 from mobilenet.segmentation.config import KIND
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.tflite import import_deeplab_tflite
-from mobilenet.weights.load import load_task_model, read_checkpoint, rebuilt, task_model_from_classifier
+from mobilenet.weights.format import read_kind
+from mobilenet.weights.load import load_task_model, rebuilt, task_model_from_classifier
 from mobilenet.weights.tflite import read_tflite
 
 
@@ -38,7 +39,7 @@ def is_segmentation_file(path: str | Path) -> bool:
     if path.suffix == ".tflite" and path.is_file():
         return read_tflite(path).dense_head
     if path.suffix == ".safetensors" and path.is_file():
-        return read_checkpoint(path).info.kind == KIND
+        return read_kind(path) == KIND
     return False
 
 

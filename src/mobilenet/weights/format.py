@@ -151,12 +151,29 @@ def canonical_header(data: bytes) -> bytes:
 
 def read_safetensors(path: Path) -> Checkpoint:
     """A safetensors file's tensors and the model information its metadata holds."""
+    metadata = safetensors_metadata(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise ValueError(
-            f"{path} is not a complete safetensors file ({str(error).splitlines()[0]}): download or save it again"
-        ) from None
+        raise not_complete(path, error) from None
     return Checkpoint(tensors, parse_metadata(metadata, str(path)))
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata strings alone, read from its header (no tensor is loaded)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise not_complete(path, error) from None
+
+
+def read_kind(path: Path) -> str | None:
+    """The kind of model our safetensors file holds ("mobilenet", "ssd", ...), from its header; None: not ours."""
+    return parse_metadata(safetensors_metadata(path), str(path)).kind
+
+
+def not_complete(path: Path, error: Exception) -> ValueError:
+    return ValueError(
+        f"{path} is not a complete safetensors file ({str(error).splitlines()[0]}): download or save it again"
+    )

@@ -7,9 +7,7 @@ val lists, one training image without any object (a negative).
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from safetensors.torch import load_file
 
 from mobilenet.detection.load import load_detector
 from mobilenet.detection.model import SSD
@@ -29,10 +26,14 @@ from mobilenet.tasks import train
 from mobilenet.training.recipes import RECIPES, make_config
 from mobilenet.weights.format import save_weights
 from tests.conftest import flags
-from tests.faults import Kill, assert_refused, debris, kill_at, logged_outcome, run_in_process, sha256, start_training
+from tests.faults import assert_refused, run_in_process
+from tests.task_runs import (
+    assert_sigkill_then_resume_is_bitwise_equal,
+    assert_torchrun_matches_accumulation,
+    metrics_rows,
+)
 
 CLASSES = ("disc", "square")
-TORCHRUN_LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 # SSDLite at width 0.35 on 64x64 inputs (maps 4, 2, 1, 1, 1, 1): 12 training images in 6 steps of 2 per epoch.
 TINY = {
     "recipe": "ssdlite",
@@ -98,11 +99,6 @@ def tiny(voc: Path, **overrides) -> dict:
     return {**TINY, "data": str(voc), **overrides}
 
 
-def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "metrics.csv").open() as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_the_ssdlite_recipe() -> None:
     recipe = RECIPES["ssdlite"]
     assert (recipe.task, recipe.optimizer, recipe.schedule, recipe.input_size) == ("detection", "adamw", "cosine", 320)
@@ -159,37 +155,12 @@ def test_a_bad_annotation_stops_mobilenet_train_in_one_line(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path, voc) -> None:
-    settings = tiny(voc, checkpoint_every=1)  # the augmentation draws from the resumed seeds
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    train(make_config(**settings, out=str(whole)), progress=False)
-
-    hit = kill_at(start_training([*flags(settings), "--out", str(killed)]), killed, Kill("step", step=8))
-    position = json.loads((killed / "last.json").read_text())
-    assert hit.startswith("killed") and position["epoch"] == 1 and 0 < position["step_in_epoch"] < 6, (hit, position)
-    train(resume=killed, progress=False)
-
-    assert sha256(killed / "last.safetensors") == sha256(whole / "last.safetensors")
-    assert debris(killed) == []
-    timing = ("images_per_s",)
-    assert [{k: v for k, v in row.items() if k not in timing} for row in metrics_rows(whole)] == [
-        {k: v for k, v in row.items() if k not in timing} for row in metrics_rows(killed)
-    ]
+    # The augmentation draws from the resumed seeds.
+    assert_sigkill_then_resume_is_bitwise_equal(tmp_path, tiny(voc, checkpoint_every=1), steps_per_epoch=6)
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_with_accumulation(tmp_path, voc) -> None:
-    settings = tiny(voc, epochs=1, batch_size=4)
-    log, ddp, one = tmp_path / "ddp", tmp_path / "ddp-run", tmp_path / "one-run"
-    process = start_training([*flags(settings), "--out", str(ddp)], launcher=TORCHRUN_LAUNCHER, log=log)
-    outcome = logged_outcome(process, log)
-    assert outcome.code == 0, outcome.describe()
-    train(make_config(**settings, accum_steps=2, out=str(one)), progress=False)
-
-    # BatchNorm is frozen (the recipe's), so every tensor is comparable, statistics included. Each process normalizes
-    # its loss by its own matches (as TF's replicas do), as each accumulated micro-batch does.
-    a, b = load_file(ddp / "last.safetensors"), load_file(one / "last.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
-    # Each process detected half of the validation images; all were scored together.
-    assert float(metrics_rows(ddp)[0]["val_map"]) == pytest.approx(float(metrics_rows(one)[0]["val_map"]), abs=1e-3)
+    # Each process normalizes its loss by its own matches (as TF's replicas do), as each accumulated micro-batch does;
+    # the processes' detections are gathered and scored together.
+    assert_torchrun_matches_accumulation(tmp_path, tiny(voc, epochs=1, batch_size=4), "map")

@@ -7,10 +7,8 @@ around each shape as VOC's masks have, every third image 64x48 so that crops get
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -37,18 +35,16 @@ from mobilenet.training.trainer import Trainer, TrainingDiverged
 from mobilenet.weights.format import save_weights
 from tests.conftest import flags
 from tests.faults import (
-    Kill,
     assert_refused,
-    debris,
-    kill_at,
-    logged_outcome,
     run_in_process,
-    sha256,
-    start_training,
+)
+from tests.task_runs import (
+    assert_sigkill_then_resume_is_bitwise_equal,
+    assert_torchrun_matches_accumulation,
+    metrics_rows,
 )
 
 COLOURS = {1: (220, 40, 40), 8: (40, 200, 60), 15: (40, 70, 230)}  # aeroplane, cat, person
-TORCHRUN_LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 # Width 0.35 at 64x64: 12 training images in 6 steps of 2 per epoch. DeepLab's recipe (dropout on, BatchNorm frozen).
 TINY = {
     "recipe": "deeplab",
@@ -106,11 +102,6 @@ def one_thread() -> Iterator[None]:
 
 def tiny(voc: Path, **overrides) -> dict:
     return {**TINY, "data": str(voc), **overrides}
-
-
-def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "metrics.csv").open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_poly_schedule_and_the_deeplab_recipe(capsys) -> None:
@@ -247,40 +238,14 @@ def test_a_bad_mask_stops_mobilenet_train_in_one_line(tmp_path, voc, mask, says)
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path, voc) -> None:
-    settings = tiny(voc, checkpoint_every=1)  # dropout on: the resumed RNG must drop the same
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    train(make_config(**settings, out=str(whole)), progress=False)
-
-    # `mobilenet train`, killed in the second epoch, then resumed (here, on one thread as that process was).
-    hit = kill_at(start_training([*flags(settings), "--out", str(killed)]), killed, Kill("step", step=8))
-    position = json.loads((killed / "last.json").read_text())
-    assert hit.startswith("killed") and position["epoch"] == 1 and 0 < position["step_in_epoch"] < 6, (hit, position)
-    train(resume=killed, progress=False)
-
-    assert sha256(killed / "last.safetensors") == sha256(whole / "last.safetensors")
-    assert debris(killed) == []
-    timing = ("images_per_s",)
-    assert [{k: v for k, v in row.items() if k not in timing} for row in metrics_rows(whole)] == [
-        {k: v for k, v in row.items() if k not in timing} for row in metrics_rows(killed)
-    ]
+    # Dropout on: the resumed RNG must drop the same.
+    assert_sigkill_then_resume_is_bitwise_equal(tmp_path, tiny(voc, checkpoint_every=1), steps_per_epoch=6)
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_with_accumulation(tmp_path, voc) -> None:
-    settings = tiny(voc, epochs=1, batch_size=4, dropout=0.0)  # nothing random that differs between processes
-    log, ddp, one = tmp_path / "ddp", tmp_path / "ddp-run", tmp_path / "one-run"
-    process = start_training([*flags(settings), "--out", str(ddp)], launcher=TORCHRUN_LAUNCHER, log=log)
-    outcome = logged_outcome(process, log)
-    assert outcome.code == 0, outcome.describe()
-    train(make_config(**settings, accum_steps=2, out=str(one)), progress=False)
-
-    # BatchNorm is frozen (the recipe's), so every tensor is comparable, statistics included.
-    a, b = load_file(ddp / "last.safetensors"), load_file(one / "last.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
-    # Each process scored half of the validation images into one summed confusion matrix.
-    assert float(metrics_rows(ddp)[0]["val_miou"]) == pytest.approx(float(metrics_rows(one)[0]["val_miou"]), abs=1e-3)
+    # Nothing random that differs between processes; the processes' confusion matrices are summed.
+    assert_torchrun_matches_accumulation(tmp_path, tiny(voc, epochs=1, batch_size=4, dropout=0.0), "miou")
 
 
 def test_ema_bf16_channels_last_and_accumulation_train_together(tmp_path, voc) -> None:

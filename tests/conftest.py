@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,15 @@ def timm():
     from tests.reference_shim import import_timm
 
     return import_timm()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """In-process runs on one thread, as the subprocesses (OMP_NUM_THREADS=1): the same kernels, the same bits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def trained_like(model: nn.Module) -> nn.Module:

@@ -8,7 +8,6 @@ val lists, one training image without any object (a negative).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +46,9 @@ TINY = {
     "workers": 0,
 }
 
+# In-process runs on one thread, as the subprocesses: the same kernels, the same bits.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def write_voc(root: Path, count: int, val: int, seed: int = 0) -> Path:
     """A VOC devkit folder: ``JPEGImages``, ``Annotations`` and ``ImageSets/Main/{train,val}.txt``."""
@@ -84,15 +86,6 @@ def write_voc(root: Path, count: int, val: int, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory) -> Path:
     return write_voc(tmp_path_factory.mktemp("voc") / "shapes", 12, 4)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """In-process runs on one thread, as the subprocesses (OMP_NUM_THREADS=1): the same kernels, the same bits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(voc: Path, **overrides) -> dict:

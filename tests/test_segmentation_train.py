@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +57,9 @@ TINY = {
     "workers": 0,
 }
 
+# In-process runs on one thread, as the subprocesses: the same kernels, the same bits.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def write_voc(root: Path, count: int, seed: int) -> Path:
     """``root/JPEGImages/*.jpg`` and ``root/SegmentationClass/*.png``: two shapes of two classes per image."""
@@ -89,15 +91,6 @@ def voc(tmp_path_factory) -> Path:
     write_voc(root / "train", 12, seed=0)
     write_voc(root / "val", 4, seed=1)
     return root
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """In-process runs on one thread, as the subprocesses (OMP_NUM_THREADS=1): the same kernels, the same bits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(voc: Path, **overrides) -> dict:

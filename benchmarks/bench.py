@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.reference_shim import define_missing_ops
+from benchmarks.references import define_missing_ops
 
 from mobilenet.cli import main
 

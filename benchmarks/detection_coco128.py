@@ -28,8 +28,8 @@ from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside thi
 
 from mobilenet.data.images import as_rgb_image, to_tensor
 from mobilenet.detection.data import DetectionSet, coco_detection
-from mobilenet.detection.evaluate import DetectionEvaluation, coco_evaluate
 from mobilenet.detection.litert import Detections, LiteRTDetector
+from mobilenet.detection.metrics import DetectionEvaluation, coco_evaluate
 from mobilenet.detection.postprocess import fast_nms, postprocess
 from mobilenet.detection.predict import resize_to_input
 from mobilenet.detection.tflite import import_ssd_tflite, read_ssd_tflite

@@ -31,11 +31,11 @@ from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py,
 
 from mobilenet.data.images import as_rgb_image, to_tensor
 from mobilenet.detection.data import DetectionRecord, detection_dataset
-from mobilenet.detection.evaluate import DetectionEvaluation
+from mobilenet.detection.evaluate import class_map_by_name, evaluate_detector
 from mobilenet.detection.load import load_detector
+from mobilenet.detection.metrics import DetectionEvaluation
 from mobilenet.detection.model import SSD
 from mobilenet.detection.predict import Detector, object_names, resize_to_input
-from mobilenet.detection.validate import class_map_by_name, evaluate_detector
 from mobilenet.inference.deploy import deploy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -28,24 +28,23 @@ from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside thi
 from mobilenet.classification.data import scan_folder
 from mobilenet.data.imagenet import imagenet_synsets
 from mobilenet.data.images import image_batch
-from mobilenet.inference.edge import export_tflite_int8, litert_interpreter, top1_agreement
+from mobilenet.inference.edge import export_tflite_int8, top1_agreement
 from mobilenet.registry import create_model
-from mobilenet.weights.tflite import litert_outputs
+from mobilenet.runtimes.litert import interpreter, outputs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def outputs_and_latency(path: Path, images: torch.Tensor, threads: int, repeats: int) -> tuple[np.ndarray, float]:
     """Outputs of a TFLite classifier on preprocessed images, and its median latency of one invoke (ms)."""
-    interpreter = litert_interpreter()(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    outputs = litert_outputs(interpreter, images.permute(0, 2, 3, 1).numpy())
+    runtime = interpreter(path, threads=threads)
+    found = outputs(runtime, images.permute(0, 2, 3, 1).numpy())
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        interpreter.invoke()
+        runtime.invoke()
         times.append((time.perf_counter() - start) * 1000)
-    return outputs, statistics.median(times)
+    return found, statistics.median(times)
 
 
 def float_logits(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:

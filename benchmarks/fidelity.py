@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from mobilenet.classification.evaluate import predict_logits, topk_accuracy
+from mobilenet.classification.metrics import topk_accuracy
+from mobilenet.classification.predict import predict_logits
 from mobilenet.weights import load_model
 from mobilenet.weights.tflite import litert_logits
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside this script
 
 from mobilenet.paper.ablation import VARIANTS, ablation_rows, plot_ablation, read_ablation, run_ablation
-from mobilenet.training.recipes import make_config
+from mobilenet.tasks import make_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -36,8 +36,8 @@ from PIL import Image
 from mobilenet.data.images import normalize, to_tensor
 from mobilenet.detection.config import SSDConfig
 from mobilenet.detection.data import DetectionRecord, coco_detection
-from mobilenet.detection.evaluate import coco_evaluate
 from mobilenet.detection.graphdef import import_frozen_graph, resize_bilinear_tf1
+from mobilenet.detection.metrics import coco_evaluate
 from mobilenet.detection.postprocess import postprocess
 from mobilenet.detection.predict import detect, resize_to_input
 

@@ -27,16 +27,12 @@ import torch
 from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside this script
 
 from mobilenet.segmentation.data import SegmentationPairs, coco128_voc, voc_pairs
-from mobilenet.segmentation.evaluate import (
-    Predictor,
-    SegmentationEvaluation,
-    evaluate_segmentation,
-    model_predictor,
-    plot_class_iou,
-    predict_mask,
-)
+from mobilenet.segmentation.evaluate import evaluate_segmentation
 from mobilenet.segmentation.litert import LiteRTSegmenter
 from mobilenet.segmentation.load import load_deeplab
+from mobilenet.segmentation.metrics import SegmentationEvaluation
+from mobilenet.segmentation.plots import plot_class_iou
+from mobilenet.segmentation.predict import Predictor, model_predictor, predict_mask
 from mobilenet.utils.files import atomic_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -27,8 +27,8 @@ from segmentation_eval import SHARED, class_table, datasets, score, summary_tabl
 from mobilenet.data.images import normalize
 from mobilenet.inference.deploy import Deployed, deploy
 from mobilenet.registry import create_model
-from mobilenet.segmentation.evaluate import Predictor, model_predictor
 from mobilenet.segmentation.litert import LiteRTSegmenter
+from mobilenet.segmentation.predict import Predictor, model_predictor
 
 WEIGHTS = "weights/deeplabv3_mnv2_pascal_quant.tflite"
 

@@ -56,10 +56,10 @@ import torch
 from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
+from mobilenet.tasks import make_config
 from mobilenet.tasks import trainer as build_trainer
 from mobilenet.training.checkpoint import Position
 from mobilenet.training.optim import build_optimizer
-from mobilenet.training.recipes import make_config
 from mobilenet.training.trainer import SYNC_EVERY, Trainer
 
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # images, labels, unreadable samples dropped (what collate gives)
@@ -118,7 +118,7 @@ class BareSide(Side):
         self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
         self.model = copy.deepcopy(trainer.model).to(self.device, memory_format=self.memory_format)
         self.optimizer = build_optimizer(config, self.model)
-        self.amp, self.dtype, self.smoothing = config.amp, trainer.autocast_dtype, config.label_smoothing
+        self.amp, self.dtype, self.smoothing = config.amp, trainer.autocast_dtype, config.options["label_smoothing"]
 
     def begin(self) -> None:
         self.model.train()

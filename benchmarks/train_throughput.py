@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the test-only torchvision shim
-from tests.reference_shim import import_torchvision
+from benchmarks.references import import_torchvision
 
 from mobilenet.classification.task import ClassificationTask
-from mobilenet.training.recipes import make_config
+from mobilenet.tasks import make_config
 from mobilenet.training.trainer import Trainer
 
 

@@ -97,39 +97,18 @@ def test_lint_imports_fails_on_a_broken_contract(tmp_path: Path) -> None:
     assert "mobilenet.__main__ -> mobilenet.cli" in result.stdout, report(result)
 
 
-def assignment(node: ast.stmt, name: str) -> ast.expr | None:
-    """The value of ``name = value`` or ``name: type = value``, if ``node`` is that."""
-    if isinstance(node, ast.Assign) and any(
-        isinstance(target, ast.Name) and target.id == name for target in node.targets
-    ):
-        return node.value
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
-        return node.value
-    return None
+def builtin_kinds() -> list[str]:
+    """The references of the built-in kinds, ``BUILTIN`` of mobilenet/registry.py, read as source."""
+    tree = ast.parse((PACKAGE / "registry.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "BUILTIN" for t in node.targets):
+            return [element.value for element in node.value.elts]  # type: ignore[attr-defined]
+    raise AssertionError("mobilenet/registry.py no longer has BUILTIN = (...): update this test")
 
 
 def task_packages() -> set[str]:
-    """The packages (``mobilenet.<task>``) of the task classes in ``TASKS`` of mobilenet/tasks.py, read as source."""
-    tree = ast.parse((PACKAGE / "tasks.py").read_text(encoding="utf-8"))
-    origins = {
-        alias.asname or alias.name: f"{node.module}.{alias.name}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-        for alias in node.names
-    }
-    tasks = next((assigned for node in tree.body if (assigned := assignment(node, "TASKS")) is not None), None)
-    assert isinstance(tasks, ast.Dict), "mobilenet/tasks.py no longer has a TASKS = {...} dict: update this test"
-    packages = set()
-    for value in tasks.values:
-        # The class (or the factory's names) imported from the task package, or a "module:Class" string.
-        names = [node.id for node in ast.walk(value) if isinstance(node, ast.Name) and node.id in origins]
-        dotted = [origins[name] for name in names] + [
-            node.value for node in ast.walk(value) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        ]
-        found = {".".join(path.split(":")[0].split(".")[:2]) for path in dotted if path.startswith("mobilenet.")}
-        assert found, f"cannot tell the package of the task {ast.unparse(value)}: update this test"
-        packages |= found
-    return packages
+    """The packages (``mobilenet.<task>``) of the built-in kinds."""
+    return {".".join(reference.split(":")[0].split(".")[:2]) for reference in builtin_kinds()}
 
 
 def layer_modules(layer: str) -> set[str]:
@@ -230,3 +209,70 @@ def test_import_and_cli_parser_load_no_torch() -> None:
     assert result.returncode == 0, report(result)
     torch_loaded, loaded = result.stdout.splitlines()
     assert torch_loaded == "False", f"torch was imported; the mobilenet modules loaded: {loaded}"
+
+
+# Where the kinds of model may be named: their own packages, the registry (the one place that lists them), the
+# commands that are one kind's own, and the package's public names (its __init__ re-exports each task's API).
+TASK_NAMES = re.compile(r"deeplab|ssd|segmentation|detection|classification", re.IGNORECASE)
+MAY_NAME_TASKS = ("registry.py", "__init__.py", "cli/commands/segment.py", "cli/commands/detect.py")
+# Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder.
+THIRD_PARTY = {"weights/hub.py": "image-classification"}
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the string constants that are docstrings: prose about the code, not code."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def task_names_in(path: Path) -> list[str]:
+    """Task names in a module's code: its names, attributes, imports and strings (docstrings aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    prose, allowed = docstrings(tree), THIRD_PARTY.get(path.relative_to(PACKAGE).as_posix())
+    found = []
+    for node in ast.walk(tree):
+        text = {
+            ast.Constant: lambda n: n.value if isinstance(n.value, str) and id(n) not in prose else None,
+            ast.Name: lambda n: n.id,
+            ast.Attribute: lambda n: n.attr,
+            ast.alias: lambda n: n.name,
+            ast.ImportFrom: lambda n: n.module,
+            ast.FunctionDef: lambda n: n.name,
+            ast.ClassDef: lambda n: n.name,
+            ast.arg: lambda n: n.arg,
+        }.get(type(node), lambda n: None)(node)
+        if text and allowed:
+            text = text.replace(allowed, "")
+        if text and TASK_NAMES.search(text):
+            found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {text[:60]!r}")
+    return found
+
+
+def test_only_the_registry_and_the_tasks_own_modules_name_the_tasks() -> None:
+    """What dispatches on kinds of model asks the registry: the trainer, the CLI's shared commands, inference, the
+    tools and the paper name no task (a new kind is its own package plus one registration)."""
+    task_dirs = {package.split(".")[1] for package in task_packages()}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.split("/")[0] in task_dirs or relative in MAY_NAME_TASKS:
+            continue
+        found += task_names_in(path)
+    assert not found, "task names outside the registry and the tasks' own modules:\n" + "\n".join(found)
+
+
+def test_the_runtimes_are_set_up_in_runtimes_alone() -> None:
+    """ONNX Runtime sessions and LiteRT interpreters are made in mobilenet/runtimes, and nowhere else."""
+    makers = re.compile(r"InferenceSession|SessionOptions|Interpreter\(|ai_edge_litert\.interpreter")
+    found = [
+        f"{path.relative_to(ROOT)}: {match[0]}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "runtimes"
+        for match in makers.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "runtimes set up outside mobilenet/runtimes:\n" + "\n".join(found)

@@ -31,13 +31,15 @@ _EXPORTS = {
     "deploy": "mobilenet.inference.deploy",
     "detect": "mobilenet.detection.predict",
     "list_models": "mobilenet.registry",
-    "load_deployed": "mobilenet.inference.deploy",
-    "mobilenet_v1": "mobilenet.registry",
-    "mobilenet_v2": "mobilenet.registry",
+    "load": "mobilenet.registry",
+    "load_deployed": "mobilenet.registry",
+    "make_config": "mobilenet.tasks",
+    "mobilenet_v1": "mobilenet.classification.load",
+    "mobilenet_v2": "mobilenet.classification.load",
     "optimize": "mobilenet.inference.optimize",
     "segment": "mobilenet.segmentation.predict",
-    "ssdlite_mobilenet_v1": "mobilenet.registry",
-    "ssdlite_mobilenet_v2": "mobilenet.registry",
+    "ssdlite_mobilenet_v1": "mobilenet.detection.load",
+    "ssdlite_mobilenet_v2": "mobilenet.detection.load",
     "train": "mobilenet.tasks",
 }
 __all__ = [
@@ -59,7 +61,9 @@ __all__ = [
     "deploy",
     "detect",
     "list_models",
+    "load",
     "load_deployed",
+    "make_config",
     "mobilenet_v1",
     "mobilenet_v2",
     "optimize",
@@ -70,30 +74,25 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from mobilenet.classification.load import mobilenet_v1, mobilenet_v2
     from mobilenet.classification.predict import classify, decode_predictions
     from mobilenet.data.images import ImageTransform
     from mobilenet.detection.config import SSDConfig
+    from mobilenet.detection.load import ssdlite_mobilenet_v1, ssdlite_mobilenet_v2
     from mobilenet.detection.model import SSD
     from mobilenet.detection.predict import detect
     from mobilenet.inference.backends import available_backends
-    from mobilenet.inference.deploy import deploy, load_deployed
+    from mobilenet.inference.deploy import deploy
     from mobilenet.inference.optimize import optimize
     from mobilenet.nn.config import ModelConfig
     from mobilenet.nn.features import FeatureInfo, FeatureTap, MobileNetFeatures
     from mobilenet.nn.model import MobileNet
     from mobilenet.nn.preprocessing import Preprocessing
-    from mobilenet.registry import (
-        create_model,
-        list_models,
-        mobilenet_v1,
-        mobilenet_v2,
-        ssdlite_mobilenet_v1,
-        ssdlite_mobilenet_v2,
-    )
+    from mobilenet.registry import create_model, list_models, load, load_deployed
     from mobilenet.segmentation.config import DeepLabConfig
     from mobilenet.segmentation.model import DeepLabV3
     from mobilenet.segmentation.predict import segment
-    from mobilenet.tasks import train
+    from mobilenet.tasks import make_config, train
 
 
 def __getattr__(name: str) -> Any:

@@ -1,48 +1,196 @@
-"""Named models: ``create_model`` and ``list_models`` (timm-like) and torchvision-style builders."""
+"""The one list of model kinds, and everything that dispatches on it: models by name, weights files by content.
+
+The built-in kinds are listed here and nowhere else: each is a task package's declaration
+(:class:`~mobilenet.kinds.ModelKind`, in its ``kind`` module). A plugin adds its own with :func:`register`, or
+through the ``mobilenet.kinds`` entry-point group of its distribution, which every process (the command line's
+too) reads on first use. Whatever takes "a model" or "a weights file" (``create_model``, :func:`load`, the trainer's
+tasks, every command) asks this module which kind it is, so a file given to the wrong command is answered here.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mobilenet.data.imagenet import imagenet_names_for
-from mobilenet.detection.config import DETECTION_MODELS
-from mobilenet.detection.load import load_detector
-from mobilenet.detection.model import SSD
-from mobilenet.nn.features import FeatureLocation, MobileNetFeatures
-from mobilenet.nn.model import MobileNet
-from mobilenet.nn.variants import MODELS, model_name
-from mobilenet.segmentation.config import SEGMENTATION_MODELS
-from mobilenet.segmentation.load import load_deeplab
-from mobilenet.segmentation.model import DeepLabV3
-from mobilenet.weights.download import fetch
-from mobilenet.weights.load import load_model
-from mobilenet.weights.published import PUBLISHED, WEIGHTS, published_weights
+from mobilenet.kinds import ModelKind, resolve
+from mobilenet.weights.published import PublishedWeights, is_weights_name
 
-# What a weights file is called: anything else without a "/" that does not exist is taken for a name.
-FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx")
+if TYPE_CHECKING:
+    from torch import nn
+
+    from mobilenet.data.images import ImageSource
+    from mobilenet.inference.deploy import Deployed
+    from mobilenet.nn.features import FeatureLocation
+
+# The built-in kinds, in the order they are listed and tried on a file.
+BUILTIN = (
+    "mobilenet.classification.kind:KIND",
+    "mobilenet.segmentation.kind:KIND",
+    "mobilenet.detection.kind:KIND",
+)
+ENTRY_POINT_GROUP = "mobilenet.kinds"  # a plugin's distribution names its ModelKind objects here
+
+
+class Registry:
+    """The kinds of this process: the built-in ones, the installed plugins', and those registered since."""
+
+    def __init__(self) -> None:
+        self.found: list[ModelKind] | None = None  # read on first use: the declarations are cheap, but not free
+        self.added: list[ModelKind] = []
+
+    def all(self) -> list[ModelKind]:
+        if self.found is None:
+            plugins = [entry.load() for entry in entry_points(group=ENTRY_POINT_GROUP)]
+            self.found = []
+            for kind in [*map(resolve, BUILTIN), *plugins]:
+                check_new(kind, self.found)
+                self.found.append(kind)
+        return [*self.found, *self.added]
+
+
+REGISTRY = Registry()
+
+
+def check_new(kind: ModelKind, known: list[ModelKind]) -> None:
+    """Refuse a kind whose task, file kind, models, recipes or weights names another kind already has."""
+    if not isinstance(kind, ModelKind):
+        raise TypeError(f"a kind is a mobilenet.kinds.ModelKind, not {type(kind).__name__}")
+    for other in known:
+        clashes = {
+            "task name": {kind.name} & {other.name},
+            "file kind": {kind.file_kind} & {other.file_kind},
+            "model names": set(kind.models) & set(other.models),
+            "recipe names": set(kind.recipes) & set(other.recipes),
+            "weights names": {w.name for w in kind.published} & {w.name for w in other.published},
+        }
+        for what, names in clashes.items():
+            if names:
+                raise ValueError(f"kind {kind.name!r} has the {what} {sorted(names)[0]!r} of kind {other.name!r}")
+    if kind.fallback and any(other.fallback for other in known):
+        raise ValueError(f"kind {kind.name!r} cannot read every file: another kind already does")
+
+
+def register(kind: ModelKind) -> ModelKind:
+    """Add ``kind`` for this process (a plugin's, or a test's); its names must all be new. Returns it."""
+    check_new(kind, REGISTRY.all())
+    REGISTRY.added.append(kind)
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind that :func:`register` added."""
+    REGISTRY.added = [kind for kind in REGISTRY.added if kind.name != name]
+
+
+def kinds() -> list[ModelKind]:
+    """Every registered kind: the built-in ones first (classification, segmentation, detection)."""
+    return REGISTRY.all()
+
+
+def kind(name: str | None = None) -> ModelKind:
+    """The kind of the task ``name`` (None: the first, classification), or one line listing the tasks."""
+    known = kinds()
+    if name is None:
+        return known[0]
+    for candidate in known:
+        if candidate.name == name:
+            return candidate
+    raise ValueError(f"unknown task {name!r}: choose one of {', '.join(k.name for k in known)}")
+
+
+def kind_of_model(name: str) -> ModelKind:
+    """The kind of a registered model name, or one line listing the names."""
+    for candidate in kinds():
+        if name in candidate.models:
+            return candidate
+    raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+
+
+def kind_of_file_kind(file_kind: str | None, source: str) -> ModelKind:
+    """The kind whose files say ``file_kind``."""
+    for candidate in kinds():
+        if candidate.file_kind == file_kind:
+            return candidate
+    raise ValueError(
+        f"{source} holds a {file_kind!r} model, which no installed kind reads: install the package that made it"
+    )
+
+
+def kind_of(model: Any) -> ModelKind:
+    """The kind of a model object (its ``kind`` attribute: the file kind it saves as), or of a deployed one."""
+    return kind_of_file_kind(getattr(model, "kind", kinds()[0].file_kind), type(model).__name__)
+
+
+def kind_of_file(path: str | Path) -> ModelKind:
+    """The kind a weights file holds, told by its content: our safetensors by their header, an OpenVINO IR of ours by
+    its metadata, other files by the kinds that claim them; what none claims is the fallback kind's to read."""
+    from mobilenet.weights.format import read_kind
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors" and (file_kind := read_kind(path)) is not None:
+        return kind_of_file_kind(file_kind, str(path))
+    if path.suffix == ".xml":
+        from mobilenet.inference.deploy import ir_kind
+
+        if (file_kind := ir_kind(path)) is None:
+            raise ValueError(f"{path} carries no mobilenet metadata (kind, config): run it with OpenVINO directly")
+        return kind_of_file_kind(file_kind, str(path))
+    known = kinds()
+    for candidate in known:
+        if candidate.claims is not None and candidate.call("claims", path):
+            return candidate
+    return next(candidate for candidate in known if candidate.fallback)
+
+
+class WrongKind(ValueError):
+    """A file of one kind where another was expected: the command line words it as commands."""
+
+    def __init__(self, source: str, found: ModelKind, wanted: ModelKind) -> None:
+        self.source, self.found, self.wanted = source, found, wanted
+        super().__init__(
+            f"{source} holds a {found.name} model, not a {wanted.name} one: load it with "
+            f"mobilenet.registry.load({source!r}), or create one of its models ({found.default_model}, ...)"
+        )
+
+
+def check_weights(weights: str | Path, model: str) -> None:
+    """Refuse weights of another model than ``model``: a file of another kind, or the name of another model's
+    published weights (a name of this model's, and "DEFAULT", are looked up by its kind)."""
+    wanted = kind_of_model(model)
+    if not is_weights_name(weights):
+        found = kind_of_file(weights)
+        if found is not wanted:
+            raise WrongKind(str(weights), found, wanted)
+        return
+    entry = next((entry for entry in published_weights() if entry.name == str(weights)), None)
+    if entry is not None and kind_of_model(entry.model) is not wanted:
+        raise ValueError(f"{weights} are weights of {entry.model}, not of {model}: create {entry.model} instead")
+
+
+def published_weights() -> list[PublishedWeights]:
+    """Every weights file known by name, of every kind."""
+    return [entry for candidate in kinds() for entry in candidate.published]
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (``"mobilenet_v2_*"``).
+    """Registered model names, of every kind, or the names of published weights.
 
-    ``pretrained=True``: the names of the published weights instead (``"mobilenet_v2_100.tv2_in1k"``), as
-    ``create_model(model, weights=name)`` takes them.
+    Args:
+        pattern: a shell-style pattern the names must match (``"mobilenet_v2_*"``).
+        pretrained: list the names of the published weights instead (``"mobilenet_v2_100.tv2_in1k"``), as
+            ``create_model(model, weights=name)`` takes them.
+
+    Returns:
+        The names, sorted.
     """
-    if pretrained:
-        names = (entry.name for entry in PUBLISHED if entry.task != "detection")
-        return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
-    return sorted(name for name in (*MODELS, *SEGMENTATION_MODELS, *DETECTION_MODELS) if fnmatch.fnmatch(name, pattern))
-
-
-def is_weights_name(weights: str | Path) -> bool:
-    """Whether ``weights`` names published weights ("DEFAULT", "mobilenet_v2_100.tv2_in1k") rather than a file."""
-    text = str(weights)
-    if text == "DEFAULT" or text in WEIGHTS:
-        return True
-    return not (Path(text).exists() or "/" in text or Path(text).suffix in FILE_SUFFIXES)
+    names = (entry.name for entry in published_weights()) if pretrained else (n for k in kinds() for n in k.models)
+    return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
 
 
 def create_model(
@@ -54,85 +202,92 @@ def create_model(
     pretrained: bool = False,
     progress: bool = True,
     **overrides: Any,
-) -> MobileNet | MobileNetFeatures | DeepLabV3 | SSD:
-    """Build a registered model, with any :class:`~mobilenet.nn.config.ModelConfig` field overridden.
+) -> nn.Module:
+    """Build a registered model of any kind, with any field of its config overridden.
 
-    ``weights`` is a local file (safetensors, a torchvision/timm ``.pth`` state dict, or a TFLite
-    MobileNet), whose architecture settings are used and its tensors loaded, checked key by key; or the
-    name of published weights (``list_models(pretrained=True)``, ``"DEFAULT"``, or ``pretrained=True``),
-    fetched into the cache once, checked against its sha256, with its preprocessing.
-    ``features_only=True`` returns feature maps instead of logits: at ``out_indices`` of the taps of
-    ``feature_location`` ("bottleneck": block outputs; "expansion": inside blocks, as SSDLite reads).
-    Segmentation models (``deeplabv3_mobilenet_v2``, ...) take :class:`DeepLabConfig` fields and DeepLab weights;
-    detectors (``ssdlite_mobilenet_v2``, ...) take :class:`SSDConfig` fields and SSD weights.
+    Args:
+        name: a registered model name (``list_models()``): a classifier (``"mobilenet_v2_100"``), a segmenter
+            (``"deeplabv3_mobilenet_v2"``), a detector (``"ssdlite_mobilenet_v2"``), or a plugin's.
+        weights: a weights file of the model's kind (our safetensors, a torchvision/timm ``.pth`` state dict, a
+            TFLite file, ...), whose architecture settings are used and its tensors loaded, checked key by key; or
+            the name of published weights (``list_models(pretrained=True)``, or ``"DEFAULT"``), fetched into the
+            cache once and checked against its sha256, with its preprocessing.
+        features_only: return a classifier's feature maps (:class:`~mobilenet.nn.features.MobileNetFeatures`)
+            instead of logits, at ``out_indices`` of the taps of ``feature_location`` ("bottleneck": block outputs;
+            "expansion": inside blocks, as SSDLite reads them).
+        out_indices: which taps ``features_only`` returns (None: all).
+        feature_location: where the taps are.
+        pretrained: ``weights="DEFAULT"`` when no weights are given.
+        progress: show the download's progress.
+        **overrides: fields of the kind's config (``width_mult``, ``num_classes``, ``input_size``, ...).
+
+    Returns:
+        The model, in training mode as PyTorch builds modules.
     """
-    if name not in MODELS and name not in SEGMENTATION_MODELS and name not in DETECTION_MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    kind = kind_of_model(name)
     if pretrained and weights is None:
         weights = "DEFAULT"
-    if name in SEGMENTATION_MODELS:
-        if features_only:
-            raise ValueError(f"{name} is a segmentation model: features_only applies to the MobileNet classifiers")
-        return create_segmentation_model(name, weights, progress, **overrides)
-    if name in DETECTION_MODELS:
-        if features_only or (weights is not None and is_weights_name(weights)):
-            raise ValueError(f"{name} is a detector: pass a weights file (no published detector is registered)")
-        return (
-            load_detector(weights, **overrides)
-            if weights is not None
-            else SSD(replace(DETECTION_MODELS[name], **overrides))
-        )
-    if weights is not None and is_weights_name(weights):
-        width = overrides.get("width_mult", MODELS[name].width_mult)
-        entry = published_weights(model_name(replace(MODELS[name], width_mult=width)), str(weights))
-        model = load_model(fetch(entry, progress), MODELS[name], **overrides)
-        model.preprocessing = entry.preprocessing
-        model.class_names = model.class_names or imagenet_names_for(model.num_classes)  # a cached file has no labels
-    elif weights is not None:
-        model = load_model(weights, MODELS[name], **overrides)
-    else:
-        model = MobileNet(replace(MODELS[name], **overrides))
-    return MobileNetFeatures(model, out_indices, feature_location) if features_only else model
-
-
-def create_segmentation_model(
-    name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any
-) -> DeepLabV3:
-    """A registered Mobile DeepLabv3: new, from a file (Coral's ``.tflite``, our ``.safetensors``) or a weights name."""
-    if weights is not None and is_weights_name(weights):
-        return load_deeplab(fetch(published_weights(name, str(weights)), progress), **overrides)
     if weights is not None:
-        return load_deeplab(weights, **overrides)
-    return DeepLabV3(replace(SEGMENTATION_MODELS[name], **overrides))
+        check_weights(weights, name)
+    model = kind.call("create", name, weights, progress=progress, **overrides)
+    if not features_only:
+        return model
+    from mobilenet.nn.features import MobileNetFeatures
+    from mobilenet.nn.model import MobileNet
+
+    if not isinstance(model, MobileNet):
+        raise ValueError(f"{name} is a {kind.name} model: features_only gives the feature maps of a MobileNet")
+    return MobileNetFeatures(model, out_indices, feature_location)
 
 
-def ssdlite_mobilenet_v2(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
-    """SSDLite on MobileNetV2 (the paper's Table 6), ``num_classes`` counting the background column."""
-    if weights is not None:
-        return create_model("ssdlite_mobilenet_v2", weights, **kwargs)  # type: ignore[return-value]
-    return create_model("ssdlite_mobilenet_v2", num_classes=num_classes, **kwargs)  # type: ignore[return-value]
+def load(weights: str | Path, **overrides: Any) -> nn.Module:
+    """The model a weights file (or the name of published weights) holds, whatever its kind.
+
+    Args:
+        weights: any file a registered kind reads (its content says which), or a published weights name.
+        **overrides: config fields that keep the weights' shapes (``input_size``, ``output_stride``, ...).
+
+    Returns:
+        The model with its class names and preprocessing.
+    """
+    if is_weights_name(weights):
+        entry = next((entry for entry in published_weights() if entry.name == str(weights)), None)
+        if entry is None:
+            known = ", ".join(entry.name for entry in published_weights())
+            raise ValueError(f"no published weights are named {str(weights)!r}: known names are {known}")
+        return create_model(entry.model, weights, **overrides)
+    return kind_of_file(weights).call("load", weights, **overrides)
 
 
-def ssdlite_mobilenet_v1(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
-    """SSDLite on MobileNetV1 (the paper's Table 6), as :func:`ssdlite_mobilenet_v2`."""
-    if weights is not None:
-        return create_model("ssdlite_mobilenet_v1", weights, **kwargs)  # type: ignore[return-value]
-    return create_model("ssdlite_mobilenet_v1", num_classes=num_classes, **kwargs)  # type: ignore[return-value]
+def load_deployed(
+    weights: str | Path,
+    backend: str = "auto",
+    precision: str | None = None,
+    calibration: ImageSource | None = None,
+    threads: int | None = None,
+    images: int | None = None,
+) -> Deployed:
+    """A weights file (or published name) of any kind ready for inference, or an OpenVINO IR that mobilenet wrote.
 
+    Args:
+        weights: what :func:`load` takes, or an OpenVINO ``.xml`` (the int8 model of a quantization-aware run,
+            say), which runs on OpenVINO as it was saved.
+        backend: as :func:`~mobilenet.inference.deploy.deploy` takes it.
+        precision: "fp32" (None), "bf16" or "int8".
+        calibration: int8's calibration images.
+        threads: the backend's thread count (None: its default).
+        images: how many images it will run on: lets ``backend="auto"`` skip an export that would not pay off
+            (see :func:`~mobilenet.inference.backends.backend_for`).
 
-def mobilenet_v2(
-    weights: str | Path | None = None, width_mult: float = 1.0, num_classes: int = 1000, **kwargs: Any
-) -> MobileNet:
-    """MobileNetV2 with torchvision's signature (``weights``: a file, a published name or "DEFAULT")."""
-    return create_model(  # type: ignore[return-value]
-        "mobilenet_v2", weights, width_mult=width_mult, num_classes=num_classes, **kwargs
-    )
+    Returns:
+        A :class:`~mobilenet.inference.deploy.Deployed` (a detector's: a ``DeployedDetector``).
+    """
+    from mobilenet.inference.deploy import deploy_file
 
+    found = None if is_weights_name(weights) else kind_of_file(weights)  # its kind read once, not at each step
 
-def mobilenet_v1(
-    weights: str | Path | None = None, width_mult: float = 1.0, num_classes: int = 1000, **kwargs: Any
-) -> MobileNet:
-    """MobileNetV1 in the same style as :func:`mobilenet_v2`."""
-    return create_model(  # type: ignore[return-value]
-        "mobilenet_v1", weights, width_mult=width_mult, num_classes=num_classes, **kwargs
-    )
+    def read(path: str | Path) -> nn.Module:
+        return load(path) if found is None else found.call("load", path)
+
+    config = None if found is None else found.config
+    return deploy_file(weights, read, config, backend, precision, calibration, threads, images)

@@ -1,15 +1,13 @@
-"""Labelled images for training and evaluation: class folders, the embedded digits set, augmentation.
+"""Labelled images: class folders and the embedded digits, read and preprocessed as a model evaluates them.
 
-Augmentation draws from the seed the trainer's sampler gives each sample (see
-``mobilenet.training.sampling``), so a resumed run sees exactly the images an uninterrupted one does.
+An unreadable or tiny image is ``None`` (and a warning), which :func:`collate` drops and counts: a run or an
+evaluation never stops for one bad file.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,61 +20,20 @@ from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
 
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Training augmentation: random resized crop (area ``scale``, aspect ``ratio``), optional flip."""
-
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: bool = True
-
-
-def random_resized_crop(image: Image.Image, size: int, aug: Augmentation, rng: np.random.Generator) -> Image.Image:
-    """Crop a random area and aspect ratio of the image and resize it to ``size`` x ``size``."""
-    width, height = image.size
-    area = width * height
-    for _ in range(10):
-        target = area * rng.uniform(*aug.scale)
-        aspect = math.exp(rng.uniform(math.log(aug.ratio[0]), math.log(aug.ratio[1])))
-        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-            break
-    else:  # fall back to the central crop of the largest allowed aspect
-        w, h = width, height
-        if width / height > aug.ratio[1]:
-            w = round(height * aug.ratio[1])
-        elif width / height < aug.ratio[0]:
-            h = round(width / aug.ratio[0])
-        left, top = (width - w) // 2, (height - h) // 2
-    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
+Sample = tuple[str | Path | Image.Image, int]  # an image file (or a PIL image) and its label
 
 
 class LabelledImages(Dataset):
-    """(image, label) pairs from files or in-memory PIL images, augmented for training or not.
+    """(image, label) pairs from files or in-memory PIL images, resized and center-cropped as ``pre`` says."""
 
-    Indexed by ``(index, seed)`` (the trainer's sampler); an unreadable or tiny image yields
-    ``None`` and a warning, and :func:`collate` drops and counts it.
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[tuple[str | Path | Image.Image, int]],
-        classes: list[str],
-        pre: Preprocessing,
-        augmentation: Augmentation | None = None,
-    ) -> None:
-        self.samples, self.classes, self.pre, self.augmentation = list(samples), classes, pre, augmentation
+    def __init__(self, samples: Sequence[Sample], classes: list[str], pre: Preprocessing) -> None:
+        self.samples, self.classes, self.pre = list(samples), classes, pre
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def without_augmentation(self) -> LabelledImages:
-        return LabelledImages(self.samples, self.classes, self.pre)
-
-    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, int] | None:
-        index, seed = key if isinstance(key, tuple) else (key, 0)
+    def image(self, index: int) -> tuple[Image.Image, int] | None:
+        """Sample ``index`` as an RGB image and its label, or None (with a warning) if it is unreadable or tiny."""
         source, label = self.samples[index]
         try:
             image = source.convert("RGB") if isinstance(source, Image.Image) else load_image(source)
@@ -86,14 +43,13 @@ class LabelledImages(Dataset):
         if min(image.size) < MIN_SIDE:
             warnings.warn(f"skipped: {source} is only {image.size[0]}x{image.size[1]} pixels", stacklevel=2)
             return None
-        if self.augmentation is None:
-            image = resize_and_crop(image, self.pre)
-        else:
-            rng = np.random.default_rng(seed)
-            image = random_resized_crop(image, self.pre.input_size, self.augmentation, rng)
-            if self.augmentation.hflip and rng.random() < 0.5:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return to_tensor(image, self.pre), label
+        return image, label
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        item = self.image(index)
+        if item is None:
+            return None
+        return to_tensor(resize_and_crop(item[0], self.pre), self.pre), item[1]
 
 
 def collate(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -120,21 +76,6 @@ def scan_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
             raise ValueError(f"class folder {root / name} has no images: remove it or add images")
         samples += [(path, label) for path in files]
     return samples, classes
-
-
-def split_fraction(samples: list, fraction: float, seed: int) -> tuple[list, list]:
-    """A stratified, seeded split: ``fraction`` of every class goes to validation."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for label in sorted({label for _, label in samples}):
-        members = [s for s in samples if s[1] == label]
-        order = rng.permutation(len(members))
-        cut = max(1, round(len(members) * fraction))
-        val += [members[i] for i in order[:cut]]
-        train += [members[i] for i in order[cut:]]
-    return train, val
 
 
 def load_digits_images() -> tuple[list[tuple[Image.Image, int]], list[str]]:

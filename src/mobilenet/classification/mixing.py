@@ -8,19 +8,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenet.training.config import TrainConfig
+from mobilenet.classification.config import ClassificationSettings
 
 
 def mix_batch(
-    config: TrainConfig, images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator
+    settings: ClassificationSettings,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft targets, with mixup or cutmix applied when configured (chosen at random if both are)."""
     targets = nn.functional.one_hot(labels, num_classes).float()
-    if not (config.mixup or config.cutmix):
+    if not (settings.mixup or settings.cutmix):
         return images, targets
     rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
-    use_cutmix = config.cutmix > 0 and (config.mixup == 0 or rng.random() < 0.5)
-    alpha = config.cutmix if use_cutmix else config.mixup
+    use_cutmix = settings.cutmix > 0 and (settings.mixup == 0 or rng.random() < 0.5)
+    alpha = settings.cutmix if use_cutmix else settings.mixup
     lam = float(rng.beta(alpha, alpha))
     order = torch.randperm(len(labels), generator=generator).to(labels.device)
     if use_cutmix:  # paste a box of area (1 - lam) from the partner image; lam follows the real area

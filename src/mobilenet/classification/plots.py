@@ -9,7 +9,7 @@ import numpy as np
 from mobilenet.utils.plotting import pyplot, save_figure
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> None:
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path, title: str = "") -> None:
     """The confusion matrix, rows normalised; a last column counts predictions outside the classes."""
     plt = pyplot()
     matrix = np.asarray(confusion, dtype=float)
@@ -24,6 +24,8 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     axis.set_yticks(range(len(classes)), labels)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
+    if title:
+        axis.set_title(title)
     fig.colorbar(image, ax=axis, fraction=0.046)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

@@ -1,23 +1,47 @@
-"""The ``mobilenet`` command: parses arguments, calls the library, prints what it returns.
+"""The ``mobilenet`` command: one module per command (``mobilenet.cli.commands.<command>``), each adding its
+arguments and running by calling the library and printing what it returns.
 
-One module per group of commands, each adding its parsers; PyTorch is imported only by the command
-that runs, so ``mobilenet --help`` and ``mobilenet list`` answer at once.
+Only the command that runs builds its arguments and imports what it needs (PyTorch included), so ``mobilenet
+--help`` and ``mobilenet list`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from mobilenet import __version__
-from mobilenet.cli import classify, detect, models, paper, segment, speed, train, weights
 
-GROUPS = (models, weights, classify, segment, detect, train, speed, paper)
+# The commands, in the order ``mobilenet --help`` lists them: each is mobilenet.cli.commands.<command>.
+COMMANDS = (
+    "list", "weights", "profile", "convert", "predict", "eval", "segment", "detect", "train", "export", "bench",
+    "pick", "paper",
+)  # fmt: skip
+
+DESCRIPTION = (
+    "MobileNetV1 and MobileNetV2, exact to the papers, and the models the MobileNetV2 paper builds on them: train "
+    "them, score them, run them on images, and ship them to ONNX, OpenVINO and TFLite."
+)
+EPILOG = """examples:
+  mobilenet train                                   train on the embedded digits (about two minutes)
+  mobilenet predict photo.jpg --weights DEFAULT     the top classes with torchvision's MobileNetV2
+  mobilenet eval --weights best.safetensors --data val/
+  mobilenet export best.safetensors model.onnx      ONNX, checked against PyTorch before it is kept
+run `mobilenet COMMAND --help` for a command's options."""
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """Help that states each option's default, and the choices a metavar would otherwise hide."""
+def paragraphs(text: str, width: int = 100) -> str:
+    """``text`` wrapped to ``width``, paragraph by paragraph (the help keeps descriptions as they are given)."""
+    return "\n\n".join(textwrap.fill(" ".join(part.split()), width) for part in text.split("\n\n"))
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that states each option's default, and the choices a metavar would otherwise hide; descriptions and
+    examples as they are written (:func:`paragraphs` wraps them)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
@@ -42,13 +66,20 @@ class Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="mobilenet", description=__doc__.splitlines()[0])
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given ``argv``, only the command it names gets its arguments (the others are
+    listed, which is all ``mobilenet --help`` shows)."""
+    parser = Parser(prog="mobilenet", description=paragraphs(DESCRIPTION), epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in GROUPS:
-        group.add_parsers(commands)
+    chosen = next((word for word in argv or () if word in COMMANDS), None)
+    for name in COMMANDS:
+        module = importlib.import_module(f"mobilenet.cli.commands.{name}")
+        command = commands.add_parser(name, help=module.HELP, description=paragraphs(module.DESCRIPTION))
+        if argv is None or name == chosen:
+            module.add_arguments(command)
+            command.set_defaults(func=module.run)
     return parser
 
 
@@ -58,7 +89,8 @@ EXPECTED = (ValueError, OSError, ImportError, RuntimeError)
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command: exit status 0, 1 for partial success, 2 for an error printed as one line on stderr."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -204,7 +204,16 @@ def _hwc(x: torch.Tensor) -> tuple[int, int, int]:
 
 
 def profile(arch: str = "mobilenet_v2", width_mult: float = 1.0, resolution: int = 224) -> Profile:
-    """The profile of a freshly built model (1000 classes)."""
+    """Parameters and multiply-adds, layer by layer, of a MobileNet as the papers count them.
+
+    Args:
+        arch: "mobilenet_v2" or "mobilenet_v1".
+        width_mult: the width multiplier alpha.
+        resolution: the square input's side.
+
+    Returns:
+        The :class:`Profile` of a freshly built model of 1000 classes.
+    """
     model = MobileNet(ModelConfig(arch=arch, width_mult=width_mult, input_size=resolution))
     return profile_model(model, resolution)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from mobilenet.data.subsets import spread
 from mobilenet.nn.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -172,6 +173,6 @@ def image_batch(source: ImageSource, preprocessing: Preprocessing, limit: int | 
         paths = [Path(p) for p in source]
     if not paths:
         raise ValueError("no images given: pass a folder, image files or a tensor batch")
-    if limit is not None and len(paths) > limit:
-        paths = [paths[i * len(paths) // limit] for i in range(limit)]
+    if limit is not None:
+        paths = [paths[i] for i in spread(limit, len(paths))]
     return torch.stack([preprocess(p, preprocessing) for p in paths])

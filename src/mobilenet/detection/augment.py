@@ -5,7 +5,8 @@ a zoom-out onto a mean-filled canvas up to 4x (prob 0.5), an IoU-constrained ran
 resize to the square input. Written with NumPy and PIL, which the package already depends on: torchvision's v2
 transforms are no dependency of it (and draw from the global RNG, not a per-sample generator), albumentations would
 be a new one. The trainer seeds each sample's generator from (run seed, epoch, index), so a sample is augmented the
-same in every worker and after a resume.
+same in every worker and after a resume. :class:`AugmentedRecords` is the training set: each sample augmented, then
+matched to the model's anchors.
 
 The geometry is one window in the source image's pixel coordinates: the zoom-out canvas is a window larger than the
 image, the crop a window inside it. It is rendered once, by PIL's antialiased resize of the part of the image the
@@ -14,14 +15,18 @@ window holds, so no 4x canvas is ever allocated and the boxes move by the same a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 
-from mobilenet.data.images import load_image
+from mobilenet.data.images import load_image, normalize
 from mobilenet.detection.data import DetectionRecord
+from mobilenet.detection.matcher import MATCH_THRESHOLD, targets
+from mobilenet.detection.model import SSD
 
 MEAN_PIXEL = (123, 117, 104)  # ImageNet's mean RGB: SSD's zoom-out fill
 MIN_IOUS = (0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop samplers, besides the whole image and an unconstrained crop
@@ -203,3 +208,33 @@ def augment_record(record: DetectionRecord, size: int, rng: np.random.Generator,
 def resize_record(record: DetectionRecord, size: int) -> DetectionSample:
     """:func:`resize_sample` of a record's image and boxes."""
     return resize_sample(record_image(record), record.boxes, record.labels, size)
+
+
+Sample = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # image, box codes, class targets, positives
+
+
+class AugmentedRecords(Dataset):
+    """Augmented training samples matched to the anchors (at IoU ``match_threshold``), indexed by ``(index, seed)``;
+    None when unreadable."""
+
+    def __init__(
+        self, records: Sequence[DetectionRecord], model: SSD, hflip: bool, match_threshold: float = MATCH_THRESHOLD
+    ) -> None:
+        self.records, self.hflip, self.match_threshold = list(records), hflip, match_threshold
+        self.size, self.pre, self.config = model.config.input_size, model.preprocessing, model.config
+        self.anchors = model.anchors(self.size, self.size)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> Sample | None:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        try:
+            sample = augment_record(self.records[index], self.size, np.random.default_rng(seed), hflip=self.hflip)
+        except (OSError, ValueError):
+            return None
+        boxes, labels = torch.as_tensor(sample.boxes, dtype=torch.float32), torch.as_tensor(sample.labels)
+        codes, classes, positives = targets(
+            boxes, labels, self.anchors, self.config.num_classes, self.config.box_coder_scales, self.match_threshold
+        )
+        return normalize(sample.pixels, self.pre), codes, classes, positives

@@ -4,7 +4,8 @@ The defaults are TensorFlow's Object Detection API ``ssdlite_mobilenet_v2_coco.c
 read inside its 14th inverted residual (576 channels at stride 16) and at its 1280-channel conv, four extra
 layers to 512/256/256/128 channels, 3x3 depthwise + 1x1 prediction layers, six anchor layers at scales 0.2 to
 0.95. ``separable=False`` with ``predictor_kernel=1`` is the regular SSD of ``ssd_mobilenet_v1_coco.config``.
-Torch-free, as :mod:`mobilenet.nn.config` is: the command line lists and validates models without PyTorch.
+Also the detection task's own training settings and recipe. Torch-free, as :mod:`mobilenet.nn.config` is: the
+command line lists and validates models without PyTorch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from mobilenet.nn.config import ModelConfig, Padding
+from mobilenet.training.config import TrainConfig, refuse, setting
 
+TASK = "detection"
 KIND = "ssd"  # what our weights files of this model say they hold
 
 # The backbone taps each architecture is read at: indices into its feature taps (``feature_location``).
@@ -97,3 +100,43 @@ DETECTION_MODELS = {
     "ssdlite_mobilenet_v1": SSDConfig(arch="mobilenet_v1"),
     "ssd_mobilenet_v1": SSDConfig(arch="mobilenet_v1", separable=False, predictor_kernel=1, input_size=300),
 }
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What only a detector's training uses: the anchors it predicts from and how boxes are matched to them; the rest
+    is :class:`~mobilenet.training.config.TrainConfig`'s (its ``input_size`` is the square input, Table 6's 320)."""
+
+    min_scale: float | None = setting(None, "the smallest anchor scale, a fraction of the image (none: the model's, "
+                                      "TF's 0.2)")  # fmt: skip
+    max_scale: float | None = setting(None, "the largest anchor scale (none: the model's, TF's 0.95)")
+    match_threshold: float = setting(0.5, "the IoU at which an anchor matches a box (each box also takes its best "
+                                     "anchor)")  # fmt: skip
+    negatives_per_positive: float = setting(3.0, "hard-example mining: background anchors counted per matched one")
+    min_negatives: int = setting(3, "hard-example mining: background anchors counted per image at least")
+
+    def __post_init__(self) -> None:
+        problems = [
+            (not 0 < self.match_threshold <= 1, "match-threshold must be in (0, 1]"),
+            (self.negatives_per_positive < 0 or self.min_negatives < 0,
+             "negatives-per-positive and min-negatives must be >= 0"),
+        ]  # fmt: skip
+        refuse(problems)
+
+    def anchors(self) -> dict[str, float]:
+        """The anchor scales set here, as :class:`SSDConfig` overrides (they keep the weights' shapes)."""
+        return {name: getattr(self, name) for name in ("min_scale", "max_scale") if getattr(self, name) is not None}
+
+
+# SSDLite (Sandler et al. 2018, section 6.2) fine-tuned from an ImageNet backbone in the few hundred steps a CPU
+# affords: AdamW at lr 1e-3, a warm-up epoch, cosine decay, weight decay 4e-5, no label smoothing (sigmoid
+# scores). BatchNorm keeps its statistics: TFLite backbones have it folded away, and CPU batches are small. On
+# BCCD, SGD with momentum learned nothing in 5 epochs at torchvision's SSDLite rate (0.025 per 32) and diverged at
+# 4x it, where AdamW reached AP50 0.26 in 4 (BENCHMARKS.md). TF's own config (RMSProp, 200k steps of 24 on COCO)
+# is for training from scratch on a cluster.
+RECIPES = {
+    "ssdlite": TrainConfig(
+        recipe="ssdlite", task=TASK, optimizer="adamw", lr=0.001, schedule="cosine", warmup_epochs=1.0,
+        weight_decay=4e-5, freeze_bn=True, epochs=60, batch_size=16, input_size=320,
+    ),
+}  # fmt: skip

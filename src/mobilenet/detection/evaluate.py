@@ -1,157 +1,151 @@
-"""COCO's detection metrics, computed by pycocotools: mAP@[.5:.95], AP50, AP75 and per-class AP of detections.
-
-The ground truth is built in memory from the records (every box an annotation of its own area, none crowd) and the
-detections likewise, as pycocotools' ``loadRes`` would make them from a results file; COCOeval does the rest. At most
-``max_detections`` per image are scored, the highest-scoring ones, as COCO's challenge rules say (COCOeval itself
-would cap them per image and class).
-"""
+"""Scoring a detector on a labelled set with COCO's own code: images resized as ``detect`` resizes them, boxes
+scaled back to each image's pixels, every process scoring its share and pycocotools scoring them all."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
-from mobilenet.detection.data import DetectionRecord
-from mobilenet.utils.optional import require
-from mobilenet.utils.plotting import pyplot, save_figure
+from mobilenet.data.images import load_image, to_tensor
+from mobilenet.data.shards import batches, gathered
+from mobilenet.detection.data import DetectionRecord, detection_dataset
+from mobilenet.detection.metrics import DetectionEvaluation, Detections, coco_evaluate
+from mobilenet.detection.predict import Detector, input_device, object_names, resize_to_input, run_detector
+from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.utils.modes import evaluating
 
-# One image's detections: boxes xyxy in its pixels [D, 4], scores [D], labels [D] 0-based (arrays or tensors).
-Detections = tuple[Any, Any, Any]
-
-
-@dataclass
-class DetectionEvaluation:
-    """COCO scores on a set (fractions in [0, 1]; 0 where the ground truth holds no box at all)."""
-
-    map: float  # AP averaged over IoU 0.50:0.05:0.95
-    ap50: float
-    ap75: float
-    per_class: dict[str, float]  # AP@[.5:.95] of each class that the scored ground truth holds
-    classes: list[str]
-    # COCOeval's precision [IoU thresholds 10, recall points 101, classes, areas (all, S, M, L), max detections],
-    # -1 where a class has no ground truth.
-    precision: np.ndarray
-    max_detections: int
-    n: int  # images scored
-    skipped: int  # images without detections (None): unreadable, left out with their ground truth
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """The scores a training run records per epoch (as ``val_<name>``)."""
-        return {"map": self.map, "ap50": self.ap50, "ap75": self.ap75}
-
-    def to_json(self) -> str:
-        """``map``, ``ap50``, ``ap75``, ``per_class``, ``n`` and ``skipped`` as JSON."""
-        return json.dumps({**self.metrics, "per_class": self.per_class, "n": self.n, "skipped": self.skipped}, indent=2)
+Item = tuple[torch.Tensor, int, tuple[int, int]]  # (model input, record index, the image's (width, height))
 
 
-def _quietly(call: Any) -> Any:
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and its summary
-        return call()
+class ResizedImages(Dataset):
+    """The records' images as model inputs, resized whole; an unreadable image is None (scored as skipped)."""
+
+    def __init__(self, records: Sequence[DetectionRecord], pre: Preprocessing) -> None:
+        self.records, self.pre = list(records), pre
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Item | None:
+        try:
+            image = load_image(self.records[index].image)
+        except (OSError, ValueError):
+            return None
+        return to_tensor(resize_to_input(image, self.pre), self.pre), index, image.size
 
 
-def _numpy(values: Any, dtype: type) -> np.ndarray:
-    values = values.detach().cpu().numpy() if hasattr(values, "detach") else values
-    return np.asarray(values, dtype=dtype)
+def collate_images(items: list[Item | None]) -> list[Item]:
+    return [item for item in items if item is not None]
 
 
-def _annotation(image_id: int, box: np.ndarray, label: int, number: int, score: float | None = None) -> dict:
-    width, height = float(box[2] - box[0]), float(box[3] - box[1])
-    found = {"id": number, "image_id": image_id, "category_id": int(label) + 1, "iscrowd": 0}
-    found |= {"bbox": [float(box[0]), float(box[1]), width, height], "area": width * height}
-    return found if score is None else {**found, "score": float(score)}
-
-
-def coco_evaluate(
+@torch.inference_mode()
+def evaluate_detector(
+    model: Detector,
     records: Sequence[DetectionRecord],
     classes: Sequence[str],
-    detections: Sequence[Detections | None],
-    max_detections: int = 100,
+    batch_size: int = 16,
+    workers: int = 0,
+    device: torch.device | None = None,
+    progress: bool = False,
+    max_detections: int | None = None,
+    class_map: Mapping[int, int] | None = None,
 ) -> DetectionEvaluation:
-    """Score ``detections`` (one per record, ``None`` for an image that could not be read) against the records'
-    boxes with COCOeval (bbox); stats at ``max_detections`` per image."""
-    if len(detections) != len(records):
-        raise ValueError(f"got detections for {len(detections)} images but {len(records)} records: give one per record")
-    if max_detections < 1:
-        raise ValueError(f"max_detections must be at least 1, got {max_detections}")
-    images, truth, found = [], [], []
-    for image_id, (record, detected) in enumerate(zip(records, detections, strict=True), start=1):
-        if detected is None:
-            continue
-        images.append({"id": image_id, "width": record.width, "height": record.height})
-        for box, label in zip(record.boxes, record.labels, strict=True):
-            truth.append(_annotation(image_id, box, label, len(truth) + 1))
-        boxes, scores, labels = (_numpy(values, np.float64) for values in detected)
-        if boxes.ndim != 2 or boxes.shape[1:] != (4,) or not len(boxes) == len(scores) == len(labels):
-            shapes = f"boxes {boxes.shape}, scores {scores.shape}, labels {labels.shape}"
-            raise ValueError(f"detections of {record.image}: {shapes}: expected boxes [D, 4], scores [D], labels [D]")
-        if len(labels) and not 0 <= labels.min() <= labels.max() < len(classes):
-            raise ValueError(
-                f"detections of {record.image}: labels beyond 0..{len(classes) - 1} (0-based, no background)"
-            )
-        for index in np.argsort(-scores, kind="stable")[:max_detections]:
-            found.append(_annotation(image_id, boxes[index], labels[index], len(found) + 1, scores[index]))
-    categories = [{"id": label + 1, "name": name} for label, name in enumerate(classes)]
-    coco, cocoeval = require("pycocotools.coco", "detection"), require("pycocotools.cocoeval", "detection")
-    ground_truth, results = coco.COCO(), coco.COCO()
-    ground_truth.dataset = {"images": images, "annotations": truth, "categories": categories}
-    results.dataset = {"images": images, "annotations": found, "categories": categories}
-    _quietly(ground_truth.createIndex)
-    _quietly(results.createIndex)
-    evaluator = cocoeval.COCOeval(ground_truth, results, "bbox")
-    evaluator.params.maxDets = [1, min(10, max_detections), max_detections]  # the stats are taken at the last
-    _quietly(evaluator.evaluate)
-    _quietly(evaluator.accumulate)
-    _quietly(evaluator.summarize)
-    precision = evaluator.eval["precision"]
-    # COCOeval's summary takes mAP at 100 detections whatever maxDets says (-1 otherwise): taken here at the last.
-    stats = [mean_precision(precision[..., 0, -1]), *(max(0.0, float(value)) for value in evaluator.stats[1:3])]
-    per_class = {}
-    for label, name in enumerate(classes):
-        curve = precision[:, :, label, 0, -1]
-        if (curve > -1).any():
-            per_class[name] = float(curve[curve > -1].mean())
-    return DetectionEvaluation(
-        *stats, per_class, list(classes), precision, max_detections, n=len(images), skipped=len(records) - len(images)
-    )
+    """COCO mAP of ``model`` on ``records``: at most ``max_detections`` per image (default: the model's own).
+
+    ``class_map``: the records' label of each model class that the data has (see :func:`class_map_by_name`);
+    detections of the others are dropped. Without it the model's classes are the records' labels.
+    ``model``: an SSD, or a deployed one (``mobilenet.inference.deploy``), which runs on the CPU.
+    """
+    relabel = None if class_map is None else label_table(class_map, model.config.num_classes - 1)
+    device = device or input_device(model)
+    limit = model.config.max_detections if max_detections is None else max_detections
+    dataset = ResizedImages(records, model.preprocessing)
+    found: dict[int, Detections] = {}
+    with evaluating(model):
+        for batch in batches(dataset, batch_size, workers, collate_images, "detect", progress):
+            if not batch:
+                continue
+            inputs = torch.stack([item[0] for item in batch]).to(device)
+            sizes = [item[2] for item in batch]
+            results = run_detector(model, inputs, sizes, model.config.score_threshold, limit)
+            for (_, index, _), (boxes, scores, labels) in zip(batch, results, strict=True):
+                boxes, scores, labels = boxes.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy()
+                if relabel is not None:
+                    labels = relabel[labels]
+                    boxes, scores, labels = boxes[labels >= 0], scores[labels >= 0], labels[labels >= 0]
+                found[index] = (boxes, scores, labels)
+    # Every process scores all images, so each returns the same evaluation.
+    found = {index: detections for share in gathered(found) for index, detections in share.items()}
+    return coco_evaluate(records, classes, [found.get(i) for i in range(len(records))], limit)
 
 
-def mean_precision(precision: np.ndarray) -> float:
-    """COCO's AP: the mean of the precision entries that exist (-1: a class without ground truth), 0 if none do."""
-    present = precision[precision > -1]
-    return float(present.mean()) if present.size else 0.0
+def evaluate_files(
+    load: Callable[[int], Any],
+    data: str | Path,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: bool = False,
+    split: str | None = None,
+    max_detections: int | None = None,
+) -> DetectionEvaluation:
+    """COCO's mAP, AP50, AP75 and per-class AP of a detector on a labelled set (a COCO .json, or a COCO, VOC or YOLO
+    folder; ``split`` picks one of its splits), the model's classes matched to the data's by name (detections of
+    classes the data lacks are dropped). ``load(images)`` gives the model (told how many images it will run on)."""
+    dataset = detection_dataset(data, split)  # first: a bad annotation file fails before a model is built
+    model = load(len(dataset.records))
+    names = object_names(model)
+    class_map = class_map_by_name(names, dataset.classes)
+    result = evaluate_detector(
+        model, dataset.records, dataset.classes, batch_size, workers, progress=progress, max_detections=max_detections,
+        class_map=class_map,
+    )  # fmt: skip
+    result.notes = [*dataset.report.lines(), matching_line(names, dataset.classes, class_map)]
+    return result
 
 
-def plot_precision_recall(evaluation: DetectionEvaluation, path: str | Path, title: str = "") -> None:
-    """Precision-recall curves at IoU 0.5 (COCO's interpolated precision at 101 recall points, all areas): one per
-    class that the ground truth holds, labelled with its AP50 when there are few, and their mean in black."""
-    plt = pyplot()
-    recall = np.linspace(0, 1, evaluation.precision.shape[1])
-    curves = evaluation.precision[0, :, :, 0, -1]  # IoU 0.5, all areas, max detections: [recall, class]
-    present = [label for label in range(curves.shape[1]) if (curves[:, label] > -1).all()]
-    fig, axis = plt.subplots(figsize=(7, 5))
-    labelled = len(present) <= 20  # a legend of COCO's 80 classes would hide the plot
-    for index, label in enumerate(present):
-        if labelled:
-            name, style = f"{evaluation.classes[label]} ({curves[:, label].mean():.3f})", {"alpha": 0.6}
-        else:
-            name, style = f"each of {len(present)} classes" if index == 0 else None, {"alpha": 0.3, "color": "gray"}
-        axis.plot(recall, curves[:, label], linewidth=1, label=name, **style)
-    if present:
-        mean = curves[:, present].mean(axis=1)
-        axis.plot(recall, mean, color="black", linewidth=2.5, label=f"all classes (AP50 {evaluation.ap50:.3f})")
-        axis.legend(loc="lower left", fontsize=7)
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.02)
-    axis.set_xlabel("recall")
-    axis.set_ylabel("precision (interpolated)")
-    axis.set_title(title or f"{evaluation.n} images, IoU 0.5, at most {evaluation.max_detections} detections per image")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+def matching_line(model_classes: list[str], data_classes: list[str], class_map: dict[int, int]) -> str:
+    """How the model's classes met the data's: how many matched, and the data's classes the model cannot find."""
+    missing = sorted(set(range(len(data_classes))) - set(class_map.values()))
+    line = f"classes matched by name: {len(set(class_map.values()))} of the data's {len(data_classes)}"
+    line += f" (the model has {len(model_classes)}; detections of the others are dropped)"
+    if missing:
+        shown = ", ".join(data_classes[label] for label in missing[:4]) + " ..." * (len(missing) > 4)
+        line += f"; no model class is named {shown} (their boxes count as missed)"
+    return line
+
+
+def _class_key(name: str) -> str:
+    return " ".join(name.lower().split())
+
+
+def class_map_by_name(model_classes: Sequence[str], data_classes: Sequence[str]) -> dict[int, int]:
+    """The data's label of each model class (both 0-based, no background) whose name the data has too, case and
+    spacing aside; the others (COCO's unused "???" ids, say) are left out. No name in common is a clear error."""
+    label_of = {_class_key(name): label for label, name in enumerate(data_classes)}
+    found = {index: label_of[key] for index, name in enumerate(model_classes) if (key := _class_key(name)) in label_of}
+    if not found:
+        raise ValueError(
+            f"none of the model's {len(model_classes)} class names ({_first(model_classes)}) is one of the data's "
+            f"({_first(data_classes)}): name the model's classes as the data does "
+            "(a <weights>_labels.txt beside the weights, one name a line, background first)"
+        )
+    return found
+
+
+def _first(names: Sequence[str]) -> str:
+    return ", ".join(names[:3]) + ", ..." * (len(names) > 3)
+
+
+def label_table(class_map: Mapping[int, int], num_classes: int) -> np.ndarray:
+    """``class_map`` as an array over the model's ``num_classes`` object classes: the data's label, or -1."""
+    table = np.full(num_classes, -1, dtype=np.int64)
+    for index, label in class_map.items():
+        if not 0 <= index < num_classes:
+            raise ValueError(f"class_map maps class {index}, beyond the model's {num_classes} object classes")
+        table[index] = label
+    return table

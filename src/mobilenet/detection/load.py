@@ -1,18 +1,31 @@
-"""Detectors from files: our safetensors, Google's SSD TFLite files and TF frozen graphs, classifier backbones."""
+"""Detectors by name and from files: our safetensors, Google's SSD TFLite files and TF frozen graphs, a new detector
+on a classifier's backbone (fine-tuning's start), and the torchvision-style builders ``ssdlite_mobilenet_v2/v1``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mobilenet.detection.config import KIND
+from mobilenet.detection.config import DETECTION_MODELS, KIND
 from mobilenet.detection.graphdef import import_frozen_graph
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tflite import import_ssd_tflite, is_ssd_tflite
 from mobilenet.weights.format import read_kind
-from mobilenet.weights.load import load_task_model, rebuilt, task_model_from_classifier
+from mobilenet.weights.load import load_task_file, task_model_from_classifier
+from mobilenet.weights.published import find_weights, is_weights_name
 
 BACKGROUND = "background"  # the name of a detector's column 0
+
+
+def frozen_graph(path: Path, emulate_int8: bool) -> SSD:
+    if emulate_int8:
+        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
+    return import_frozen_graph(path)
+
+
+# The formats of Google's detectors, imported by suffix.
+IMPORTERS = {".tflite": import_ssd_tflite, ".pb": frozen_graph}
 
 
 def load_detector(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> SSD:
@@ -21,24 +34,12 @@ def load_detector(path: str | Path, emulate_int8: bool = False, **overrides: Any
     ``overrides`` change fields that keep the weights' shapes (``input_size``, ``score_threshold``, ...).
     ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it.
     """
-    path = Path(path)
-    if path.suffix == ".tflite" and path.is_file():
-        if not is_ssd_tflite(path):
-            raise ValueError(not_detection(path))
-        if overrides and emulate_int8:
-            raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
-        model = import_ssd_tflite(path, emulate_int8)
-        return rebuilt(model, overrides) if overrides else model
-    if emulate_int8:
-        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
-    if path.suffix == ".pb" and path.is_file():
-        model = import_frozen_graph(path)
-        return rebuilt(model, overrides) if overrides else model
-    return load_task_model(path, SSD, KIND, "an SSD detector", not_detection(path), **overrides)
+    return load_task_file(path, SSD, IMPORTERS, is_detector_file, not_detection(path), emulate_int8, **overrides)
 
 
-def is_detection_file(path: str | Path) -> bool:
-    """Whether a weights file holds a detector (Google's SSD TFLite or frozen graph, or our file of that kind)."""
+def is_detector_file(path: str | Path) -> bool:
+    """Whether a weights file holds a detector: a TFLite file ending in TF Lite's detection op, a TF frozen graph, or
+    our safetensors of its kind."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -51,9 +52,19 @@ def is_detection_file(path: str | Path) -> bool:
 
 def not_detection(path: str | Path) -> str:
     return (
-        f"{path} holds a MobileNet classifier, not a detector: pass SSD weights (Google's SSD .tflite, a "
-        "frozen_inference_graph.pb, or a trained ssd .safetensors), or fine-tune one from it (--weights)"
+        f"{path} holds no SSD detector: pass SSD weights (Google's SSD .tflite, a frozen_inference_graph.pb, or a "
+        f".safetensors of the {KIND} kind); a classifier's weights start one, its backbone under new heads "
+        "(detector_from_classifier)"
     )
+
+
+def create_detector(name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any) -> SSD:
+    """A registered detector: new, or from a weights file (no published detector has a name yet)."""
+    if weights is not None and is_weights_name(weights):
+        find_weights((), name, str(weights))  # says which names exist: none yet
+    if weights is not None:
+        return load_detector(weights, **overrides)
+    return SSD(replace(DETECTION_MODELS[name], **overrides))
 
 
 def detector_from_classifier(path: str | Path, **overrides: Any) -> SSD:
@@ -63,3 +74,17 @@ def detector_from_classifier(path: str | Path, **overrides: Any) -> SSD:
     are new, and so is anything in ``overrides`` (``num_classes``, ``input_size``, ...). The classifier is left.
     """
     return task_model_from_classifier(path, SSD, **overrides)
+
+
+def ssdlite_mobilenet_v2(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
+    """SSDLite on MobileNetV2 (the paper's Table 6), ``num_classes`` counting the background column."""
+    if weights is not None:
+        return create_detector("ssdlite_mobilenet_v2", weights, **kwargs)
+    return create_detector("ssdlite_mobilenet_v2", num_classes=num_classes, **kwargs)
+
+
+def ssdlite_mobilenet_v1(weights: str | Path | None = None, num_classes: int = 91, **kwargs: Any) -> SSD:
+    """SSDLite on MobileNetV1 (the paper's Table 6), as :func:`ssdlite_mobilenet_v2`."""
+    if weights is not None:
+        return create_detector("ssdlite_mobilenet_v1", weights, **kwargs)
+    return create_detector("ssdlite_mobilenet_v1", num_classes=num_classes, **kwargs)

@@ -7,15 +7,13 @@ as the detectors were trained), and the boxes are scaled back to the image's own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_file, each_image, to_tensor
@@ -24,6 +22,7 @@ from mobilenet.detection.config import SSDConfig
 from mobilenet.detection.postprocess import postprocess
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.utils.files import atomic_write
+from mobilenet.utils.modes import evaluating
 
 DEFAULT_SCORE = 0.3  # what ``mobilenet detect`` shows; evaluation keeps everything above the model's own threshold
 
@@ -46,20 +45,6 @@ def input_device(model: Detector) -> torch.device:
     """Where a detector's inputs go: its parameters' device, or the CPU for one without any (a deployed SSD)."""
     parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     return torch.device("cpu") if parameter is None else parameter.device
-
-
-@contextmanager
-def evaluating(model: Detector) -> Iterator[None]:
-    """A module in eval mode for the block, its own mode back after it; anything else (a deployed SSD) as it is."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @dataclass(frozen=True)
@@ -90,9 +75,14 @@ def object_names(model: Detector) -> list[str]:
 
 @torch.no_grad()
 def run_detector(
-    model: Detector, batch: torch.Tensor, sizes: list[tuple[int, int]], score_threshold: float
+    model: Detector,
+    batch: torch.Tensor,
+    sizes: list[tuple[int, int]],
+    score_threshold: float,
+    max_detections: int | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes).
+    """A batch of model inputs -> per image (boxes in pixels of its (width, height) in ``sizes``, scores, classes),
+    at most ``max_detections`` of them (None: the model's own).
 
     Boxes are clipped to the image: TF's per-class NMS clips them already, TF Lite's fast NMS leaves them reaching
     out of it (``benchmarks/detection_coco128.py`` scores those unclipped, as LiteRT gives them)."""
@@ -100,7 +90,8 @@ def run_detector(
     box_codes, class_logits = model(batch)
     found = postprocess(
         box_codes.float(), class_logits.float(), model.anchors(*batch.shape[-2:]).to(batch.device),
-        score_threshold=score_threshold, iou_threshold=config.iou_threshold, max_detections=config.max_detections,
+        score_threshold=score_threshold, iou_threshold=config.iou_threshold,
+        max_detections=config.max_detections if max_detections is None else max_detections,
         max_per_class=config.max_per_class, scales=config.box_coder_scales, nms=config.nms,
     )  # fmt: skip
     scale = [torch.tensor(size * 2, dtype=torch.float32, device=batch.device) for size in sizes]  # (w, h, w, h)
@@ -113,8 +104,18 @@ def run_detector(
 def detect(
     model: Detector, images: AnyImages, score_threshold: float | None = None, batch_size: int = 8
 ) -> list[Detections]:
-    """Detect objects in each image: boxes in the image's own pixels, best first, above ``score_threshold``
-    (default: the model's own, ``config.score_threshold``), at most ``config.max_detections`` per image."""
+    """Detect objects in each image, each resized whole to the model's input.
+
+    Args:
+        model: an SSD, or what :func:`~mobilenet.inference.deploy.deploy` made of one.
+        images: one image or several, of any kind :func:`~mobilenet.data.images.each_image` takes.
+        score_threshold: the lowest score kept (None: the model's own, ``config.score_threshold``).
+        batch_size: images per forward pass.
+
+    Returns:
+        Per image its :class:`Detections`: boxes in the image's own pixels, best first, at most
+        ``config.max_detections``.
+    """
     pre = model.preprocessing
     threshold = model.config.score_threshold if score_threshold is None else score_threshold
     names = object_names(model)
@@ -134,20 +135,27 @@ def detect(
 
 
 def draw_detections(image: Image.Image, detections: Detections) -> Image.Image:
-    """The image with each box drawn and labelled with its class name and score."""
+    """The image with each box drawn and labelled with its class name and score, in letters sized to the image.
+
+    A label sits on its box's top edge, above it where there is room, inside it otherwise; labels are drawn after
+    every box, lowest score first, so that the best detections' labels stay on top where they overlap.
+    """
     drawn = image.convert("RGB").copy()
     draw = ImageDraw.Draw(drawn)
-    width = max(2, round(max(drawn.size) / 250))
-    for box, c, name, score in zip(
-        detections.boxes, detections.classes, detections.names, detections.scores, strict=True
-    ):
-        colour = PALETTE[int(c) % len(PALETTE)]
-        draw.rectangle([float(v) for v in box], outline=colour, width=width)
+    side = max(drawn.size)
+    width = max(2, round(side / 250))
+    font = ImageFont.load_default(size=max(12, round(side / 45)))
+    rows = list(zip(detections.boxes, detections.classes, detections.names, detections.scores, strict=True))
+    for box, c, _, _ in rows:
+        draw.rectangle([float(v) for v in box], outline=PALETTE[int(c) % len(PALETTE)], width=width)
+    for box, c, name, score in sorted(rows, key=lambda row: float(row[3])):
         label = f"{name} {score:.2f}"
-        left, top = float(box[0]), max(0.0, float(box[1]) - 12)
-        text_box = draw.textbbox((left, top), label)
-        draw.rectangle(text_box, fill=colour)
-        draw.text((left, top), label, fill="black")
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        height = bottom - top + 2 * width
+        x = min(max(float(box[0]), 0.0), max(drawn.width - (right - left) - 2 * width, 0))
+        y = float(box[1]) - height if float(box[1]) >= height else float(box[1])
+        draw.rectangle([x, y, x + right - left + 2 * width, y + height], fill=PALETTE[int(c) % len(PALETTE)])
+        draw.text((x + width - left, y + width - top), label, fill="black", font=font)
     return drawn
 
 
@@ -156,21 +164,32 @@ PALETTE = ("#ffb000", "#00e0ff", "#7dff5a", "#ff6ad5", "#ffe14d", "#9f9bff", "#f
 
 
 def detect_files(
-    model: Detector, images: list[str], score_threshold: float = DEFAULT_SCORE, out: str | Path | None = None
+    model: Detector, images: list[str], score: float = DEFAULT_SCORE, out: str | Path | None = None
 ) -> list[dict[str, Any]]:
-    """Detect in image files: per image its detections, and with ``out`` a PNG of the boxes drawn, written there.
+    """Detect in image files: per image its detections scoring at least ``score``, and with ``out`` a PNG of the boxes
+    drawn, written there.
 
     An unreadable image is reported in its result (``"error"``) and the others still run.
     """
 
-    def describe(path: str, image: Image.Image) -> dict[str, Any]:
-        (found,) = detect(model, [image], score_threshold)
-        result: dict[str, Any] = {"image": path, "detections": found.to_json()}
+    def result(path: str, image: Image.Image) -> dict[str, Any]:
+        (found,) = detect(model, [image], score)
+        described: dict[str, Any] = {"image": path, "detections": found.to_json()}
         if out is not None:
             target = Path(out) / f"{Path(path).stem}_detections.png"
             drawn = draw_detections(image, found)
             atomic_write(target, lambda tmp: drawn.save(tmp, format="PNG"))
-            result["drawn"] = str(target)
-        return result
+            described["drawn"] = str(target)
+        return described
 
-    return each_file(images, describe)
+    return each_file(images, result)
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One :func:`detect_files` result for people: the image, then a line per detection (score, class, box)."""
+    lines = [
+        f"  {d['score']:6.1%}  {d['name']:<16} [{', '.join(f'{v:.0f}' for v in d['box'])}]"
+        for d in result["detections"]
+    ]
+    written = f" -> {result['drawn']}" if "drawn" in result else ""
+    return "\n".join([f"{result['image']}: {len(lines)} detections{written}", *lines])

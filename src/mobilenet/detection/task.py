@@ -4,7 +4,8 @@ Training samples are SSD's augmentation (:mod:`mobilenet.detection.augment`) res
 Table 6's), matched to the anchors in the data loader's workers; the loss is TF's (sigmoid classification with
 hard-negative mining, smooth-L1 boxes, normalized by the matches). Validation runs the post-processing and
 pycocotools' COCOeval (mAP@[.5:.95] picks best.safetensors). The model's column 0 is the background, its
-others the data's classes in order. Of the classification settings, ``hflip`` applies; the others are refused.
+others the data's classes in order. Its own settings (:class:`DetectionSettings`): the anchors' scales and how
+boxes are matched and mined.
 """
 
 from __future__ import annotations
@@ -14,36 +15,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
-from mobilenet.data.images import normalize
-from mobilenet.detection.augment import augment_record
-from mobilenet.detection.config import DETECTION_MODELS, SSDConfig
-from mobilenet.detection.data import DetectionRecord, DetectionSet, detection_dataset
-from mobilenet.detection.evaluate import DetectionEvaluation
-from mobilenet.detection.load import BACKGROUND, detector_from_classifier, load_detector, not_detection
+from mobilenet.data.subsets import split_fraction
+from mobilenet.detection.anchors import grid_sizes
+from mobilenet.detection.augment import AugmentedRecords, Sample
+from mobilenet.detection.config import DETECTION_MODELS, TASK, DetectionSettings, SSDConfig
+from mobilenet.detection.data import DetectionSet, detection_dataset
+from mobilenet.detection.evaluate import evaluate_detector
+from mobilenet.detection.load import BACKGROUND, is_detector_file, load_detector
 from mobilenet.detection.loss import LOSS_STATS, ssd_loss
-from mobilenet.detection.matcher import targets
+from mobilenet.detection.metrics import DetectionEvaluation
 from mobilenet.detection.model import SSD
-from mobilenet.detection.validate import ResizedImages, evaluate_detector
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
+from mobilenet.weights.load import start_from
 
 DEFAULT_MODEL = "ssdlite_mobilenet_v2"
-CLASSIFICATION_ONLY = ("small_input", "linear_bottleneck", "shortcut", "mixup", "cutmix", "qat")
-
-Sample = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # image, box codes, class targets, positives
 
 
 def split_records(found: DetectionSet, fraction: float, seed: int) -> tuple[DetectionSet, DetectionSet]:
     """A seeded split: ``fraction`` of the images (at least one) for validation, the rest for training."""
-    order = np.random.default_rng(seed).permutation(len(found.records))
-    cut = max(1, round(len(order) * fraction))
-    pick = lambda indices: replace(found, records=[found.records[i] for i in sorted(indices)])  # noqa: E731
-    return pick(order[cut:]), pick(order[:cut])
+    train, val = split_fraction(found.records, fraction, seed)
+    return replace(found, records=train), replace(found, records=val)
 
 
 def training_sets(config: TrainConfig) -> tuple[DetectionSet, DetectionSet, str]:
@@ -63,86 +58,71 @@ def training_sets(config: TrainConfig) -> tuple[DetectionSet, DetectionSet, str]
     return train, val, f"{config.data} (validation: {config.val_fraction:.0%} of it)"
 
 
-def start_from(path: str, classes: int, overrides: dict[str, Any]) -> SSD:
-    """A detector's weights as they are, or new heads on a classifier's backbone: ``load_detector`` refuses a
-    classifier with :func:`not_detection`'s message, and only that refusal sends the file to the classifier's loader."""
-    try:
-        model = load_detector(path, **overrides)
-    except ValueError as error:
-        if str(error) != not_detection(Path(path)):
-            raise
-        return detector_from_classifier(path, num_classes=classes, **overrides)
-    if model.num_classes != classes:
-        raise ValueError(
-            f"{path} predicts {model.num_classes - 1} classes, but the data has {classes - 1}: "
-            "start from its backbone instead (a classifier's weights)"
-        )
-    return model
-
-
-def detection_model(config: TrainConfig, classes: int, size: int) -> SSD:
-    """A new SSD as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``."""
+def detection_model(config: TrainConfig, settings: DetectionSettings, classes: int, size: int) -> SSD:
+    """A new SSD as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``, with the
+    anchors' scales of ``settings`` where they are set."""
     name = config.model or DEFAULT_MODEL
     if name not in DETECTION_MODELS:
         raise ValueError(f"--model {name!r} is not a detector: choose one of {', '.join(DETECTION_MODELS)}")
     named: SSDConfig = DETECTION_MODELS[name]
     if config.width_mult is not None:
         named = replace(named, width_mult=config.width_mult)
+    overrides: dict[str, Any] = {"input_size": size, **settings.anchors()}
     if config.weights is None:
-        return SSD(replace(named, num_classes=classes, input_size=size))
-    return start_from(config.weights, classes, {"input_size": size})
+        return SSD(replace(named, num_classes=classes, **overrides))
+    return start_from(config.weights, SSD, load_detector, is_detector_file, classes, overrides)
 
 
-class TrainingSamples(Dataset):
-    """Augmented training samples matched to the anchors, indexed by ``(index, seed)``; None when unreadable."""
+def depthwise_on_one_pixel(config: SSDConfig, size: int) -> bool:
+    """Whether an SSDLite's extra layers run a depthwise convolution on a 1x1 map at inputs of ``size``."""
+    read = grid_sizes(config, size, size)[1 : 1 + len(config.extra_depths)]  # what each extra layer reads
+    return config.separable and any(height == width == 1 for height, width in read)
 
-    def __init__(self, records: Sequence[DetectionRecord], model: SSD, hflip: bool) -> None:
-        self.records, self.hflip = list(records), hflip
-        self.size, self.pre, self.config = model.config.input_size, model.preprocessing, model.config
-        self.anchors = model.anchors(self.size, self.size)
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, key: tuple[int, int] | int) -> Sample | None:
-        index, seed = key if isinstance(key, tuple) else (key, 0)
-        try:
-            sample = augment_record(self.records[index], self.size, np.random.default_rng(seed), hflip=self.hflip)
-        except (OSError, ValueError):
-            return None
-        boxes, labels = torch.as_tensor(sample.boxes, dtype=torch.float32), torch.as_tensor(sample.labels)
-        codes, classes, positives = targets(
-            boxes, labels, self.anchors, self.config.num_classes, self.config.box_coder_scales
-        )
-        return normalize(sample.pixels, self.pre), codes, classes, positives
+def check_bf16_channels_last(config: TrainConfig, model: SSDConfig) -> None:
+    """Refuse what PyTorch's CPU kernels train wrong: in bfloat16 and channels-last, the weight gradient of a depthwise
+    convolution on a 1x1 map is left random (uninitialized memory: seen with torch 2.13, now and then NaN), which an
+    SSDLite's extra layers meet at small inputs (below 257 pixels)."""
+    on_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    size = model.input_size
+    if not (config.amp and config.channels_last) or on_cuda or not depthwise_on_one_pixel(model, size):
+        return
+    smallest = next(s for s in range(size, 4096) if not depthwise_on_one_pixel(model, s))
+    raise ValueError(
+        f"--amp with --channels-last trains this detector wrong on a CPU: at --input-size {size} its extra layers run "
+        "depthwise convolutions on 1x1 maps, whose weight gradients PyTorch's bf16 channels-last CPU kernel leaves "
+        f"random; drop --channels-last, or train at --input-size {smallest} or more"
+    )
 
 
 class DetectionTask:
     """Object detection with SSD / SSDLite, scored by COCO's mAP@[.5:.95]."""
 
-    name = "detection"
+    name = TASK
+    settings = DetectionSettings
     best_metric = "map"
     train_stats = LOSS_STATS  # loss sums weighted by matches, then the matches and mined negatives
 
     def __init__(self) -> None:
         self.model: SSD | None = None
         self.classes: list[str] = []
+        self.options = DetectionSettings()
 
     def prepare(self, config: TrainConfig, model: nn.Module | None = None) -> tuple[nn.Module, TrainingData]:
         """The model (given, new, or from ``--weights``) at ``--input-size`` (320 by default) and the sets."""
-        refused = [name for name in CLASSIFICATION_ONLY if getattr(config, name) not in (None, 0.0, False)]
-        if refused:
-            raise ValueError(f"--{refused[0].replace('_', '-')} is a classification setting: detection takes none")
+        self.options = DetectionSettings(**config.options)
         train, val, source = training_sets(config)
         if train.classes != val.classes:
             raise ValueError(f"the training classes {train.classes} differ from validation's {val.classes}")
         self.classes = list(train.classes)
         if model is None:
-            model = detection_model(config, len(self.classes) + 1, config.input_size or SSDConfig().input_size)
+            size = config.input_size or SSDConfig().input_size
+            model = detection_model(config, self.options, len(self.classes) + 1, size)
         model.class_names = [BACKGROUND, *self.classes]
         model.preprocessing = replace(model.preprocessing, input_size=model.config.input_size, crop_pct=1.0)
+        check_bf16_channels_last(config, model.config)
         self.model = model
-        samples = TrainingSamples(train.records, model, config.hflip)
+        samples = AugmentedRecords(train.records, model, config.hflip, self.options.match_threshold)
         return model, TrainingData(samples, val, self.classes, f"{source}: {'; '.join(train.report.lines())}")
 
     def collate(self, items: Sequence[Sample | None]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], int]:
@@ -164,6 +144,8 @@ class DetectionTask:
             class_logits.float(),
             *targets,
             anchors=anchors,
+            negatives_per_positive=self.options.negatives_per_positive,
+            min_negatives=self.options.min_negatives,
             scales=self.model.config.box_coder_scales,
         )
         matches = stats[3].clamp(min=1)
@@ -179,10 +161,3 @@ class DetectionTask:
         if not isinstance(model, nn.Module):
             raise ValueError("detection is evaluated on the PyTorch model (an int8 IR has no detection scoring yet)")
         return evaluate_detector(model, dataset.records, dataset.classes, batch_size, workers, device)
-
-    def calibration_batch(self, data: TrainingData, count: int) -> torch.Tensor:
-        """Up to ``count`` validation images spread through the set, resized as evaluation resizes them."""
-        images = ResizedImages(data.val.records, self.model.preprocessing)
-        taken = min(count, len(images))
-        items = [images[i * len(images) // taken] for i in range(taken)]
-        return torch.stack([item[0] for item in items if item is not None])

@@ -30,13 +30,13 @@ from mobilenet.weights.tflite import (
     activation_grid,
     conv_shapes,
     load_folded,
+    read_model,
     read_tflite,
     tensor_array,
     tflite_schema,
 )
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
-TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer's file identifier, bytes 4..8
 BACKGROUND = "background"  # the name of column 0 (the labels file's first line, "???")
 
 
@@ -69,14 +69,6 @@ def postprocess_op(model: Any) -> Any | None:
         if code.CustomCode() is not None and code.CustomCode().decode() == POSTPROCESS_OP:
             return op
     return None
-
-
-def read_model(path: str | Path) -> tuple[Any, bytes]:
-    """A file's flatbuffer model and its bytes; a file that is not TFLite's flatbuffer is a clear error."""
-    raw = Path(path).read_bytes()
-    if raw[4:8] != TFLITE_IDENTIFIER:
-        raise ValueError(f"{path} is not a TFLite file (no {TFLITE_IDENTIFIER.decode()} identifier): is it complete?")
-    return tflite_schema().Model.GetRootAsModel(raw, 0), raw
 
 
 def is_ssd_tflite(path: str | Path) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,11 @@ from mobilenet.inference.export import is_detector, model_preprocessing, onnx_pr
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.runtimes.onnxruntime import ort_runner, ort_session
 from mobilenet.runtimes.openvino import Runner, ir_bytes, is_int8, openvino_runner, read_openvino, save_openvino
 from mobilenet.runtimes.quantize import check_method, quantize_nncf, quantize_onnx
 from mobilenet.utils.optional import require
 from mobilenet.weights.format import METADATA_KEYS, model_metadata, parse_metadata
-from mobilenet.weights.load import load_model, require_mobilenet
 
 Built = tuple[Runner, int]  # the runner and the size in bytes of the weights or file it runs from
 
@@ -90,7 +92,7 @@ class DeployedDetector(Deployed):
         if (height, width) != (self.input_size, self.input_size):
             raise ValueError(
                 f"this detector is deployed at {self.input_size}x{self.input_size}, not {height}x{width}: "
-                "deploy an SSD built at that input size"
+                "deploy a detector built at that input size"
             )
         return self.anchor_table
 
@@ -104,19 +106,24 @@ def deploy(
     calibration_method: str | None = None,
     calibration_size: int = 100,
 ) -> Deployed:
-    """``model`` (a MobileNet, MobileNetFeatures, DeepLabV3 or SSD) as a callable from a float batch to float32
-    outputs (an SSD's: a :class:`DeployedDetector`).
+    """A model as the fastest inference callable this machine has for it: a float batch in, float32 outputs out.
 
-    ``backend``: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto"
-    (the fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
-    ``precision``: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on
-    ``calibration``: a folder of images, image files or a preprocessed tensor batch,
-    ``calibration_size`` images at most, ranges by ``calibration_method`` (see
-    ``mobilenet.runtimes.quantize.METHODS``; None is the backend's default). ``threads`` sets the backend's
-    thread count (for PyTorch, process-wide); None leaves the backend's default.
+    Args:
+        model: any model of the package (a MobileNet, its features, a Mobile DeepLabv3, an SSD, a plugin's).
+        backend: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto" (the
+            fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
+        precision: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on ``calibration``.
+        calibration: int8's images: a folder of images, image files or a preprocessed tensor batch.
+        threads: the backend's thread count (for PyTorch, process-wide); None leaves the backend's default.
+        calibration_method: how int8's ranges are read (see ``mobilenet.runtimes.quantize.METHODS``; None: the
+            backend's default).
+        calibration_size: int8's calibration images, at most.
+
+    Returns:
+        A :class:`Deployed` (a detector's: a :class:`DeployedDetector`, its anchors beside).
     """
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet, MobileNetFeatures, DeepLabV3 or SSD, got {type(model).__name__}")
+        raise ValueError(f"expected a model of mobilenet's (one with a config), got {type(model).__name__}")
     check_precision(precision)
     if precision == "bf16" and not bf16_supported():
         raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use precision='fp32'")
@@ -155,39 +162,55 @@ def deploy(
     return Deployed(*source)
 
 
-def load_deployed(
+def deploy_file(
     path: str | Path,
+    load: Callable[[str | Path], nn.Module],
+    config_type: type | None,
     backend: str = "auto",
     precision: str | None = None,
     calibration: ImageSource | None = None,
     threads: int | None = None,
     images: int | None = None,
 ) -> Deployed:
-    """A model file ready for inference: weights (any file ``load_model`` reads) through :func:`deploy`
-    (fp32 unless ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a
-    quantization-aware training run, say), which runs on OpenVINO as it was saved.
+    """A model file ready for inference: weights, read by ``load``, through :func:`deploy` (fp32 unless
+    ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a quantization-aware training
+    run, say), which runs on OpenVINO as it was saved, its config read as ``config_type`` (None: a name ``load``
+    takes, never an IR).
 
     ``images``, the number of images it will run on, lets ``backend="auto"`` skip an export that would
     not pay off (see :func:`~mobilenet.inference.backends.backend_for`).
     """
-    path = Path(path)
-    if path.suffix != ".xml":
+    if Path(path).suffix != ".xml" or config_type is None:
         if images is not None:
             backend = backend_for(images, backend, precision or "fp32")
-        return deploy(load_model(path), backend, precision or "fp32", calibration, threads)
+        return deploy(load(path), backend, precision or "fp32", calibration, threads)
+    path = Path(path)
     if backend not in ("auto", "openvino") or calibration is not None:
         raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")
+    return load_ir(path, config_type, precision, threads)
+
+
+def ir_kind(path: Path) -> str | None:
+    """The kind of model an OpenVINO IR of ours holds, from its metadata (None: not ours)."""
+    _, metadata = read_openvino(path, METADATA_KEYS)
+    return parse_metadata(metadata, str(path)).kind
+
+
+def load_ir(path: Path, config_type: type, precision: str | None = None, threads: int | None = None) -> Deployed:
+    """An OpenVINO IR that mobilenet wrote (its metadata holds a config of ``config_type``), compiled as it was
+    saved: fp32, or int8 when it holds quantization."""
     network, metadata = read_openvino(path, METADATA_KEYS)
     info = parse_metadata(metadata, str(path))
-    require_mobilenet(info, str(path))
-    if info.config is None:
+    if info.config_fields is None:
         raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with OpenVINO directly")
+    known = {f.name for f in fields(config_type)}
+    config = config_type(**{key: value for key, value in info.config_fields.items() if key in known})
     saved = "int8" if is_int8(network) else "fp32"
     if precision not in (None, saved):
         raise ValueError(f"{path} is an {saved} IR and runs as {saved}: leave out the precision")
-    preprocessing = info.preprocessing or Preprocessing(input_size=info.config.input_size)
+    preprocessing = info.preprocessing or Preprocessing(input_size=config.input_size)
     runner = openvino_runner(network, saved, threads)
-    return Deployed(info.config, info.class_names, preprocessing, "openvino", saved, (runner, ir_bytes(path)))
+    return Deployed(config, info.class_names, preprocessing, "openvino", saved, (runner, ir_bytes(path)))
 
 
 def weight_bytes(module: nn.Module) -> int:
@@ -228,19 +251,13 @@ def _onnx_file(model: nn.Module, directory: Path) -> Path:
 
 
 def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | None, threads: int | None) -> Built:
-    ort = require("onnxruntime", "onnx")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default, one per physical core
-    options.inter_op_num_threads = 1  # a chain of convolutions has nothing to run in parallel
     with tempfile.TemporaryDirectory() as directory:
         path = _onnx_file(model, Path(directory))
         if batch is not None:
             quantize_onnx(path, path.with_name("int8.onnx"), batch, method)
             path = path.with_name("int8.onnx")
         onnx_bytes = path.read_bytes()
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    return lambda x: [torch.from_numpy(out) for out in session.run(None, {"images": x.numpy()})], len(onnx_bytes)
+    return ort_runner(ort_session(onnx_bytes, threads)), len(onnx_bytes)
 
 
 def _openvino(

@@ -25,9 +25,12 @@ from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.runtimes import litert
+from mobilenet.runtimes.litert import interpreter, outputs
 from mobilenet.utils.files import atomic_path
-from mobilenet.weights.tflite import PREPROCESSING_METADATA, litert_outputs
+from mobilenet.weights.tflite import PREPROCESSING_METADATA
 
 # litert-torch pins its own versions of pydantic and typing_extensions: it lives in an environment of its own.
 LITERT_SETUP = (
@@ -73,9 +76,11 @@ def export_tflite_int8(
     calibration logits' times ``OUTPUT_HEADROOM``; the other activations keep the calibrated ranges.
     """
     litert_torch, quantizer, recipe = litert_modules()
-    interpreter_type = litert_interpreter()
-    if getattr(model, "num_classes", 0) == 0:
-        raise ValueError("int8 TFLite export needs a classifier (num_classes > 0): its check compares top-1")
+    litert_runtime()
+    if not isinstance(model, MobileNet) or model.num_classes == 0:
+        kind = getattr(model, "kind", "feature")
+        raise ValueError(f"int8 TFLite export takes a classifier, not a {kind} model: its check compares top-1; "
+                         "int8 runs the others through deploy(precision='int8')")  # fmt: skip
     pre = model.preprocessing
     folded = fold_batchnorm(model).eval()
     images = image_batch(calibration, pre, limit)
@@ -88,13 +93,13 @@ def export_tflite_int8(
         nhwc = litert_torch.to_channel_last_io(folded, args=[0]).eval()
         litert_torch.convert(nhwc, (torch.from_numpy(channels_last[:1]),)).export(str(float_file))
         float_model = _with_metadata(float_file.read_bytes(), PREPROCESSING_METADATA, pre.to_json())
-        interpreter = interpreter_type(model_content=bytes(float_model))
-        signature, details = next(iter(interpreter.get_signature_list().items()))
+        converted = interpreter(content=bytes(float_model))
+        signature, details = next(iter(converted.get_signature_list().items()))
         (input_name,) = details["inputs"]
         quantizing = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
         calibrated = quantizing.calibrate({signature: [{input_name: image[None]} for image in channels_last]})
         # The input covers every pixel value (no clipping); the output, the logits with headroom (no saturation).
-        (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+        (source,), (target,) = converted.get_input_details(), converted.get_output_details()
         low, high = logits.min().item() * OUTPUT_HEADROOM, logits.max().item() * OUTPUT_HEADROOM
         for name, (lowest, highest) in ((source["name"], _pixel_range(pre)), (target["name"], (low, high))):
             qsv = calibrated[name]
@@ -105,13 +110,12 @@ def export_tflite_int8(
         expected = (logits if check is None else folded(checks)).argmax(1).numpy()
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(quantized))
-        interpreter = interpreter_type(model_path=str(tmp))
-        interpreter.allocate_tensors()
-        (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+        written = interpreter(tmp)
+        (source,), (target,) = written.get_input_details(), written.get_output_details()
         scale, zero = source["quantization"]
         if source["dtype"] != np.int8 or target["dtype"] != np.int8:
             raise RuntimeError(f"the converter left {source['dtype']} input / {target['dtype']} output; not written")
-        got = litert_top1(interpreter, checks)
+        got = litert_top1(written, checks)
     shape = "x".join(map(str, source["shape"]))
     described = f"int8 {shape}, scale {scale:.6g}, zero point {zero}"
     agreement = float(np.mean(got == expected))
@@ -138,9 +142,9 @@ def _with_metadata(flatbuffer: bytes, name: str, text: str) -> bytearray:
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
-def litert_top1(interpreter: Any, images: torch.Tensor) -> np.ndarray:
+def litert_top1(runtime: Any, images: torch.Tensor) -> np.ndarray:
     """Top-1 of an allocated TFLite classifier for a preprocessed (N, C, H, W) batch, fed as the file says."""
-    return litert_outputs(interpreter, images.permute(0, 2, 3, 1).numpy()).argmax(1)
+    return outputs(runtime, images.permute(0, 2, 3, 1).numpy()).argmax(1)
 
 
 def top1_agreement(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -153,9 +157,7 @@ def top1_agreement(ours: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean(reference[np.arange(len(reference)), ours.argmax(axis=1)] == best))
 
 
-def litert_interpreter():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ImportError(f"checking the TFLite file needs Google's runtime, ai-edge-litert: {LITERT_SETUP}") from None
-    return Interpreter
+def litert_runtime() -> None:
+    """Google's runtime, which checks the file, is installed: or one line saying how to get it."""
+    if not litert.installed():
+        raise ImportError(f"checking the TFLite file needs Google's runtime, ai-edge-litert: {LITERT_SETUP}")

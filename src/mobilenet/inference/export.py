@@ -31,6 +31,8 @@ from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.optimize import fold_batchnorm
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.runtimes.litert import interpreter
+from mobilenet.runtimes.onnxruntime import ort_session
 from mobilenet.utils.files import atomic_path
 from mobilenet.utils.optional import require
 from mobilenet.weights.format import model_metadata
@@ -110,7 +112,7 @@ def _prepare(
 ) -> tuple[nn.Module, nn.Module, torch.Tensor, str]:
     """The reference (the model in eval mode), its folded copy to export, the check batch, its description."""
     if not hasattr(model, "config"):
-        raise ValueError(f"expected a MobileNet, MobileNetFeatures, DeepLabV3 or SSD, got {type(model).__name__}")
+        raise ValueError(f"expected a model of mobilenet's (one with a config), got {type(model).__name__}")
     if argmax and isinstance(model, MobileNetFeatures):
         raise ValueError("argmax needs a model with logits: a features-only model has no classes; leave out argmax")
     if argmax and is_detector(model):
@@ -219,13 +221,13 @@ def export_onnx(
     :class:`DetectorOutputs`); ``argmax=True``: ``classes``, the int64 class indices, which must
     equal PyTorch's on ``MIN_CLASS_AGREEMENT`` of them. Needs ``pip install 'mobilenet[onnx]'``.
     """
-    onnx, ort = require("onnx", "onnx"), require("onnxruntime", "onnx")
+    onnx = require("onnx", "onnx")
     reference, folded, batch, described = _prepare(model, inputs, limit, argmax)
     proto = onnx_proto(folded, batch, opset)
     onnx.helper.set_model_props(proto, model_metadata(model))
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        session = ort_session(tmp)
         diff, agreement = _verify(
             reference, lambda b: session.run(None, {"images": b.numpy()}), batch, tolerance, "the ONNX file"
         )
@@ -265,21 +267,19 @@ def export_tflite(
     metadata here: keep the config and class names with the safetensors weights.
     """
     litert_torch = require("litert_torch", "litert")
-    interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
     reference, folded, batch, described = _prepare(model, inputs, limit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = litert_torch.convert(folded, (batch[:1],))
     with atomic_path(path) as tmp:
         converted.export(str(tmp))
-        interpreter = interpreter_type(model_path=str(tmp))
-        interpreter.allocate_tensors()
-        source, targets = interpreter.get_input_details()[0], interpreter.get_output_details()
+        runtime = interpreter(tmp)
+        source, targets = runtime.get_input_details()[0], runtime.get_output_details()
         rows = []
         for image in batch.split(1):
-            interpreter.set_tensor(source["index"], image.numpy())
-            interpreter.invoke()
-            rows.append([interpreter.get_tensor(t["index"]) for t in targets])
+            runtime.set_tensor(source["index"], image.numpy())
+            runtime.invoke()
+            rows.append([runtime.get_tensor(t["index"]) for t in targets])
         outputs = [np.concatenate(column) for column in zip(*rows, strict=True)]
         diff, _ = _check(_outputs(reference, batch), outputs, tolerance, "the TFLite file")
     return ExportReport(Path(path), "tflite", Path(path).stat().st_size, diff, described)

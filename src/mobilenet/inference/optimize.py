@@ -119,13 +119,19 @@ def optimize(
     channels_last: bool = True,
     sub_batch: int | None = SUB_BATCH,
 ) -> OptimizedModel:
-    """The best pure-PyTorch inference model for ``model`` (a MobileNet or MobileNetFeatures).
+    """The best pure-PyTorch inference model for ``model``: BatchNorm folded into the convolutions, eval mode and no
+    autograd, channels-last memory (what oneDNN's convolutions run fastest in). Outputs are always float32.
 
-    BatchNorm folded into the convolutions, eval mode and no autograd, channels-last memory (what
-    oneDNN's convolutions run fastest in). ``compile=True`` adds ``torch.compile`` with freezing and a
-    static shape per batch size (the first call of each batch size compiles). ``bf16=True`` runs in
-    bfloat16 on CPUs that support it natively and raises on others. Outputs are always float32.
-    Batches larger than ``sub_batch`` run in slices of that many images (None: whole), see ``SUB_BATCH``.
+    Args:
+        model: any model of the package.
+        compile: add ``torch.compile`` with freezing and a static shape per batch size (the first call of each
+            batch size compiles).
+        bf16: run in bfloat16, on CPUs that support it natively (it raises on others).
+        channels_last: feed the network channels-last.
+        sub_batch: run batches larger than this in slices of this many images (None: whole), see ``SUB_BATCH``.
+
+    Returns:
+        An :class:`OptimizedModel`, which keeps the model's config, class names and preprocessing.
     """
     if bf16 and not bf16_supported():
         raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): use bf16=False")

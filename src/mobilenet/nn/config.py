@@ -20,6 +20,7 @@ Padding = Literal["symmetric", "tf_same"]
 Shortcut = Literal["bottleneck", "expansion", "none"]
 SHORTCUTS: tuple[Shortcut, ...] = ("bottleneck", "expansion", "none")
 MIN_INPUT_SIZE = 32  # the network downsamples 32x: a smaller input leaves less than one pixel
+MOBILENET = "mobilenet"  # the kind that weights files of a MobileNet classifier (or backbone) say they hold
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def run_ablation(
             if (path / POINTER).exists():
                 train(resume=path)
             else:
-                train(replace(base, seed=seed, out=str(path), **VARIANTS[variant]))
+                train(replace(base, seed=seed, out=str(path), options={**base.options, **VARIANTS[variant]}))
 
 
 def read_ablation(root: str | Path) -> dict[str, VariantCurves]:

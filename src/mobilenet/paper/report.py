@@ -16,12 +16,11 @@ import torch
 from mobilenet.complexity.activations import peak_live_bytes
 from mobilenet.complexity.memory import PAPER_MAX_KB, memory_table
 from mobilenet.complexity.profile import paper_table, profile
-from mobilenet.detection.tables import detection_tables
+from mobilenet.kinds import resolve
 from mobilenet.nn.streaming import streaming_model
 from mobilenet.paper.ablation import PAPER_ORDER, ablation_rows, compare_to_paper, plot_ablation, read_ablation
 from mobilenet.paper.manifold import DIMENSIONS, plot_manifold, recoverable_share
-from mobilenet.registry import create_model
-from mobilenet.segmentation.table7 import table7 as segmentation_table7
+from mobilenet.registry import create_model, kinds
 from mobilenet.utils.files import atomic_text
 
 REPRODUCED, PARTLY, NOT_HERE, NOT_RUN = "reproduced", "partly reproduced", "not reproducible here", "not run"
@@ -111,45 +110,14 @@ def table4(settings: ReportSettings) -> Section:
         body += f"\n\nTop-1 of {settings.weights_note}: **{settings.evaluate():.1%}**."
     else:
         body += "\n\nTop-1 needs ImageNet's validation set, which is not here: pass `--weights` and `--images`."
-    return Section("Table 4: ImageNet classification", verdict, body)
+    return Section("Table 4: ImageNet", verdict, body)
 
 
-def tables5_6(_: ReportSettings) -> Section:
-    rows = [
-        [r.label, f"{r.paper_params_m:g}M", f"{r.params_m:.2f}M", f"{r.paper_madds_b:g}B", f"{r.madds_b:.3f}B",
-         "" if r.paper_map is None else f"{r.paper_map:.1f}"]
-        for r in detection_tables()
-    ]  # fmt: skip
-    body = markdown_table(["network", "paper params", "ours", "paper MAdds", "ours", "paper mAP"], rows)
-    body += (
-        "\n\nCounted on `mobilenet.detection.SSD` at 320x320 with 80 classes (81 output columns); Table 5's rows are "
-        "the head alone (extra and prediction layers). Our SSDLite on MobileNetV2 maps one to one, shape for shape, "
-        "onto the 404 weights of Google's `ssdlite_mobilenet_v2_coco` checkpoint (tested). Parameters agree to "
-        "0.05M, MAdds to 3% except the SSDLite head's, which the paper gives as 0.35B: twice what its layers "
-        "compute (0.178B), as if multiplies and adds were counted apart there alone. mAP needs Google's COCO "
-        "weights, of which only the checkpoint's index is reachable here; its TFLite SSD on MobileNetV1 runs in our "
-        "code within 0.3 points of Google's runtime on COCO128 (BENCHMARKS.md)."
-    )
-    return Section("Tables 5-6: SSDLite on COCO", PARTLY, body)
-
-
-def table7(settings: ReportSettings) -> Section:
-    rows = [
-        [r.label, f"{r.paper_params_m:g}M", f"{r.params_m:.2f}M", f"{r.paper_madds_b:g}B", f"{r.madds_b:.2f}B",
-         f"{r.paper_miou:.2f}%"]
-        for r in segmentation_table7(multi_scale=not settings.quick)
-    ]  # fmt: skip
-    body = markdown_table(["network", "paper params", "ours", "paper MAdds", "ours", "paper mIoU"], rows)
-    body += (
-        "\n\nCounted on `mobilenet.segmentation.DeepLabV3` at 513x513 with 21 classes (MF rows: six scales from 0.5 "
-        "to 1.75, each also flipped, every pass counted). Parameters agree exactly. Without ASPP the MAdds agree to "
-        "0.4%; with ASPP the paper counts 8-18% more than the weights do, an excess proportional to the ASPP input's "
-        "channels (about five more 1x1 convolutions' worth), so the paper counted those branches in some other way. "
-        "mIoU needs the paper's float weights and the full VOC val set, neither here: Google's 8-bit Coral file scores "
-        "72.56% with LiteRT and 72.58% in our model on 161 VOC val images (BENCHMARKS.md)."
-        + (" `--quick`: single-scale rows only." if settings.quick else "")
-    )
-    return Section("Table 7: Mobile DeepLabv3 on PASCAL VOC", PARTLY, body)
+def kind_tables(settings: ReportSettings) -> list[Section]:
+    """The paper's tables that the registered kinds of model recompute (Tables 5-6 and 7: detection and
+    segmentation), in the paper's order."""
+    tables = [resolve(ref)(settings.quick) for kind in kinds() for ref in kind.tables.values()]
+    return [Section(table.title, table.verdict, table.markdown()) for table in sorted(tables, key=lambda t: t.number)]
 
 
 def figure1(settings: ReportSettings) -> Section:
@@ -233,13 +201,14 @@ def figure6(settings: ReportSettings) -> Section:
     return Section("Figure 6: the ablations", REPRODUCED if agree else PARTLY, body)
 
 
-SECTIONS = (table2, table3, table4, tables5_6, table7, figure1, figure5, section5, figure6)
+TABLES = (table2, table3, table4)  # then the kinds' tables
+FIGURES = (figure1, figure5, section5, figure6)
 
 
 def write_report(settings: ReportSettings) -> tuple[Path, list[Section]]:
     """Every section, written as ``report.md`` (with its PNGs) into ``settings.out``."""
     settings.out.mkdir(parents=True, exist_ok=True)
-    sections = [build(settings) for build in SECTIONS]
+    sections = [build(settings) for build in TABLES] + kind_tables(settings) + [build(settings) for build in FIGURES]
     summary = markdown_table(["", "verdict"], [[s.title, s.verdict] for s in sections])
     text = (
         "# MobileNetV2 (Sandler et al. 2018) as this library reproduces it\n\n"

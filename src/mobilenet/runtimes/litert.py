@@ -1,4 +1,5 @@
-"""LiteRT, Google's TFLite runtime, on a TFLite file as its authors ship it: the reference ``bench`` times ours against.
+"""LiteRT, Google's TFLite runtime: interpreters on files, images fed as a file takes them, and a file as its authors
+ship it, the reference ``bench`` times ours against.
 
 Google's files (Coral's uint8 classifiers and DeepLab) take batch-1 NHWC pixels in their own integer type; the
 batch is converted once by :meth:`LiteRTFile.feed`, outside the timing, as our paths get their float batch ready.
@@ -6,6 +7,7 @@ batch is converted once by :meth:`LiteRTFile.feed`, outside the timing, as our p
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,42 @@ import numpy as np
 import torch
 
 from mobilenet.utils.optional import require
+
+
+def installed() -> bool:
+    """Whether Google's runtime (``ai-edge-litert``) is installed here."""
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def interpreter(
+    path: str | Path | None = None, content: bytes | None = None, threads: int | None = None, keep_all: bool = False
+) -> Any:
+    """Google's interpreter on a TFLite file (or its bytes), its tensors allocated; ``keep_all`` keeps every tensor
+    readable after an invoke (for debugging, and for reading a file's inner tensors)."""
+    interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
+    with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is, here
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        found = interpreter_type(
+            model_path=None if path is None else str(path), model_content=content, num_threads=threads,
+            experimental_preserve_all_tensors=keep_all,
+        )  # fmt: skip
+    found.allocate_tensors()
+    return found
+
+
+def outputs(interpreter: Any, images: np.ndarray) -> np.ndarray:
+    """The dequantized output of an allocated TFLite model of one input and one output, for preprocessed
+    (N, H, W, C) images, one invoke each: the one way images are fed to a file (see :func:`file_input`), so that
+    LiteRT sees what our float model sees up to that rounding."""
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    out_scale, out_zero = target["quantization"]
+    rows = []
+    for image in file_input(images, source):
+        interpreter.set_tensor(source["index"], image[None])
+        interpreter.invoke()
+        output = interpreter.get_tensor(target["index"])[0].astype(np.float32)
+        rows.append((output - out_zero) * out_scale if out_scale else output)
+    return np.stack(rows)
 
 
 def file_input(images: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -35,13 +73,7 @@ class LiteRTFile:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None, kept: Sequence[int] = ()) -> None:
-        interpreter_type = require("ai_edge_litert.interpreter", "litert").Interpreter
-        with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is, here
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-            self.interpreter = interpreter_type(
-                model_path=str(path), num_threads=threads, experimental_preserve_all_tensors=bool(kept)
-            )
-        self.interpreter.allocate_tensors()
+        self.interpreter = interpreter(path, threads=threads, keep_all=bool(kept))
         self.kept = tuple(kept)
         details = self.interpreter.get_tensor_details() if kept else []
         self.quantization = {t["index"]: t["quantization"] for t in details}

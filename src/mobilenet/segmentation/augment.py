@@ -1,7 +1,7 @@
 """DeepLab's training augmentation of an (image, mask) pair, every draw from the seed of the sample.
 
-As research/deeplab's input preprocessing: a random scale of 0.5 to 2.0 in steps of 0.25 (the image bilinear, the
-mask nearest), padding at the bottom and right up to the crop where the scaled pair is smaller (the image with the
+As research/deeplab's input preprocessing: a random scale, by default 0.5 to 2.0 in steps of 0.25 (the image bilinear,
+the mask nearest), padding at the bottom and right up to the crop where the scaled pair is smaller (the image with the
 mean pixel, the mask with the ignore index), a random crop, a random horizontal flip. The trainer's sampler gives
 each sample a seed from (run seed, epoch, index) (see ``mobilenet.training.sampling``), so a sample is cropped the
 same in every worker process and after a resume.
@@ -26,10 +26,16 @@ Crop = tuple[torch.Tensor, torch.Tensor]  # (normalized image (3, crop, crop), i
 
 
 def augment_pair(
-    image: Image.Image, mask: torch.Tensor, crop: int, rng: np.random.Generator, hflip: bool = True
+    image: Image.Image,
+    mask: torch.Tensor,
+    crop: int,
+    rng: np.random.Generator,
+    hflip: bool = True,
+    scales: tuple[float, ...] = SCALES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random ``crop`` x ``crop`` window of the randomly scaled pair: uint8 pixels (3, crop, crop) and classes."""
-    scale = float(rng.choice(SCALES))
+    """A random ``crop`` x ``crop`` window of the pair scaled by one of ``scales`` (each equally likely): uint8 pixels
+    (3, crop, crop) and classes."""
+    scale = float(rng.choice(scales))
     width, height = max(1, int(image.width * scale)), max(1, int(image.height * scale))  # TF truncates
     pixels = torch.from_numpy(np.asarray(image.resize((width, height), Image.Resampling.BILINEAR)).copy())
     canvas = torch.full((3, max(height, crop), max(width, crop)), PAD_PIXEL, dtype=torch.uint8)
@@ -47,8 +53,11 @@ def augment_pair(
 class AugmentedPairs(Dataset):
     """Training crops of ``pairs``, indexed by ``(index, seed)``: normalized as ``pre`` says, or None (unreadable)."""
 
-    def __init__(self, pairs: SegmentationPairs, crop: int, pre: Preprocessing, hflip: bool = True) -> None:
-        self.pairs, self.crop, self.pre, self.hflip = pairs, crop, pre, hflip
+    def __init__(
+        self, pairs: SegmentationPairs, crop: int, pre: Preprocessing, hflip: bool = True,
+        scales: tuple[float, ...] = SCALES,
+    ) -> None:  # fmt: skip
+        self.pairs, self.crop, self.pre, self.hflip, self.scales = pairs, crop, pre, hflip, scales
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -58,7 +67,7 @@ class AugmentedPairs(Dataset):
         item = self.pairs[index]
         if item is None:
             return None
-        pixels, classes = augment_pair(*item, self.crop, np.random.default_rng(seed), self.hflip)
+        pixels, classes = augment_pair(*item, self.crop, np.random.default_rng(seed), self.hflip, self.scales)
         return normalize(pixels, self.pre), classes
 
 

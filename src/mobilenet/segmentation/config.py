@@ -1,15 +1,19 @@
-"""A Mobile DeepLabv3's settings as one frozen record (saved with its weights), and the registered models.
+"""A Mobile DeepLabv3's settings as one frozen record (saved with its weights), the registered models, and the
+segmentation task's own training settings and recipe.
 
 Torch-free, as :mod:`mobilenet.nn.config` is: the command line lists and validates models without PyTorch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mobilenet.nn.config import ModelConfig, Padding
+from mobilenet.training.config import TrainConfig, refuse, setting
 
+TASK = "segmentation"
 KIND = "deeplabv3"  # what our weights files of this model say they hold
 # DeepLab's atrous rates at output stride 16 (`--atrous_rates=6,12,18`); output stride 8 doubles them.
 ATROUS_RATES_OS16 = (6, 12, 18)
@@ -64,3 +68,54 @@ SEGMENTATION_MODELS = {
     "deeplabv3_mobilenet_v2_050": DeepLabConfig(width_mult=0.5, divisible_by=1),
     "deeplabv3_mobilenet_v1": DeepLabConfig(arch="mobilenet_v1"),
 }
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """What only a segmenter's training uses; the rest is :class:`~mobilenet.training.config.TrainConfig`'s (its
+    ``input_size`` is the training crop, DeepLab's 513 by default)."""
+
+    dropout: float = setting(0.1, "dropout before the logits (DeepLab keeps 0.9 of the projection's activations)")
+    label_smoothing: float = setting(0.0, "label smoothing of the per-pixel cross-entropy")
+    output_stride: int = setting(16, "the backbone's output stride while training, 8 or 16 (DeepLab trains at 16; "
+                                 "8 costs about 4x)")  # fmt: skip
+    # DeepLab's min_scale_factor, max_scale_factor and scale_factor_step_size.
+    min_scale_factor: float = setting(0.5, "the smallest random scale of a training pair")
+    max_scale_factor: float = setting(2.0, "the largest random scale of a training pair")
+    scale_factor_step: float = setting(0.25, "the step between the random scales")
+
+    def __post_init__(self) -> None:
+        problems = [
+            (not 0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (not 0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
+            (self.output_stride not in (8, 16), "output-stride must be 8 or 16"),
+            (
+                not 0 < self.min_scale_factor <= self.max_scale_factor,
+                "min-scale-factor and max-scale-factor must be > 0, the min at most the max",
+            ),
+            (not self.scale_factor_step > 0, "scale-factor-step must be > 0"),
+        ]
+        refuse(problems)
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The scales a training pair is drawn at, each equally likely."""
+        span = self.max_scale_factor - self.min_scale_factor
+        count = math.floor(span / self.scale_factor_step + 1e-9) + 1
+        return tuple(self.min_scale_factor + self.scale_factor_step * step for step in range(count))
+
+
+# Mobile DeepLabv3 (Chen et al. 2017, section 4; research/deeplab's train.py): SGD with momentum 0.9, the poly
+# schedule from lr 0.007 per 16 crops, weight decay 4e-5, dropout 0.1 before the logits, no label smoothing.
+# DeepLab updates BatchNorm only with 16 crops or more: at 8 (what two CPU cores hold) its statistics stay
+# frozen, as they must for TFLite weights (folded away). About 45 epochs is DeepLab's 30k steps of 16 on VOC's
+# 10,582 train_aug images. From --weights: a classifier (a new head on its backbone) or DeepLab weights.
+# Frozen, the new head's BatchNorm normalizes nothing: at 3x this lr (0.01 at 8 crops) its ReLUs died within a
+# few steps on VOC and it predicted background only (BENCHMARKS.md).
+RECIPES = {
+    "deeplab": TrainConfig(
+        recipe="deeplab", task=TASK, optimizer="sgd", momentum=0.9, lr=0.007, lr_batch=16, schedule="poly",
+        warmup_epochs=0.0, weight_decay=4e-5, freeze_bn=True, epochs=45, batch_size=8,
+        options={"dropout": 0.1, "label_smoothing": 0.0},
+    ),
+}  # fmt: skip

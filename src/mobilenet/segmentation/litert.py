@@ -1,6 +1,6 @@
 """Google's runtime (``ai-edge-litert``) on a TFLite segmentation file, Coral's DeepLab: the reference to agree with.
 
-Scored by the same code as our PyTorch model (it is a :data:`~mobilenet.segmentation.evaluate.Predictor`),
+Scored by the same code as our PyTorch model (it is a :data:`~mobilenet.segmentation.predict.Predictor`),
 its figures check the protocol and the metrics independently of anything we wrote for the model.
 """
 
@@ -13,7 +13,7 @@ import torch
 
 from mobilenet.data.images import AnyImage
 from mobilenet.runtimes.litert import LiteRTFile
-from mobilenet.segmentation.evaluate import predict_mask
+from mobilenet.segmentation.predict import predict_mask
 
 
 class LiteRTSegmenter:

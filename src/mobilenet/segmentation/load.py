@@ -1,15 +1,20 @@
-"""Segmentation models by name and from files: Google's DeepLab TFLite files, our safetensors, classifier backbones."""
+"""Mobile DeepLabv3 by name and from files: Google's DeepLab TFLite files, our safetensors, published weights by name,
+and a new head on a classifier's backbone (fine-tuning's start)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mobilenet.segmentation.config import KIND
+from mobilenet.segmentation.config import KIND, SEGMENTATION_MODELS
 from mobilenet.segmentation.model import DeepLabV3
+from mobilenet.segmentation.published import PUBLISHED
 from mobilenet.segmentation.tflite import import_deeplab_tflite
+from mobilenet.weights.download import fetch
 from mobilenet.weights.format import read_kind
-from mobilenet.weights.load import load_task_model, rebuilt, task_model_from_classifier
+from mobilenet.weights.load import load_task_file, task_model_from_classifier
+from mobilenet.weights.published import find_weights, is_weights_name
 from mobilenet.weights.tflite import read_tflite
 
 
@@ -19,35 +24,38 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
     ``overrides`` change fields that keep the weights' shapes (``output_stride``, ``dropout``, ``input_size``).
     ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it.
     """
-    path = Path(path)
-    if path.suffix == ".tflite" and path.is_file():
-        net = read_tflite(path)
-        if not net.dense_head:
-            raise ValueError(not_segmentation(path))
-        if overrides and emulate_int8:
-            raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
-        model = import_deeplab_tflite(path, net, emulate_int8)
-        return rebuilt(model, overrides) if overrides else model
-    if emulate_int8:
-        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
-    return load_task_model(path, DeepLabV3, KIND, "a Mobile DeepLabv3", not_segmentation(path), **overrides)
+
+    def imported(file: Path, int8: bool) -> DeepLabV3:
+        return import_deeplab_tflite(file, None, int8)
+
+    return load_task_file(
+        path, DeepLabV3, {".tflite": imported}, is_deeplab_file, not_segmentation(path), emulate_int8, **overrides
+    )
 
 
-def is_segmentation_file(path: str | Path) -> bool:
-    """Whether a weights file holds a segmentation model (a DeepLab TFLite file, or our file of that kind)."""
+def is_deeplab_file(path: str | Path) -> bool:
+    """Whether a weights file holds a Mobile DeepLabv3: a TFLite file whose head reads the feature map (convolutions
+    after the global pooling that are not on the pooled vector), or our safetensors of its kind."""
     path = Path(path)
     if path.suffix == ".tflite" and path.is_file():
         return read_tflite(path).dense_head
-    if path.suffix == ".safetensors" and path.is_file():
-        return read_kind(path) == KIND
-    return False
+    return path.suffix == ".safetensors" and path.is_file() and read_kind(path) == KIND
 
 
 def not_segmentation(path: str | Path) -> str:
     return (
-        f"{path} holds a MobileNet classifier, not a segmentation model: pass DeepLab weights (Coral's "
-        "deeplabv3_*.tflite or a trained deeplabv3 .safetensors), or fine-tune one from it (--init)"
+        f"{path} holds no Mobile DeepLabv3: pass DeepLab weights (Coral's deeplabv3_*.tflite, or a .safetensors of "
+        f"the {KIND} kind); a classifier's weights start one, its backbone under a new head (deeplab_from_classifier)"
     )
+
+
+def create_deeplab(name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any) -> DeepLabV3:
+    """A registered Mobile DeepLabv3: new, from a file (Coral's ``.tflite``, our ``.safetensors``) or a weights name."""
+    if weights is not None and is_weights_name(weights):
+        return load_deeplab(fetch(find_weights(PUBLISHED, name, str(weights)), progress), **overrides)
+    if weights is not None:
+        return load_deeplab(weights, **overrides)
+    return DeepLabV3(replace(SEGMENTATION_MODELS[name], **overrides))
 
 
 def deeplab_from_classifier(path: str | Path, **overrides: Any) -> DeepLabV3:

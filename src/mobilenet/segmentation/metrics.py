@@ -1,4 +1,5 @@
-"""Segmentation scores from one confusion matrix summed over a dataset (and over processes), as DeepLab scores.
+"""Segmentation scores from one confusion matrix summed over a dataset (and over processes), as DeepLab scores;
+and the record of an evaluation.
 
 Summing pixel counts over the whole set before dividing is the standard (PASCAL VOC's, DeepLab's): a mean
 of per-image IoUs would weigh a small image as much as a large one and differs by points.
@@ -6,9 +7,14 @@ of per-image IoUs would weigh a small image as much as a large one and differs b
 
 from __future__ import annotations
 
-import torch
-import torch.distributed as dist
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import torch
+
+from mobilenet.data.shards import summed
 from mobilenet.segmentation.data import IGNORE_INDEX
 
 
@@ -45,9 +51,7 @@ class ConfusionMatrix:
 
     def all_reduce(self) -> ConfusionMatrix:
         """Sum the counts of all processes, when a ``torch.distributed`` process group is initialized."""
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix)
-            dist.all_reduce(self.images)
+        summed(self.matrix, self.images)
         return self
 
     def iou(self) -> torch.Tensor:
@@ -64,3 +68,48 @@ class ConfusionMatrix:
     def pixel_accuracy(self) -> float:
         """The fraction of the counted (not ignored) pixels predicted right."""
         return (self.matrix.diagonal().sum() / self.matrix.sum()).item()
+
+
+@dataclass
+class SegmentationEvaluation:
+    """Scores on a dataset (fractions in [0, 1]); a class's IoU is None when it was neither present nor predicted."""
+
+    miou: float
+    pixel_acc: float
+    classes: list[str]
+    iou: list[float | None]
+    images: list[int]  # per class, the images whose ground truth holds it
+    confusion: list[list[int]]  # rows: true class; columns: predicted class (pixels)
+    n: int
+    skipped: int
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The scores a training run records per epoch (as ``val_<name>``)."""
+        return {"miou": self.miou, "pixel_acc": self.pixel_acc}
+
+    @property
+    def per_class(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"iou": iou, "images": images}
+            for name, iou, images in zip(self.classes, self.iou, self.images, strict=True)
+        }
+
+    def to_json(self) -> str:
+        """``miou``, ``pixel_acc``, ``per_class`` (name -> iou, images), ``n`` and ``skipped`` as JSON."""
+        scores = {"miou": self.miou, "pixel_acc": self.pixel_acc, "per_class": self.per_class}
+        return json.dumps({**scores, "n": self.n, "skipped": self.skipped}, indent=2)
+
+    def report(self, source: str) -> str:
+        lines = [f"{source}: mIoU {self.miou:.2%}, pixel accuracy {self.pixel_acc:.2%} on {self.n} images "
+                 f"({self.skipped} unreadable skipped)"]  # fmt: skip
+        for name, scores in self.per_class.items():
+            iou = "    n/a" if scores["iou"] is None else f"{scores['iou']:7.1%}"
+            lines.append(f"  {iou}  {name} ({scores['images']} images)")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path, title: str = "") -> None:
+        """Per-class IoU as bars, as PNG."""
+        from mobilenet.segmentation.plots import plot_class_iou
+
+        plot_class_iou(self, path, title)

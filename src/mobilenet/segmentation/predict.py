@@ -1,28 +1,76 @@
-"""Images in, class masks out: ``segment`` and the PNGs of ``mobilenet segment`` (a palette mask and an overlay)."""
+"""Images in, class masks out: DeepLab's protocol for one image, ``segment``, and the PNGs of ``mobilenet segment``
+(a palette mask and an overlay).
+
+A model is run through a :data:`Predictor`: padded uint8 pixels in, classes or logits out. That is what a PyTorch
+DeepLab (through :func:`model_predictor`), a deployed one, and Google's runtime on a TFLite file all take, so that
+every one of them is run, and scored, by the same code on the same inputs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import nn
 
-from mobilenet.data.images import AnyImages, each_file, each_image
-from mobilenet.segmentation.evaluate import model_predictor, predict_mask
+from mobilenet.data.images import AnyImage, AnyImages, as_rgb_image, each_file, each_image, normalize
+from mobilenet.segmentation.data import CROP, crop_back, pad_to_crop
 from mobilenet.utils.files import atomic_write
+from mobilenet.utils.modes import evaluating
+
+# Images padded as DeepLab evaluates them, (N, 3, crop, crop) uint8 pixels 0..255, -> class indices
+# (N, crop, crop) or logits (N, classes, crop, crop), at the input's size.
+Predictor = Callable[[torch.Tensor], torch.Tensor]
 
 
-def segment(model: nn.Module, images: AnyImages) -> list[np.ndarray]:
-    """The class of every pixel of each image, as a uint8 (H, W) array at the image's own size.
+def model_predictor(model: Any) -> Predictor:
+    """A segmentation model (a module, or what ``deploy`` made of one) as a :data:`Predictor`: fed on its device as
+    its ``preprocessing`` says (Google's DeepLab weights: pixel / 127.5 - 1). Run a module in eval mode."""
+    parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    device = torch.device("cpu") if parameter is None else parameter.device
+    return lambda pixels: model(normalize(pixels.to(device), model.preprocessing))
+
+
+def class_indices(output: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """A predictor's output for ``pixels`` as (N, H, W) int64 class indices: logits are reduced by argmax."""
+    if output.is_floating_point() and output.dim() == 4:
+        output = output.argmax(dim=1)
+    expected = (pixels.shape[0], *pixels.shape[2:])
+    if output.is_floating_point() or tuple(output.shape) != expected:
+        raise ValueError(
+            f"the predictor gave {output.dtype} {tuple(output.shape)}: expected class indices {expected} or "
+            f"logits (N, classes, H, W) at the input size"
+        )
+    return output.long()
+
+
+@torch.inference_mode()
+def predict_mask(predict: Predictor, image: AnyImage, crop: int = CROP) -> torch.Tensor:
+    """One image's (H, W) class mask at its own size: padded to ``crop``, predicted, cropped back."""
+    padded = pad_to_crop(as_rgb_image(image), crop=crop)
+    return crop_back(class_indices(predict(padded.pixels[None]), padded.pixels[None])[0], padded)
+
+
+def segment(model: Any, images: AnyImages) -> list[np.ndarray]:
+    """The class of every pixel of each image, at the image's own size.
 
     Each image is evaluated as DeepLab does: padded at the bottom and right to the model's input size with
     the mean pixel (scaled down first if it is larger), the prediction cropped back.
+
+    Args:
+        model: a Mobile DeepLabv3, or what :func:`~mobilenet.inference.deploy.deploy` made of one.
+        images: one image or several, of any kind :func:`~mobilenet.data.images.each_image` takes.
+
+    Returns:
+        Per image a uint8 (H, W) array of class indices.
     """
-    predict = model_predictor(model)
-    crop = model.config.input_size
-    return [predict_mask(predict, image, crop).numpy().astype(np.uint8) for image in each_image(images)]
+    predict, crop = model_predictor(model), model.config.input_size
+    with evaluating(model):
+        return [predict_mask(predict, image, crop).numpy().astype(np.uint8) for image in each_image(images)]
 
 
 def voc_palette(classes: int = 256) -> list[int]:
@@ -63,20 +111,27 @@ def class_shares(mask: np.ndarray, class_names: list[str] | None) -> dict[str, f
     return {name(i): round(float(share), 6) for i, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 
-def segment_files(model: nn.Module, images: list[str], out: str | Path | None = None) -> list[dict[str, Any]]:
+def segment_files(model: Any, images: list[str], out: str | Path | None = None) -> list[dict[str, Any]]:
     """Segment image files: per image its class shares, and with ``out`` the mask and overlay PNGs written there.
 
     An unreadable image is reported in its result (``"error"``) and the others still run.
     """
 
-    def describe(path: str, image: Image.Image) -> dict[str, Any]:
+    def result(path: str, image: Image.Image) -> dict[str, Any]:
         (mask,) = segment(model, [image])
-        result: dict[str, Any] = {"image": path, "classes": class_shares(mask, model.class_names)}
+        found: dict[str, Any] = {"image": path, "classes": class_shares(mask, model.class_names)}
         if out is not None:
             stem = Path(out) / Path(path).stem
             save_mask(mask, f"{stem}.png")
             save_overlay(image, mask, f"{stem}_overlay.png")
-            result.update(mask=f"{stem}.png", overlay=f"{stem}_overlay.png")
-        return result
+            found.update(mask=f"{stem}.png", overlay=f"{stem}_overlay.png")
+        return found
 
-    return each_file(images, describe)
+    return each_file(images, result)
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One :func:`segment_files` result for people: the image, its classes' shares, and the files written."""
+    shares = ", ".join(f"{name} {share:.1%}" for name, share in result["classes"].items())
+    written = f" -> {result['mask']}, {result['overlay']}" if "mask" in result else ""
+    return f"{result['image']}: {shares}{written}"

@@ -3,8 +3,8 @@
 Training crops are DeepLab's (see :mod:`mobilenet.segmentation.augment`), the loss is cross-entropy over the
 labelled pixels (VOC's void border, 255, is ignored), and validation is DeepLab's protocol (each image padded to
 the model's input size, scored at its own size) summed into one confusion matrix across processes: mIoU picks
-best.safetensors. The classes are PASCAL VOC's 21. Of the classification settings, ``crop_scale_min`` does not
-apply (DeepLab's scales do) and the others are refused.
+best.safetensors. The classes are PASCAL VOC's 21. Its own settings (:class:`SegmentationSettings`): the dropout, label
+smoothing, output stride and random scales of training.
 """
 
 from __future__ import annotations
@@ -16,34 +16,29 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mobilenet.data.images import normalize
+from mobilenet.data.subsets import split_fraction, spread
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.segmentation.augment import AugmentedPairs, Crop, collate_crops
-from mobilenet.segmentation.config import SEGMENTATION_MODELS
+from mobilenet.segmentation.config import SEGMENTATION_MODELS, TASK, SegmentationSettings
 from mobilenet.segmentation.data import CROP, IGNORE_INDEX, VOC_CLASSES, SegmentationPairs, pad_to_crop, voc_pairs
-from mobilenet.segmentation.evaluate import SegmentationEvaluation, evaluate_segmentation, model_predictor
-from mobilenet.segmentation.load import deeplab_from_classifier, load_deeplab, not_segmentation
+from mobilenet.segmentation.evaluate import evaluate_segmentation
+from mobilenet.segmentation.load import is_deeplab_file, load_deeplab
+from mobilenet.segmentation.metrics import SegmentationEvaluation
 from mobilenet.segmentation.model import DeepLabV3
+from mobilenet.segmentation.predict import model_predictor
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
+from mobilenet.utils.modes import evaluating
+from mobilenet.weights.load import start_from
 
 DEFAULT_MODEL = "deeplabv3_mobilenet_v2"
-TRAIN_OUTPUT_STRIDE = 16  # DeepLab trains at 16; 8 is for evaluation (about 4x the cost)
-CLASSIFICATION_ONLY = ("small_input", "linear_bottleneck", "shortcut", "mixup", "cutmix")
 
 Pairs = list[tuple[Path, Path]]
-
-
-def split_pairs(pairs: Pairs, fraction: float, seed: int) -> tuple[Pairs, Pairs]:
-    """A seeded split: ``fraction`` of the pairs (at least one) for validation, the rest for training."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    cut = max(1, round(len(pairs) * fraction))
-    return [pairs[i] for i in order[cut:]], [pairs[i] for i in order[:cut]]
 
 
 def training_pairs(config: TrainConfig) -> tuple[Pairs, Pairs, str]:
@@ -66,7 +61,7 @@ def training_pairs(config: TrainConfig) -> tuple[Pairs, Pairs, str]:
     sets = root / "ImageSets" / "Segmentation"  # the VOC devkit itself
     if (sets / "train.txt").is_file() and (sets / "val.txt").is_file():
         return voc_pairs(root, sets / "train.txt"), voc_pairs(root, sets / "val.txt"), f"{root} (devkit train, val)"
-    train, val = split_pairs(voc_pairs(root), config.val_fraction, config.seed)
+    train, val = split_fraction(voc_pairs(root), config.val_fraction, config.seed)
     return train, val, f"{root} (validation: {config.val_fraction:.0%} of it)"
 
 
@@ -77,21 +72,7 @@ def check_pairs(pairs: SegmentationPairs, threads: int) -> None:
         deque(pool.map(pairs.__getitem__, range(len(pairs))), maxlen=0)
 
 
-def start_from(path: str, num_classes: int, overrides: dict[str, Any]) -> DeepLabV3:
-    """DeepLab weights as they are, or a new head on a classifier's backbone: ``load_deeplab`` refuses a classifier
-    with :func:`not_segmentation`'s message, and only that refusal sends the file to the classifier's loader."""
-    try:
-        model = load_deeplab(path, **overrides)
-    except ValueError as error:
-        if str(error) != not_segmentation(Path(path)):
-            raise
-        return deeplab_from_classifier(path, num_classes=num_classes, **overrides)
-    if model.num_classes != num_classes:
-        raise ValueError(f"{path} predicts {model.num_classes} classes, but the masks have {num_classes}")
-    return model
-
-
-def segmentation_model(config: TrainConfig, num_classes: int, crop: int) -> DeepLabV3:
+def segmentation_model(config: TrainConfig, settings: SegmentationSettings, num_classes: int, crop: int) -> DeepLabV3:
     """A new DeepLabV3 as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``."""
     name = config.model or DEFAULT_MODEL
     if name not in SEGMENTATION_MODELS:
@@ -101,10 +82,10 @@ def segmentation_model(config: TrainConfig, num_classes: int, crop: int) -> Deep
     named = SEGMENTATION_MODELS[name]
     if config.width_mult is not None:
         named = replace(named, width_mult=config.width_mult)
-    overrides = {"output_stride": TRAIN_OUTPUT_STRIDE, "input_size": crop, "dropout": config.dropout}
+    overrides = {"output_stride": settings.output_stride, "input_size": crop, "dropout": settings.dropout}
     if config.weights is None:
         return DeepLabV3(replace(named, num_classes=num_classes, **overrides))
-    model = start_from(config.weights, num_classes, overrides)
+    model = start_from(config.weights, DeepLabV3, load_deeplab, is_deeplab_file, num_classes, overrides)
     found = (model.config.arch, model.config.width_mult)
     if (config.model or config.width_mult is not None) and found != (named.arch, named.width_mult):
         raise ValueError(
@@ -117,31 +98,31 @@ def segmentation_model(config: TrainConfig, num_classes: int, crop: int) -> Deep
 class SegmentationTask:
     """Semantic segmentation of PASCAL VOC's classes, scored by mIoU."""
 
-    name = "segmentation"
+    name = TASK
+    settings = SegmentationSettings
     best_metric = "miou"
     train_stats = ("loss", "correct_pixels", "pixels")
 
     def __init__(self) -> None:
         self.crop = CROP  # the training crop, at which evaluation pads too; both set by prepare
         self.preprocessing: Preprocessing | None = None
+        self.options = SegmentationSettings()
 
     def prepare(self, config: TrainConfig, model: nn.Module | None = None) -> tuple[nn.Module, TrainingData]:
         """The model (given, new, or from ``--weights``) and the pairs: training crops of ``--input-size`` (DeepLab's
         513 by default), validation images whole. Every pair is read once here, so that a bad mask fails first."""
+        self.options = SegmentationSettings(**config.options)
         train, val, source = training_pairs(config)
-        refused = [name for name in CLASSIFICATION_ONLY if getattr(config, name) not in (None, 0.0)]
-        if refused:
-            raise ValueError(f"--{refused[0].replace('_', '-')} is a classification setting: segmentation takes none")
         classes = list(VOC_CLASSES)
         self.crop = config.input_size or CROP
         if model is None:
-            model = segmentation_model(config, len(classes), self.crop)
+            model = segmentation_model(config, self.options, len(classes), self.crop)
         self.preprocessing = replace(model.preprocessing, input_size=self.crop, crop_pct=1.0)
         model.class_names, model.preprocessing = classes, self.preprocessing
         train_pairs, val_pairs = SegmentationPairs(train, classes), SegmentationPairs(val, classes)
         for pairs in (train_pairs, val_pairs):
             check_pairs(pairs, config.workers)
-        augmented = AugmentedPairs(train_pairs, self.crop, self.preprocessing, config.hflip)
+        augmented = AugmentedPairs(train_pairs, self.crop, self.preprocessing, config.hflip, self.options.scales)
         return model, TrainingData(augmented, val_pairs, classes, source)
 
     def collate(self, items: Sequence[Crop | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -156,7 +137,7 @@ class SegmentationTask:
         labelled = masks != IGNORE_INDEX
         pixels = labelled.sum()
         summed = F.cross_entropy(
-            logits, masks, ignore_index=IGNORE_INDEX, reduction="sum", label_smoothing=config.label_smoothing
+            logits, masks, ignore_index=IGNORE_INDEX, reduction="sum", label_smoothing=self.options.label_smoothing
         )
         loss = summed / pixels.clamp(min=1)
         correct = ((logits.detach().argmax(1) == masks) & labelled).sum()
@@ -178,12 +159,12 @@ class SegmentationTask:
             def predict(pixels: torch.Tensor) -> torch.Tensor:
                 return model(normalize(pixels, self.preprocessing))
 
-        return evaluate_segmentation(predict, dataset, self.crop, batch_size, workers, device=device)
+        with evaluating(model):
+            return evaluate_segmentation(predict, dataset, self.crop, batch_size, workers, device=device)
 
     def calibration_batch(self, data: TrainingData, count: int) -> torch.Tensor:
         """Up to ``count`` training images spread through the set, padded as evaluation pads them."""
         pairs = data.train.pairs
-        taken = min(count, len(pairs))
-        items = [pairs[i * len(pairs) // taken] for i in range(taken)]
+        items = [pairs[i] for i in spread(count, len(pairs))]
         padded = [pad_to_crop(item[0], crop=self.crop).pixels for item in items if item is not None]
         return normalize(torch.stack(padded), self.preprocessing)

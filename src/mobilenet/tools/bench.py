@@ -30,17 +30,16 @@ from torch import nn
 
 from mobilenet.complexity.profile import module_cost
 from mobilenet.data.images import ImageSource
-from mobilenet.detection.config import KIND as DETECTOR
 from mobilenet.inference.backends import available_backends
 from mobilenet.inference.deploy import deploy, weight_bytes
-from mobilenet.inference.export import export_onnx
+from mobilenet.inference.export import export_onnx, is_detector
 from mobilenet.inference.optimize import bf16_supported, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
-from mobilenet.registry import create_model
+from mobilenet.registry import create_model, load
 from mobilenet.runtimes.litert import LiteRTFile
+from mobilenet.runtimes.onnxruntime import ort_session
 from mobilenet.tools.timing import Runner, median_and_p90, time_paths, torch_threads
-from mobilenet.utils.optional import require
 from mobilenet.weights.format import MOBILENET
 
 REFERENCES = ("auto", "torchvision", "timm", "none")  # or the path of a .tflite file: Google's runtime on it
@@ -178,13 +177,10 @@ def build(spec: tuple[str, ...], model: nn.Module, threads: int, calibration: Im
         return Contender(label, spec, _eager(reference), weight_bytes(reference))
     if spec[0] == "eager":
         return Contender("ours eager (NCHW)", spec, _eager(model), weight_bytes(model))
-    if spec[0] == "onnxruntime-session":  # the exported file in a session with ORT's defaults, as users run it
-        ort = require("onnxruntime", "onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+    if spec[0] == "onnxruntime-session":  # the exported file in a session of its own, as users run it
         with tempfile.TemporaryDirectory() as directory:
             report = export_onnx(model, Path(directory) / "model.onnx")
-            session = ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+            session = ort_session(report.path, threads)
         return Contender(
             "plain ONNX Runtime session", spec, lambda x: session.run(None, {"images": x.numpy()})[0], report.file_size
         )
@@ -244,8 +240,8 @@ def bench_model(
     size = model.config.input_size
     found, note = pick_reference(str(reference), model)
     notes = [note] if note else []
-    if kind == DETECTOR and found is not None and is_tflite(found):
-        notes.append("LiteRT also runs the file's NMS op (TFLite_Detection_PostProcess); ours stop at the raw outputs")
+    if is_detector(model) and found is not None and is_tflite(found):
+        notes.append("LiteRT also runs the file's post-processing op (its NMS); ours stop at the raw outputs")
     specs = contender_specs(found, compile, precisions)
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
@@ -305,9 +301,10 @@ def bench(
     weights: str | Path | None = None,
     **options: Any,
 ) -> list[BenchResult]:
-    """:func:`bench_model` for every width x resolution (random weights, or ``weights`` at one cell).
+    """:func:`bench_model` for every width x resolution of ``arch`` (random weights), or of the model a ``weights``
+    file holds (any kind: the file decides, at one cell).
 
-    ``resolutions`` None: the architecture's own input size (224 for the classifiers, 320 for SSDLite).
+    ``resolutions`` None: the model's own input size (224 for the classifiers, 320 for SSDLite).
 
     ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file).
     """
@@ -321,11 +318,7 @@ def bench(
     for width in widths:
         for resolution in resolutions or (None,):
             size = {} if resolution is None else {"input_size": resolution}
-            model = (
-                create_model(arch, weights=weights)
-                if weights is not None
-                else create_model(arch, width_mult=width, **size)
-            )
+            model = load(weights) if weights is not None else create_model(arch, width_mult=width, **size)
             results.append(bench_model(model, **options))  # type: ignore[arg-type]
     return results
 

@@ -1,79 +1,88 @@
 """A training run's settings: one typed record, saved with the run as ``config.json``.
 
-Every field can be overridden from the command line (``--lr 0.01``), so a run can always be told and
-repeated. Torch-free, so that ``mobilenet train --help`` is instant.
+:class:`TrainConfig` holds what every run has (data, model, optimisation, schedule, EMA, precision, checkpoints,
+processes); what only one task uses (mixup for a classifier, the crop scales of a segmenter, the anchors of a
+detector) is that task's own settings record, kept in ``options`` by name and read with :func:`read_options`.
+Every field of both is a flag (``--lr 0.01``, ``--mixup 0.2``), and each says what it does in its metadata, so that
+a run can always be told and repeated. Torch-free, so that ``mobilenet train --help`` is instant.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+Settings = TypeVar("Settings")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A settings field with its default and what it does (the help of its flag)."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    recipe: str = "modern"
-    task: str = "classification"  # what is learned: a name of ``mobilenet.tasks.TASKS``
-    # Data: a root with train/ and val/ folders, or one folder split by val_fraction; none = embedded digits.
-    data: str | None = None
-    val_data: str | None = None
-    val_fraction: float = 0.1
-    # Model
-    # None: as the ``weights`` file says, or for a new model mobilenet_v2_100, 224 and False.
-    model: str | None = None
-    width_mult: float | None = None  # overrides the model name's width
-    input_size: int | None = None
-    small_input: bool | None = None  # stem and first stride-2 stage at stride 1: for 32x32 inputs (CIFAR)
-    # The paper's ablations (Figure 6): ReLU6 on V2's projections; the residual between expansions or none.
-    linear_bottleneck: bool | None = None
-    shortcut: Literal["bottleneck", "expansion", "none"] | None = None
-    dropout: float = 0.2
-    # Start from these (any file mobilenet can load): a new classifier if classes differ; for segmentation, DeepLab
-    # weights as they are, or a classifier whose backbone gets a new DeepLab head.
-    weights: str | None = None
-    # Optimisation
-    epochs: int = 10
-    batch_size: int = 64  # global: all processes together, after gradient accumulation
-    accum_steps: int = 1
-    optimizer: Literal["sgd", "rmsprop", "adamw"] = "sgd"
-    lr: float = 0.1
-    lr_batch: int | None = None  # if set, ``lr`` is per this many images and scales with batch_size
-    momentum: float = 0.9
-    rmsprop_alpha: float = 0.9
-    rmsprop_eps: float = 1e-3  # TF-slim trains with a large epsilon; PyTorch's default 1e-8 is unstable here
-    weight_decay: float = 4e-5
-    decay_norm_and_bias: bool = False  # False: weight decay on conv and linear weights only
-    schedule: Literal["exponential", "cosine", "poly"] = "cosine"  # poly: DeepLab's (1 - step / total) ** 0.9
-    lr_decay: float = 0.98  # exponential: factor per ``decay_epochs`` (staircase)
-    decay_epochs: float = 1.0
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0  # cosine and poly floor, as a fraction of lr
-    backbone_lr_mult: float = 1.0  # < 1: the pretrained backbone learns slower than the new classifier
-    freeze_bn: bool = False  # BatchNorm keeps its running statistics (small batches, or folded TF weights)
-    label_smoothing: float = 0.1
-    ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
-    mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
-    cutmix: float = 0.0
-    qat: bool = False  # quantization-aware: train through int8 fake-quantization (NNCF); writes int8.xml
-    # Augmentation
-    crop_scale_min: float = 0.08
-    hflip: bool = True
-    # Runtime
-    amp: bool = False  # bfloat16 autocast on CPU, float16 (with a grad scaler) or bfloat16 on CUDA
-    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
-    channels_last: bool = False
-    compile: bool = False
-    sync_bn: bool = False  # CUDA only (PyTorch's SyncBatchNorm)
-    seed: int = 0
-    workers: int = 2
-    device: str = "auto"
-    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only
-    out: str | None = None  # the run directory; default runs/<recipe>-<time>
-    mlflow_uri: str | None = None  # also log to MLflow: a folder (its file store) or a tracking server's URI
-    mlflow_experiment: str = "mobilenet"
+    """The settings every run has; ``options`` holds the task's own (see the module's docstring)."""
+
+    recipe: str = setting("custom", "the named recipe the run started from")
+    task: str | None = setting(None, "what is learned, a registered task's name (none: the recipe's task)")
+    data: str | None = setting(None, "the training data: a folder or file the task reads (none: a demo set, if the "
+                               "task has one)")  # fmt: skip
+    val_data: str | None = setting(None, "the validation data (none: --data's own val split, else --val-fraction "
+                                   "of --data)")  # fmt: skip
+    val_fraction: float = setting(0.1, "the share of --data held out for validation when it has no split of its own")
+    model: str | None = setting(None, "the registered model to train (none: the --weights file's, else the task's "
+                                "default)")  # fmt: skip
+    width_mult: float | None = setting(None, "the width multiplier alpha (none: the model name's)")
+    input_size: int | None = setting(None, "the square input size in pixels, the crop size of dense tasks (none: the "
+                                     "--weights file's, else the task's default)")  # fmt: skip
+    weights: str | None = setting(None, "start from these weights (any file mobilenet loads, or a published name): "
+                                  "a new head where the task's classes differ")  # fmt: skip
+    epochs: int = setting(10, "passes over the training data")
+    batch_size: int = setting(64, "images per optimizer step, all processes together, after accumulation")
+    accum_steps: int = setting(1, "micro-batches accumulated per optimizer step")
+    optimizer: Literal["sgd", "rmsprop", "adamw"] = setting("sgd", "the optimizer")
+    lr: float = setting(0.1, "the learning rate (per --lr-batch images when that is set)")
+    lr_batch: int | None = setting(None, "scale --lr linearly with --batch-size, --lr being per this many images "
+                                   "(none: --lr as it is)")  # fmt: skip
+    momentum: float = setting(0.9, "SGD's and RMSProp's momentum")
+    rmsprop_alpha: float = setting(0.9, "RMSProp's decay of the squared gradients (TF-slim's 0.9)")
+    rmsprop_eps: float = setting(1e-3, "RMSProp's epsilon: TF-slim trains with 1e-3 (PyTorch's 1e-8 is unstable)")
+    weight_decay: float = setting(4e-5, "L2 weight decay")
+    decay_norm_and_bias: bool = setting(False, "also decay BatchNorm and bias parameters (false: conv and linear "
+                                        "weights only)")  # fmt: skip
+    schedule: Literal["exponential", "cosine", "poly"] = setting(
+        "cosine",
+        "the learning-rate schedule after warm-up: exponential (staircase), cosine, or poly, (1 - step / total) ** 0.9",
+    )
+    lr_decay: float = setting(0.98, "exponential: the factor per --decay-epochs")
+    decay_epochs: float = setting(1.0, "exponential: epochs per decay step")
+    warmup_epochs: float = setting(0.0, "epochs of linear warm-up from 0 to --lr")
+    min_lr_ratio: float = setting(0.0, "cosine and poly: the floor, as a fraction of --lr")
+    backbone_lr_mult: float = setting(1.0, "the pretrained backbone's learning rate as a fraction of the new head's")
+    freeze_bn: bool = setting(False, "BatchNorm keeps its running statistics (small batches, or folded TF weights)")
+    ema_decay: float | None = setting(None, "an exponential moving average of the weights, evaluated and saved "
+                                      "(none: no EMA)")  # fmt: skip
+    qat: bool = setting(False, "quantization-aware: train through int8 fake-quantization (NNCF) and write the int8 "
+                        "OpenVINO IR (tasks that offer calibration images)")  # fmt: skip
+    hflip: bool = setting(True, "mirror training images at random")
+    amp: bool = setting(False, "mixed precision: bfloat16 autocast on a CPU, float16 (with a grad scaler) or bfloat16 "
+                        "on CUDA")  # fmt: skip
+    amp_dtype: Literal["bfloat16", "float16"] = setting("bfloat16", "--amp's type on CUDA")
+    channels_last: bool = setting(False, "NHWC memory layout (faster with --amp on CPUs with bf16 and on GPUs)")
+    compile: bool = setting(False, "torch.compile the model (minutes of compilation)")
+    sync_bn: bool = setting(False, "synchronise BatchNorm statistics across processes (CUDA only)")
+    seed: int = setting(0, "seeds the initial weights, the data order and every augmentation")
+    workers: int = setting(2, "data-loading worker processes per training process (0: load in the process itself)")
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto (CUDA when there is one)")
+    checkpoint_every: int = setting(0, "optimizer steps between mid-epoch checkpoints (0: at epoch ends only)")
+    out: str | None = setting(None, "the run directory, which must not exist yet (none: runs/<recipe>-<time>)")
+    mlflow_uri: str | None = setting(None, "also log to MLflow: a folder (its file store) or a tracking server's URI")
+    mlflow_experiment: str = setting("mobilenet", "the MLflow experiment's name")
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the task's own settings, by name"})
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, in one line that names the flag and what it takes."""
@@ -84,31 +93,59 @@ class TrainConfig:
             (not self.lr > 0 or not math.isfinite(self.lr), "lr must be a finite number > 0"),
             (self.lr_batch is not None and self.lr_batch < 1, "lr-batch must be at least 1 (or none)"),
             (not 0 < self.val_fraction < 1, "val-fraction must be between 0 and 1 (exclusive)"),
-            (not 0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (not 0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
             (self.ema_decay is not None and not 0 < self.ema_decay < 1, "ema-decay must be in (0, 1), or none"),
             (self.width_mult is not None and not self.width_mult > 0, "width-mult must be > 0"),
             (self.input_size is not None and self.input_size < 8, "input-size must be at least 8"),
             (self.workers < 0, "workers must be 0 or more"),
             (self.checkpoint_every < 0, "checkpoint-every must be 0 (epoch ends only) or more"),
-            (self.weight_decay < 0 or self.mixup < 0 or self.cutmix < 0, "weight-decay, mixup, cutmix must be >= 0"),
-            (not 0 < self.crop_scale_min <= 1, "crop-scale-min must be in (0, 1]"),
+            (self.weight_decay < 0, "weight-decay must be >= 0"),
         ]
-        for wrong, message in problems:
-            if wrong:
-                raise ValueError(f"--{message}")
+        refuse(problems)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
+        """A saved config. Runs saved before tasks had settings of their own kept them beside the common ones:
+        those names are moved into ``options``, where the task takes the ones it has (see :func:`read_options`)."""
         data: dict[str, Any] = json.loads(Path(path).read_text())
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        config = cls(**{key: value for key, value in data.items() if key in known})
+        if "options" not in data:
+            config = replace(config, options={key: value for key, value in data.items() if key not in known})
+        return config
 
     def scaled_lr(self) -> float:
         return self.lr * (self.batch_size / self.lr_batch if self.lr_batch else 1.0)
+
+
+def refuse(problems: list[tuple[bool, str]]) -> None:
+    """Raise, in one line naming the flag and what it takes, the first of ``problems`` (wrong, message) that is."""
+    for wrong, message in problems:
+        if wrong:
+            raise ValueError(f"--{message}")
+
+
+def flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def read_options(settings: type[Settings], options: dict[str, Any], task: str, lenient: bool = False) -> Settings:
+    """The task's settings record from ``options`` (its fields by name), with its own checks.
+
+    A name it does not have is refused in one line, or with ``lenient`` (a resumed run, whose saved config may
+    hold the settings of a former layout) left out.
+    """
+    known = {f.name for f in fields(settings)}
+    unknown = sorted(set(options) - known)
+    if unknown and not lenient:
+        raise ValueError(f"{flag(unknown[0])} is not a setting of the {task} task: it takes {_names(known)}")
+    return settings(**{key: value for key, value in options.items() if key in known})
+
+
+def _names(names: set[str]) -> str:
+    return ", ".join(flag(name) for name in sorted(names)) or "none of its own"
 
 
 # What a resumed run may change: how long it goes on, and where and how fast it runs; nothing that shapes
@@ -120,9 +157,9 @@ def check_resumable(changes: dict[str, Any]) -> None:
     """Refuse, in one line, a change that a resumed run may not make."""
     fixed = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if fixed:
-        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUMABLE_CHANGES)
+        allowed = ", ".join(flag(name) for name in RESUMABLE_CHANGES)
         raise ValueError(
-            f"--{fixed[0].replace('_', '-')} cannot change when resuming (only {allowed} can): the run goes on "
+            f"{flag(fixed[0])} cannot change when resuming (only {allowed} can): the run goes on "
             "as it was configured; start a new run to change it"
         )
 
@@ -136,6 +173,6 @@ def resume_config(run_dir: str | Path, **changes: Any) -> TrainConfig:
     check_resumable(changes)
     try:
         config = TrainConfig.from_json(path)
-    except (json.JSONDecodeError, TypeError) as error:
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is damaged ({error}): the run cannot be resumed") from None
     return replace(config, out=str(run_dir), **changes)

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from mobilenet.training.config import TrainConfig
-from mobilenet.training.qat import is_quantizer
 
 # The pretrained part, which takes ``backbone_lr_mult`` while the rest (a classifier, a detector's or DeepLab's
 # head) is new and takes the full lr: a classifier's ``features``, a task model's ``backbone``.
@@ -17,16 +16,21 @@ BACKBONE_PREFIXES = ("features.", "backbone.")
 POLY_POWER = 0.9  # DeepLab's `learning_power`: lr x (1 - step / total) ** 0.9
 
 
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Parameter groups: head vs backbone (``backbone_lr_mult``), and with vs without weight decay."""
+def build_optimizer(
+    config: TrainConfig, model: nn.Module, no_weight_decay: Callable[[str], bool] = lambda name: False
+) -> torch.optim.Optimizer:
+    """Parameter groups: head vs backbone (``backbone_lr_mult``), and with vs without weight decay.
+
+    ``no_weight_decay(name)`` marks parameters that are not the network's (a hook's, such as quantizers' ranges).
+    """
     lr = config.scaled_lr()
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:  # quantization-aware training's bit widths and flags
+        if not param.requires_grad:  # frozen: a hook's flags (quantizers' bit widths, say)
             continue
         head = not name.startswith(BACKBONE_PREFIXES)
-        # Conv and linear weights decay; norms and biases do not, nor the quantizers' learned ranges.
-        decay = (param.dim() > 1 or config.decay_norm_and_bias) and not is_quantizer(name)
+        # Conv and linear weights decay; norms and biases do not, nor the parameters of hooks.
+        decay = (param.dim() > 1 or config.decay_norm_and_bias) and not no_weight_decay(name)
         groups.setdefault((head, decay), []).append(param)
     param_groups = [
         {

@@ -1,4 +1,4 @@
-"""Quantization-aware training: NNCF's int8 fake-quantization, trained by the ordinary loop.
+"""Quantization-aware training: NNCF's int8 fake-quantization, trained by the ordinary loop through its hook.
 
 :func:`prepare_qat` calibrates on training images as the int8 post-training path does (int8 weights
 per output channel, uint8 activations, NNCF's placement for OpenVINO) and returns the model with
@@ -6,6 +6,8 @@ fake-quantize hooks whose ranges are parameters that learn with the weights; the
 not change. A run keeps three things of it: the quantizer placement (``quantizers.json``, written once
 and re-applied on resume before a checkpoint's tensors load), float weights without the quantizers
 (best/last.safetensors, loadable anywhere), and at the end the int8 OpenVINO IR that training simulated.
+:class:`QuantizationAware` is all of that as a :class:`~mobilenet.training.hooks.Hook`, for tasks that offer
+calibration images (:class:`~mobilenet.training.task.Calibrated`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from mobilenet.runtimes.openvino import Runner, openvino_runner, read_openvino, save_openvino
 from mobilenet.runtimes.quantize import quantize_nncf
+from mobilenet.training.checkpoint import POINTER
+from mobilenet.training.config import TrainConfig
+from mobilenet.training.hooks import Extra, Hook
+from mobilenet.training.task import Calibrated, Task, TrainingData
 from mobilenet.utils.files import atomic_text
 from mobilenet.utils.optional import require
 from mobilenet.weights.format import model_metadata
@@ -37,7 +44,7 @@ def is_quantizer(name: str) -> bool:
 
 
 def check_qat(compile: bool, has_weights: bool) -> None:
-    """Refuse, before anything is read or written, what quantization-aware training cannot do."""
+    """Refuse, before anything is read or written, what quantization-aware training cannot do with a config."""
     if compile:
         raise ValueError("qat does not combine with compile (NNCF's hooks): set --compile false")
     if not has_weights:  # in eval mode an untrained network outputs ~0: nothing to calibrate
@@ -94,3 +101,41 @@ def int8_runner(path: Path) -> Runner:
     """The int8 IR at ``path``, compiled for this CPU: a callable from a float batch to its outputs."""
     network, _ = read_openvino(path, ())
     return openvino_runner(network, "int8")
+
+
+class QuantizationAware(Hook):
+    """Quantization-aware training as a capability of the loop (``--qat``): see the module's docstring."""
+
+    def check(self, config: TrainConfig, task: Task, resuming: bool) -> None:
+        check_qat(config.compile, config.weights is not None or resuming)
+        if not isinstance(task, Calibrated):
+            raise ValueError(f"qat calibrates on the task's images, which the {task.name} task does not offer: "
+                             "train it without --qat")  # fmt: skip
+
+    def prepare(
+        self, model: nn.Module, task: Task, data: TrainingData, run_dir: Path | None, resume: Path | None
+    ) -> nn.Module:
+        if resume is not None and (resume / POINTER).exists():
+            return restore_qat(model, resume)
+        # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
+        return prepare_qat(model, task.calibration_batch(data, CALIBRATION_IMAGES), run_dir)  # type: ignore[attr-defined]
+
+    def no_weight_decay(self, name: str) -> bool:
+        return is_quantizer(name)
+
+    def plain(self, model: nn.Module) -> nn.Module:
+        return float_model(model)
+
+    def finish(
+        self, model: nn.Module, task: Task, data: TrainingData, run_dir: Path, rank: int, micro_batch: int,
+        workers: int,
+    ) -> dict[str, Extra]:  # fmt: skip
+        """Write the int8 IR (rank 0), then score it on the validation set (each process its share)."""
+        path = run_dir / INT8_IR
+        if rank == 0:
+            export_int8(model, path)
+        if dist.is_initialized():
+            dist.barrier()
+        runner = int8_runner(path)
+        evaluation = task.evaluate(lambda x: runner(x)[0], data.val, micro_batch, workers, torch.device("cpu"))
+        return {"int8": Extra(evaluation, {"ir": INT8_IR}, f"int8 (OpenVINO IR {path})")}

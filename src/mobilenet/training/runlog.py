@@ -17,7 +17,7 @@ from torch import nn
 from mobilenet.training.checkpoint import POINTER, remove_debris
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.curves import plot_curves
-from mobilenet.training.qat import INT8_IR
+from mobilenet.training.hooks import Extra
 from mobilenet.training.task import Evaluation, TrainingData
 from mobilenet.training.trackers import Tracker, open_trackers
 from mobilenet.utils.files import atomic_text
@@ -143,8 +143,8 @@ class RunLog:
     def mean_images_per_s(self) -> float:
         return sum(r["images_per_s"] for r in self.rows) / max(len(self.rows), 1)
 
-    def finish(self, model: nn.Module, int8: Evaluation | None = None) -> None:
-        """The learning curves as a PNG and a summary.json of the run (with ``int8``'s scores after qat)."""
+    def finish(self, model: nn.Module, extras: dict[str, Extra] | None = None) -> None:
+        """The learning curves as a PNG and a summary.json of the run (with the hooks' ``extras``)."""
         if not self.enabled:
             return
         summary = {
@@ -159,8 +159,9 @@ class RunLog:
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
         }
-        if int8 is not None:
-            summary["int8"] = {"ir": INT8_IR, **scores("val", int8.metrics), "val_images": int8.n}
+        for name, extra in (extras or {}).items():
+            evaluation = extra.evaluation
+            summary[name] = {**extra.summary, **scores("val", evaluation.metrics), "val_images": evaluation.n}
         atomic_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         for tracker in self.trackers:
             tracker.close()

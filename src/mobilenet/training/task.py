@@ -1,8 +1,8 @@
-"""The task interface: all the trainer knows of what is learned (classification, detection, segmentation).
+"""The task interface: all the trainer knows of what is learned.
 
-The trainer owns the loop and its guarantees (exact resume, torchrun, EMA, AMP, the divergence stop,
-QAT); a task owns its data, its loss and its metrics. A task object serves one run: ``prepare`` is
-called once, before anything else.
+The trainer owns the loop and its guarantees (exact resume, torchrun, EMA, AMP, the divergence stop, its
+hooks); a task owns its data, its loss and its metrics, and its own settings (a record of ``settings``'s type, read
+from the config's ``options``). A task object serves one run: ``prepare`` is called once, before anything else.
 
 The model a task prepares has ``config`` (with ``to_dict()``), ``class_names`` and ``preprocessing``
 attributes, which are saved with its weights, a ``kind`` when it is not a MobileNet classifier, and can be
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -46,6 +46,7 @@ class Evaluation(Protocol):
 
 class Task(Protocol):
     name: str
+    settings: type  # the record of its own settings, read from ``TrainConfig.options``
     best_metric: str  # the key of ``Evaluation.metrics`` (higher is better) that picks best.safetensors
     train_stats: tuple[str, ...]  # names of the sums that ``loss`` returns, in order
 
@@ -69,5 +70,10 @@ class Task(Protocol):
     def evaluate(self, model: Any, dataset: Dataset, batch_size: int, workers: int, device: torch.device) -> Evaluation:
         """Score ``model`` (a module or any callable from inputs to outputs); summed across processes."""
 
+
+@runtime_checkable
+class Calibrated(Protocol):
+    """A task that offers calibration images, which int8 (quantization-aware training) needs."""
+
     def calibration_batch(self, data: TrainingData, count: int) -> torch.Tensor:
-        """Up to ``count`` training inputs, preprocessed as for evaluation: what int8 calibrates on."""
+        """Up to ``count`` training inputs spread through the set, preprocessed as for evaluation."""

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mobilenet.training.checkpoint import POINTER, Position, load_checkpoint, save_checkpoint
-from mobilenet.training.config import TrainConfig, check_resumable, resume_config
+from mobilenet.training.config import TrainConfig, check_resumable, read_options, resume_config
+from mobilenet.training.hooks import Extra, Hook, hooks_for
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
-from mobilenet.training.qat import (
-    CALIBRATION_IMAGES,
-    INT8_IR,
-    check_qat,
-    export_int8,
-    float_model,
-    int8_runner,
-    prepare_qat,
-    restore_qat,
-)
 from mobilenet.training.runlog import RunLog
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.training.task import Evaluation, Task
@@ -52,7 +43,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainResult:
-    model: nn.Module  # the trained weights (the EMA when it is on), on this process; float after qat
+    model: nn.Module  # the trained weights (the EMA when it is on), on this process, as the hooks ship them
     run_dir: Path
     epochs: int
     steps: int
@@ -62,7 +53,7 @@ class TrainResult:
     wall_seconds: float
     train_images_per_s: float
     skipped_images: dict[str, int]
-    int8: Any = None  # qat: the int8 OpenVINO IR (run_dir/int8.xml) scored on the validation set
+    extras: dict[str, Extra] = field(default_factory=dict)  # the hooks' own results, by name
 
 
 def join_processes(config: TrainConfig) -> tuple[int, int, torch.device]:
@@ -102,8 +93,10 @@ def checked_resume_config(run_dir: Path, config: TrainConfig | None) -> TrainCon
     changes = {
         name: value
         for name, value in vars(config).items()
-        if name not in ("out", "task") and value != getattr(saved, name)
+        if name not in ("out", "task", "options") and value != getattr(saved, name)
     }
+    if config.options and config.options != saved.options:
+        changes["options"] = config.options
     check_resumable(changes)
     return replace(saved, **changes)
 
@@ -113,7 +106,8 @@ class Trainer:
 
     With ``resume`` (a run directory) the run continues exactly where its last checkpoint left it, with
     its own config: ``config`` is None, or that config with only the changes a resumed run may make
-    (:func:`~mobilenet.training.config.resume_config`).
+    (:func:`~mobilenet.training.config.resume_config`). ``hooks`` are the capabilities plugged into the loop
+    (None: those the config turns on, see :func:`~mobilenet.training.hooks.hooks_for`).
     """
 
     def __init__(
@@ -123,21 +117,24 @@ class Trainer:
         resume: str | Path | None = None,
         progress: bool = True,
         model: nn.Module | None = None,
+        hooks: list[Hook] | None = None,
     ) -> None:
         resume = Path(resume) if resume is not None else None
         if resume is not None:
             config = checked_resume_config(resume, config)
-        # What config.json records is what was trained.
-        config = replace(config, task=task.name)
+        # What config.json records is what was trained: the task, and every one of its settings.
+        settings = read_options(task.settings, config.options, task.name, lenient=resume is not None)
+        config = replace(config, task=task.name, options=asdict(settings))
         self.config, self.task, self.progress = config, task, progress
+        self.hooks = hooks_for(config) if hooks is None else hooks
         self.rank, self.world, self.device = join_processes(config)
         if config.batch_size % (self.world * config.accum_steps):
             raise ValueError(
                 f"batch_size {config.batch_size} must be a multiple of processes x accum_steps "
                 f"({self.world} x {config.accum_steps})"
             )
-        if config.qat:  # before anything is read or written
-            check_qat(config.compile, config.weights is not None or resume is not None)
+        for hook in self.hooks:  # before anything is read or written
+            hook.check(config, task, resume is not None)
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model, self.data = task.prepare(config, model)
         self.micro_batch = config.batch_size // (self.world * config.accum_steps)
@@ -158,13 +155,14 @@ class Trainer:
     def build(self, resume: Path | None) -> None:
         """The model on its device, optimizer, schedule, EMA and scaler; restored from ``resume`` if given."""
         config = self.config
-        if config.qat:
-            self.model = self.quantization_aware(resume)
+        for hook in self.hooks:
+            run_dir = self.log.run_dir if self.rank == 0 else None
+            self.model = hook.prepare(self.model, self.task, self.data, run_dir, resume)
         if config.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
         self.model.to(self.device, memory_format=self.memory_format)
-        self.optimizer = build_optimizer(config, self.model)
+        self.optimizer = build_optimizer(config, self.model, self.no_weight_decay)
         self.schedule = build_schedule(config, self.optimizer, self.steps_per_epoch)
         self.ema = None
         if config.ema_decay:
@@ -195,17 +193,20 @@ class Trainer:
                 file=sys.stderr,
             )
 
-    def quantization_aware(self, resume: Path | None) -> nn.Module:
-        if resume is not None and (resume / POINTER).exists():
-            return restore_qat(self.model, resume)
-        # Every process calibrates on the same images; DDP then starts all from rank 0's values anyway.
-        run_dir = self.log.run_dir if self.rank == 0 else None
-        return prepare_qat(self.model, self.task.calibration_batch(self.data, CALIBRATION_IMAGES), run_dir)
+    def no_weight_decay(self, name: str) -> bool:
+        """Whether a parameter belongs to a hook rather than to the network (no weight decay)."""
+        return any(hook.no_weight_decay(name) for hook in self.hooks)
 
     @property
     def final_model(self) -> nn.Module:
-        """The weights to evaluate and ship: the EMA when it is on."""
+        """The weights to evaluate: the EMA when it is on."""
         return self.ema.module if self.ema is not None else self.model
+
+    def plain(self, model: nn.Module) -> nn.Module:
+        """``model`` as it is saved and shipped: without what the hooks added for training."""
+        for hook in self.hooks:
+            model = hook.plain(model)
+        return model
 
     def restore(self, run_dir: Path) -> None:
         state, self.position = load_checkpoint(run_dir, self.model)
@@ -386,20 +387,9 @@ class Trainer:
         )
         lr = self.schedule.get_last_lr()[0]
         train = self.task.summarize(totals)
-        self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, float_model(self.final_model))
+        self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, self.plain(self.final_model))
         self.position = Position(epoch + 1, 0, self.position.step)
         self.checkpoint(self.position)
-
-    def score_int8(self) -> Evaluation:
-        """Write the int8 IR (rank 0), then score it on the validation set (each process its share)."""
-        path = self.log.run_dir / INT8_IR
-        if self.rank == 0:
-            export_int8(self.final_model, path)
-        if self.world > 1:
-            dist.barrier()
-        runner = int8_runner(path)
-        return self.task.evaluate(lambda x: runner(x)[0], self.data.val, self.micro_batch, self.config.workers,
-                                  torch.device("cpu"))  # fmt: skip
 
     def run(self) -> TrainResult:
         start = time.perf_counter()
@@ -409,12 +399,15 @@ class Trainer:
         except BaseException:
             self.log.discard_if_empty()
             raise
-        int8 = self.score_int8() if self.config.qat else None
-        self.log.finish(self.final_model, int8)
+        extras: dict[str, Extra] = {}
+        for hook in self.hooks:
+            extras |= hook.finish(self.final_model, self.task, self.data, self.log.run_dir, self.rank,
+                                  self.micro_batch, self.config.workers)  # fmt: skip
+        self.log.finish(self.plain(self.final_model), extras)
         if self.world > 1:
             dist.barrier()
         return TrainResult(
-            float_model(self.final_model),
+            self.plain(self.final_model),
             self.log.run_dir,
             self.config.epochs,
             self.position.step,
@@ -424,12 +417,5 @@ class Trainer:
             time.perf_counter() - start,
             self.log.mean_images_per_s(),
             self.log.skipped,
-            int8,
+            extras,
         )
-
-
-def train(
-    config: TrainConfig | None, task: Task, resume: str | Path | None = None, progress: bool = True
-) -> TrainResult:
-    """Train ``task`` as ``config`` says, or continue the run in ``resume`` exactly where it stopped."""
-    return Trainer(config, task, resume, progress).run()

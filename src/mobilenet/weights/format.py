@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
-from mobilenet.nn.config import ModelConfig
+from mobilenet.nn.config import MOBILENET, ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.utils.files import atomic_write
 
@@ -34,7 +34,6 @@ KEY_CONFIG = "mobilenet.config"
 KEY_CLASSES = "mobilenet.class_names"
 KEY_PREPROCESSING = "mobilenet.preprocessing"
 METADATA_KEYS = (KEY_FORMAT, KEY_KIND, KEY_CONFIG, KEY_CLASSES, KEY_PREPROCESSING)
-MOBILENET = "mobilenet"  # the kind of MobileNetV1/V2 classifiers and backbones
 
 
 @dataclass
@@ -115,13 +114,20 @@ def save_weights(
     class_names: list[str] | None = None,
     preprocessing: Preprocessing | None = None,
 ) -> None:
-    """Write ``model``'s weights as safetensors with its kind, config, class names and preprocessing.
+    """Write a model's weights as safetensors, with its kind, config, class names and preprocessing as metadata.
 
     The file is written beside its destination and renamed over it, so a crash never leaves a
     half-written file where a good one was. Equal models give byte-equal files.
+
+    Args:
+        model: any model of the package (it has a ``config``; its ``kind``, ``class_names`` and
+            ``preprocessing`` are saved where it has them).
+        path: the ``.safetensors`` file to write.
+        class_names: names to save instead of the model's.
+        preprocessing: preprocessing to save instead of the model's.
     """
     names = class_names if class_names is not None else getattr(model, "class_names", None)
-    classes = getattr(model, "num_classes", model.config.num_classes)
+    classes = model.num_classes if hasattr(model, "num_classes") else model.config.num_classes
     if names is not None and len(names) != classes:
         raise ValueError(f"{len(names)} class names for a model with {classes} classes")
     metadata = model_metadata(model, names)

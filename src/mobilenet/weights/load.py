@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,15 @@ def hint(state_dict: dict[str, torch.Tensor]) -> str:
     return f" (the file looks like {arch} with a {stem.shape[0]}-channel stem{classes})"
 
 
-def load_task_model(path: str | Path, model_type: type, kind: str, what: str, refusal: str, **overrides: Any) -> Any:
-    """A task model (a detector, a DeepLab) from our file of its ``kind``: ``model_type(config)`` built from the file's
-    config (``model_type.config_type``), ``overrides`` applied, loaded strictly. A classifier's file is refused with
-    ``refusal``, another kind's in one line that names ``what`` the caller expected."""
+def load_task_model(path: str | Path, model_type: type, refusal: str, **overrides: Any) -> Any:
+    """A task model (a detector, a DeepLab) from our file of its kind (``model_type.kind``): ``model_type(config)``
+    built from the file's config (``model_type.config_type``), ``overrides`` applied, loaded strictly. A classifier's
+    file is refused with ``refusal``, another kind's in one line."""
     checkpoint = read_checkpoint(path)
     if checkpoint.info.kind in (None, MOBILENET):
         raise ValueError(refusal)
-    if checkpoint.info.kind != kind:
-        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not {what}")
+    if checkpoint.info.kind != model_type.kind:
+        raise ValueError(f"{path} holds a {checkpoint.info.kind!r} model, not a {model_type.kind!r} one")
     config_type = model_type.config_type
     known = {f.name for f in fields(config_type)}
     config = config_type(**{k: v for k, v in (checkpoint.info.config_fields or {}).items() if k in known})
@@ -111,6 +112,56 @@ def load_task_model(path: str | Path, model_type: type, kind: str, what: str, re
     model.class_names = checkpoint.class_names
     if checkpoint.preprocessing is not None:
         model.preprocessing = checkpoint.preprocessing
+    return model
+
+
+def load_task_file(
+    path: str | Path,
+    model_type: type,
+    importers: Mapping[str, Callable[[Path, bool], Any]],
+    owns: Callable[[Path], bool],
+    refusal: str,
+    emulate_int8: bool = False,
+    **overrides: Any,
+) -> Any:
+    """A task model from a file: one of the formats its package imports (by suffix: Google's TFLite files, frozen
+    graphs; ``owns`` tells whether such a file holds this kind), or our safetensors of its kind. A file of another
+    kind is refused with ``refusal``. ``emulate_int8`` (a quantized TFLite file) runs the file as Google's runtime
+    does (see :mod:`mobilenet.weights.int8`); ``overrides`` change config fields that keep the weights' shapes."""
+    path = Path(path)
+    importer = importers.get(path.suffix)
+    if importer is not None and path.is_file():
+        if not owns(path):
+            raise ValueError(refusal)
+        if overrides and emulate_int8:
+            raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
+        model = importer(path, emulate_int8)
+        return rebuilt(model, overrides) if overrides else model
+    if emulate_int8:
+        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
+    return load_task_model(path, model_type, refusal, **overrides)
+
+
+def start_from(
+    path: str | Path,
+    model_type: type,
+    load: Callable[..., Any],
+    owns: Callable[[Path], bool],
+    num_classes: int,
+    overrides: dict[str, Any],
+) -> Any:
+    """Fine-tuning's start from a weights file: a model of the task's own kind (``owns`` tells) as ``load`` reads it,
+    whose ``num_classes`` must be the data's; or else a classifier (any format the library reads), whose backbone
+    gets a new head (see :func:`task_model_from_classifier`)."""
+    path = Path(path)
+    if not owns(path):
+        return task_model_from_classifier(path, model_type, num_classes=num_classes, **overrides)
+    model = load(path, **overrides)
+    if model.num_classes != num_classes:
+        raise ValueError(
+            f"{path} has {model.num_classes} output classes where the data needs {num_classes}: start from a "
+            "classifier's weights instead (its backbone gets a new head)"
+        )
     return model
 
 
@@ -165,12 +216,18 @@ def load_backbone(backbone: torch.nn.Module, checkpoint: Checkpoint, source: str
 
 
 def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides: Any) -> MobileNet:
-    """Build the model a weights file describes and load it.
+    """Build the MobileNet classifier (or backbone) a weights file describes, and load it.
 
-    Files that carry their config (ours, TFLite) decide the architecture; ``overrides`` change any
-    field that keeps the weights' shapes (``output_stride``, ``dropout``, ...). For a bare state dict
-    the architecture is ``expect`` (MobileNetV2 1.0 by default). If ``expect`` names another
+    Files that carry their config (ours, TFLite) decide the architecture. If ``expect`` names another
     architecture or width than the file holds, that is an error rather than a silent swap.
+
+    Args:
+        path: our safetensors, a torchvision or timm state dict, or a TFLite classifier.
+        expect: the architecture of a bare state dict (MobileNetV2 1.0 by default).
+        **overrides: fields that keep the weights' shapes (``output_stride``, ``dropout``, ...).
+
+    Returns:
+        The model with the file's class names and preprocessing, where it has them.
     """
     checkpoint = read_checkpoint(path)
     require_mobilenet(checkpoint.info, str(path))

@@ -22,13 +22,14 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
-from mobilenet.runtimes.litert import file_input
+from mobilenet.runtimes.litert import interpreter, outputs
 from mobilenet.weights.int8 import Quantized, round_conv_outputs, round_input, round_output, round_residual_sums
 
 # TensorFlow's BatchNorm epsilon: kept so that fine-tuning an import behaves as TF would.
 TF_BN_EPS = 1e-3
 # The name of the model metadata entry that holds a file's Preprocessing as JSON (our int8 export writes it).
 PREPROCESSING_METADATA = "mobilenet.preprocessing"
+TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer's file identifier, bytes 4..8
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ def tflite_schema():
     return tflite
 
 
+def read_model(path: str | Path) -> tuple[Any, bytes]:
+    """A file's flatbuffer model and its bytes; a file that is not TFLite's flatbuffer is a clear error."""
+    raw = Path(path).read_bytes()
+    if raw[4:8] != TFLITE_IDENTIFIER:
+        raise ValueError(f"{path} is not a TFLite file (no {TFLITE_IDENTIFIER.decode()} identifier): is it complete?")
+    return tflite_schema().Model.GetRootAsModel(raw, 0), raw
+
+
 def _buffer_bytes(model, index: int, raw: bytes) -> bytes | None:
     """The bytes of buffer ``index``, inside the flatbuffer or stored after it (ai-edge-quantizer's files)."""
     buffer = model.Buffers(index)
@@ -119,7 +128,8 @@ def _input_preprocessing(model, graph, input_size: int, raw: bytes) -> Preproces
     so the quantization cannot tell the mean/std: the export stores its Preprocessing in the model's metadata
     under :data:`PREPROCESSING_METADATA`, and that record wins. Other quantized inputs are pixels: uint8 ``q``
     of scale ``s``, zero point ``z`` reads ``(q - z) s = (q/255 - z/255) / (1 / (255 s))``; int8 takes
-    ``q = pixel - 128``. A float input takes TF's [-1, 1]. :func:`litert_outputs` then feeds the pixel itself.
+    ``q = pixel - 128``. A float input takes TF's [-1, 1]. :func:`mobilenet.runtimes.litert.outputs` then feeds
+    the pixel itself.
     """
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
@@ -143,8 +153,7 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
     files) or a FULLY_CONNECTED layer (Keras's), over any number of classes; nothing there is a backbone.
     """
     tflite = tflite_schema()
-    raw = Path(path).read_bytes()
-    model = tflite.Model.GetRootAsModel(raw, 0)
+    model, raw = read_model(path)
     graph = model.Subgraphs(0)
     operators = tflite.BuiltinOperator
     conv_ops = {operators.CONV_2D: False, operators.DEPTHWISE_CONV_2D: True}
@@ -273,8 +282,8 @@ def import_tflite(
     net = read_tflite(path)
     if net.dense_head:
         raise ValueError(
-            f"{path} is a segmentation model (convolutions on the feature map after its image pooling): "
-            "load it with mobilenet.create_model('deeplabv3_mobilenet_v2', weights=...)"
+            f"{path} is no classifier (convolutions read the feature map after its global pooling): load it with "
+            "mobilenet.registry.load, which tells the kind of a file"
         )
     config = _match_config(net)
     logits = net.classifier
@@ -307,38 +316,14 @@ def round_backbone(features: nn.Module, net: TFLiteClassifier) -> None:
     round_residual_sums(features, net.residual_sums)
 
 
-def litert_outputs(interpreter: Any, images: np.ndarray) -> np.ndarray:
-    """Dequantized outputs of an allocated TFLite model for preprocessed (N, H, W, C) images, one invoke each.
-
-    The one way images are fed to a file, by the import checks and the int8 export alike: a float input
-    takes them as they are, an integer one takes them quantized with the file's own scale and zero point
-    (as TFLite's image pipelines feed it), so that LiteRT sees what our float model sees up to that rounding.
-    """
-    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-    out_scale, out_zero = target["quantization"]
-    rows = []
-    for image in file_input(images, source):
-        interpreter.set_tensor(source["index"], image[None])
-        interpreter.invoke()
-        output = interpreter.get_tensor(target["index"])[0].astype(np.float32)
-        rows.append((output - out_zero) * out_scale if out_scale else output)
-    return np.stack(rows)
-
-
 def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:
     """Run a TFLite MobileNet on image files with Google's own runtime (``ai-edge-litert``): (N, outputs).
 
     The reference an import is checked against: the file's preprocessing as our importer reads it, fed
-    by :func:`litert_outputs`; class 0 dropped from 1001-way outputs. A backbone gives its pooled features.
+    by :func:`mobilenet.runtimes.litert.outputs`; class 0 dropped from 1001-way outputs. A backbone gives its pooled
+    features.
     """
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ImportError("running .tflite files needs Google's runtime: pip install ai-edge-litert") from None
-
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
     batch = image_batch(images, read_tflite(path).preprocessing)
-    outputs = litert_outputs(interpreter, batch.permute(0, 2, 3, 1).numpy())
-    logits = outputs.reshape(len(outputs), -1)
+    found = outputs(interpreter(path), batch.permute(0, 2, 3, 1).numpy())
+    logits = found.reshape(len(found), -1)
     return logits[:, 1:] if drop_background and logits.shape[1] == 1001 else logits

@@ -1,0 +1,66 @@
+"""MobileNet classifiers by name and from files: new, from a weights file of any format the library reads, or from
+published weights fetched by name; and torchvision's builders, ``mobilenet_v2`` and ``mobilenet_v1``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mobilenet.classification.published import PUBLISHED
+from mobilenet.data.imagenet import imagenet_names_for
+from mobilenet.nn.model import MobileNet
+from mobilenet.nn.variants import MODELS, model_name
+from mobilenet.weights.download import fetch
+from mobilenet.weights.load import load_model
+from mobilenet.weights.published import find_weights, is_weights_name
+
+
+def load_classifier(path: str | Path, **overrides: Any) -> MobileNet:
+    """A MobileNet classifier (or backbone) from a weights file: ours, a torchvision or timm state dict, a TFLite
+    classifier (see :func:`mobilenet.weights.load.load_model`); ``overrides`` keep the weights' shapes."""
+    return load_model(path, None, **overrides)
+
+
+def create_classifier(
+    name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any
+) -> MobileNet:
+    """The registered classifier ``name``, new or with ``weights`` (a file, or a published name or "DEFAULT"),
+    with ``overrides`` of its :class:`~mobilenet.nn.config.ModelConfig`."""
+    if name not in MODELS:
+        raise ValueError(f"{name!r} is not a classifier: choose one of {', '.join(sorted(MODELS))}")
+    base = MODELS[name]
+    if weights is None:
+        return MobileNet(replace(base, **overrides))
+    if not is_weights_name(weights):
+        return load_model(weights, base, **overrides)
+    width = overrides.get("width_mult", base.width_mult)
+    entry = find_weights(PUBLISHED, model_name(replace(base, width_mult=width)), str(weights))
+    model = load_model(fetch(entry, progress), base, **overrides)
+    model.preprocessing = entry.preprocessing
+    model.class_names = model.class_names or imagenet_names_for(model.num_classes)  # a cached file has no labels
+    return model
+
+
+def mobilenet_v2(
+    weights: str | Path | None = None, width_mult: float = 1.0, num_classes: int = 1000, **kwargs: Any
+) -> MobileNet:
+    """MobileNetV2 with torchvision's signature.
+
+    Args:
+        weights: a weights file, the name of published weights, or "DEFAULT" (None: random weights).
+        width_mult: the width multiplier alpha.
+        num_classes: the classifier's outputs.
+        **kwargs: other fields of :class:`~mobilenet.nn.config.ModelConfig` (``input_size``, ``dropout``, ...).
+
+    Returns:
+        The model.
+    """
+    return create_classifier("mobilenet_v2", weights, width_mult=width_mult, num_classes=num_classes, **kwargs)
+
+
+def mobilenet_v1(
+    weights: str | Path | None = None, width_mult: float = 1.0, num_classes: int = 1000, **kwargs: Any
+) -> MobileNet:
+    """MobileNetV1 in the same style as :func:`mobilenet_v2`."""
+    return create_classifier("mobilenet_v1", weights, width_mult=width_mult, num_classes=num_classes, **kwargs)

@@ -1,0 +1,99 @@
+"""The published classifiers known by name: Coral's uint8 TFLite MobileNets and torchvision's MobileNetV2."""
+
+from __future__ import annotations
+
+from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocessing
+from mobilenet.weights.published import CORAL, CORAL_LICENSE, PublishedWeights
+
+TORCHVISION = "https://download.pytorch.org/models/"
+TORCHVISION_LICENSE = "BSD-3-Clause (torchvision)"
+
+
+def coral_classifier(
+    model: str, filename: str, size: int, top1: float, measured: str, file_bytes: int, sha: str, default: bool = True
+) -> PublishedWeights:
+    """One of Coral's uint8 ImageNet classifiers (TF-slim's quantized MobileNets): the DEFAULT of its model, unless
+    another file is better."""
+    return PublishedWeights(
+        name=f"{model}.coral_uint8_{size}",
+        model=model,
+        url=f"{CORAL}{filename}",
+        sha256=sha,
+        size=file_bytes,
+        license=CORAL_LICENSE,
+        # TF-slim's evaluation: the central 87.5% of the image, resized to the input.
+        preprocessing=Preprocessing(input_size=size, crop_pct=0.875, mean=TF_MEAN, std=TF_STD),
+        categories="ImageNet-1k + background (1001)",
+        top1_published=top1,
+        top1_measured=measured,
+        note="uint8 per-tensor, BatchNorm folded, TF 'SAME' padding (Coral test data)",
+        default=default,
+    )
+
+
+def torchvision_v2(
+    tag: str, filename: str, resize: int, top1: float, note: str, default: bool = False
+) -> PublishedWeights:
+    """One of torchvision's MobileNetV2 ImageNet weights: resize the short side to ``resize``, crop 224."""
+    return PublishedWeights(
+        name=f"mobilenet_v2_100.{tag}",
+        model="mobilenet_v2_100",
+        url=f"{TORCHVISION}{filename}",
+        sha256=filename.rsplit("-", 1)[1].removesuffix(".pth"),
+        size=None,
+        license=TORCHVISION_LICENSE,
+        preprocessing=Preprocessing(input_size=224, crop_pct=224 / resize, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        categories="ImageNet-1k (1000)",
+        top1_published=top1,
+        top1_measured=None,
+        note=note,
+        default=default,
+    )
+
+
+PUBLISHED: tuple[PublishedWeights, ...] = (
+    # Top-1 published: TF-slim's float checkpoints of the same architecture (the int8 files lose about a
+    # point); measured: python benchmarks/fidelity.py, on the 500 images of imagenet-sample.
+    coral_classifier(
+        "mobilenet_v2_100",
+        "mobilenet_v2_1.0_224_quant.tflite",
+        224,
+        71.8,
+        "89.8% on imagenet-sample (500)",
+        3610798,
+        "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776",
+        default=False,  # torchvision's IMAGENET1K_V2, below, is better
+    ),
+    coral_classifier(
+        "mobilenet_v1_075",
+        "mobilenet_v1_0.75_192_quant.tflite",
+        192,
+        67.2,
+        "80.6% on imagenet-sample (500)",
+        2652542,
+        "41daeb22fdcf947e0e5ec32373aa9df7c31f3ef45dbd0ef7b5940fbce3c20f6a",
+    ),
+    coral_classifier(
+        "mobilenet_v1_050",
+        "mobilenet_v1_0.5_160_quant.tflite",
+        160,
+        59.1,
+        "69.8% on imagenet-sample (500)",
+        1392846,
+        "3cc6d2ca460abd2e0f699a6d0d2550c6b61c6e3b0e27a3616e384ea74cb86f43",
+    ),
+    coral_classifier(
+        "mobilenet_v1_025",
+        "mobilenet_v1_0.25_128_quant.tflite",
+        128,
+        41.5,
+        "46.2% on imagenet-sample (500)",
+        525598,
+        "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785",
+    ),
+    # torchvision's MobileNet_V2_Weights: the hash in the file name is the start of its sha256.
+    torchvision_v2("tv_in1k", "mobilenet_v2-b0353104.pth", 256, 71.878, "torchvision IMAGENET1K_V1"),
+    torchvision_v2(
+        "tv2_in1k", "mobilenet_v2-7ebf99e0.pth", 232, 72.154, "torchvision IMAGENET1K_V2 (its DEFAULT)", default=True
+    ),
+)

@@ -1,0 +1,76 @@
+"""``mobilenet export``: a model of any kind as ONNX, TorchScript or TFLite (float, or full-integer for a classifier),
+each file checked against PyTorch before it is kept."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+HELP = "ONNX, TorchScript or TFLite (float or full-integer), checked before kept"
+DESCRIPTION = (
+    "Write a model as ONNX, TorchScript or TFLite, with BatchNorm folded and its metadata in the file; the file "
+    "runs on real images (--images) or random inputs and is kept only if its outputs are PyTorch's."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mobilenet.registry import list_models
+
+    parser.add_argument("weights", help="any weights file mobilenet reads, of any kind, or a published weights name")
+    parser.add_argument("output", type=Path, help="the file to write")
+    parser.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx", help="what to write")
+    parser.add_argument("--images", help="real images (a folder or file) to verify the export on (default: random "
+                        "inputs)")  # fmt: skip
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="int8: a full-integer TFLite file (int8 NHWC in and out) for phones and "
+                        "Coral")  # fmt: skip
+    parser.add_argument("--calibration", help="images (a folder) to calibrate int8 on: real ones, a few hundred")
+    parser.add_argument("--model", choices=list_models(), metavar="NAME",
+                        help="the model of a bare state dict (default: the file's own)")  # fmt: skip
+    parser.add_argument("--argmax", action="store_true",
+                        help="output class indices (argmax over classes; a segmenter's: (N, H, W)) instead of "
+                        "logits")  # fmt: skip
+    parser.add_argument("--json", action="store_true",
+                        help="print the report (path, format, file_size, max_abs_diff, ...) as JSON")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenet.inference import export
+    from mobilenet.registry import create_model, load
+
+    model = create_model(args.model, weights=args.weights) if args.model else load(args.weights)
+    if args.argmax and args.format == "tflite":
+        raise ValueError("--argmax writes class indices to ONNX or TorchScript: use --format onnx or torchscript")
+    if args.precision == "int8":
+        return export_int8(model.eval(), args)
+    options = {"argmax": args.argmax} if args.argmax else {}
+    write = {"onnx": export.export_onnx, "torchscript": export.export_torchscript, "tflite": export.export_tflite}
+    report = write[args.format](model.eval(), args.output, inputs=args.images, **options)
+    if args.json:
+        print(json.dumps({**asdict(report), "path": str(report.path)}))
+        return 0
+    checks = []
+    if report.max_abs_diff is not None:
+        checks.append(f"outputs differ from PyTorch by at most {report.max_abs_diff:.2g}")
+    if report.class_agreement is not None:
+        checks.append(f"classes are PyTorch's on {report.class_agreement:.3%} of outputs")
+    print(f"{report.path}: {report.format}, {report.file_size / 1e6:.1f} MB; {' and '.join(checks)} "
+          f"on {report.verified_on}")  # fmt: skip
+    return 0
+
+
+def export_int8(model: object, args: argparse.Namespace) -> int:
+    from mobilenet.inference.edge import export_tflite_int8
+
+    if args.format != "tflite" or args.calibration is None:
+        raise ValueError("--precision int8 writes a full-integer TFLite file: add --format tflite --calibration DIR")
+    report = export_tflite_int8(model, args.output, args.calibration, check=args.images)
+    if args.json:
+        print(json.dumps({**asdict(report), "path": str(report.path)}))
+        return 0
+    print(f"{report.path}: full-integer TFLite, {report.file_size / 1e6:.1f} MB, input {report.input}; calibrated on "
+          f"{report.calibrated_on} images; top-1 agrees with float on {report.top1_agreement:.1%} of "
+          f"{report.checked_on} (LiteRT)")  # fmt: skip
+    return 0

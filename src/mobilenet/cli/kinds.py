@@ -1,0 +1,148 @@
+"""The registered kinds of model on the command line: which kind a ``--weights`` is, the options of each kind's own
+(added to a command, grouped by the kinds that take them, and read back for the kind that runs), and the shared
+flags of the commands that run a model on images.
+
+The registry answers which kind a file holds; this module words the answer in commands: a file of another kind
+names the command that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mobilenet.cli.output import print_per_image
+
+if TYPE_CHECKING:
+    from mobilenet.kinds import ModelKind, Option
+
+
+def weights_kind(weights: str, wanted: ModelKind | None = None) -> ModelKind:
+    """The kind of a weights file (or of the model that published weights load into); with ``wanted``, a file of
+    another kind is refused in one line naming the command that runs it."""
+    from mobilenet import registry
+    from mobilenet.weights.published import is_weights_name
+
+    if is_weights_name(weights):
+        if weights == "DEFAULT":
+            if wanted is None:
+                raise ValueError("--weights DEFAULT needs --model: the default weights of which model?")
+            return wanted
+        entry = next((entry for entry in registry.published_weights() if entry.name == weights), None)
+        if entry is None:
+            known = ", ".join(entry.name for entry in registry.published_weights())
+            raise ValueError(f"--weights {weights}: no such file, nor published weights of that name ({known})")
+        found = registry.kind_of_model(entry.model)
+    else:
+        found = registry.kind_of_file(weights)
+    if wanted is not None and found is not wanted:
+        raise ValueError(
+            f"{weights} holds a {found.name} model, not a {wanted.name} one: run it with `mobilenet {found.command}`"
+        )
+    return found
+
+
+def add_kind_options(parser: argparse.ArgumentParser, command: str, kinds: list[ModelKind]) -> None:
+    """The options of ``kinds``' own for ``command`` ("predict" or "eval"), each once, in a group per set of kinds
+    that take it; their helps joined where kinds read an option differently."""
+    declared: dict[str, list[tuple[ModelKind, Option]]] = {}
+    for kind in kinds:
+        for option in kind.options(command):
+            declared.setdefault(option.name, []).append((kind, option))
+    groups: dict[tuple[str, ...], Any] = {}  # argument groups
+    for uses in declared.values():
+        owners = tuple(kind.name for kind, _ in uses)
+        if owners not in groups:
+            groups[owners] = parser.add_argument_group(f"{' and '.join(owners)} options")
+        option = uses[0][1]
+        helps = {use.help for _, use in uses}
+        text = option.help if len(helps) == 1 else "; ".join(f"{kind.name}: {use.help}" for kind, use in uses)
+        settings: dict[str, Any] = {"action": "store_true"} if option.flag else {"type": option.type}
+        if option.metavar and not option.flag:
+            settings["metavar"] = option.metavar
+        if option.choices:
+            settings["choices"] = option.choices
+        groups[owners].add_argument(option.flag_name, dest=option.name, help=text, **settings)
+
+
+def kind_options(args: argparse.Namespace, kind: ModelKind, command: str, kinds: list[ModelKind]) -> dict[str, Any]:
+    """The options of ``kind``'s own that were given, as its function takes them; one given for another kind only
+    is refused in one line."""
+    own = {option.name for option in kind.options(command)}
+    given = {}
+    for other in kinds:
+        for option in other.options(command):
+            value = getattr(args, option.name, None)
+            if value is None or value is False:
+                continue
+            if option.name not in own:
+                takers = [k.name for k in kinds if option.name in {o.name for o in k.options(command)}]
+                raise ValueError(
+                    f"{option.flag_name} is for {' and '.join(takers)} models: {args.weights} holds a {kind.name} one"
+                )
+            given[option.name] = value
+    return given
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """--backend, --precision and --calibration: how the model runs (see ``mobilenet.deploy``)."""
+    from mobilenet.inference.backends import BACKENDS, PRECISIONS
+
+    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                        help="auto: the fastest installed; eager: the plain PyTorch model")  # fmt: skip
+    parser.add_argument("--precision", choices=sorted({x for v in PRECISIONS.values() for x in v}),
+                        help="default: fp32; an OpenVINO IR (.xml) runs as it was saved")  # fmt: skip
+    parser.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, kinds: list[ModelKind], weights_help: str) -> None:
+    """The arguments of a command that runs a model on image files (``predict``, ``segment``, ``detect``)."""
+    models = sorted(name for kind in kinds for name in kind.models)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to run the model on")
+    parser.add_argument("--weights", required=True, help=weights_help)
+    parser.add_argument("--model", choices=models, metavar="NAME",
+                        help="the model of a bare state dict or of published weights (default: the file's "
+                        "own)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON object per image")
+    add_inference_flags(parser)
+    add_kind_options(parser, "predict", kinds)
+
+
+def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
+    """Run ``--weights`` (of one of ``kinds``) on the images and print a result per image."""
+    from mobilenet import registry
+    from mobilenet.inference.backends import backend_for
+    from mobilenet.inference.deploy import deploy
+
+    wanted = registry.kind_of_model(args.model) if args.model else None
+    if wanted is None and len(kinds) == 1:
+        wanted = kinds[0]
+    kind = weights_kind(args.weights, wanted)
+    options = kind_options(args, kind, "predict", kinds)
+    if args.model:
+        precision = args.precision or "fp32"
+        model = registry.create_model(args.model, weights=args.weights)
+        runner = deploy(model, backend_for(len(args.images), args.backend, precision), precision, args.calibration)
+    else:
+        runner = registry.load_deployed(
+            args.weights, args.backend, args.precision, args.calibration, images=len(args.images)
+        )
+    results = kind.call("predict", runner, args.images, **options)
+    return print_per_image(results, args.json, lambda result: kind.call("describe", result))
+
+
+def own_command(task: str, weights_help: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable]:
+    """The ``add_arguments`` and ``run`` of a command that is one kind's own: ``predict`` for that kind alone."""
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        from mobilenet.registry import kind
+
+        add_run_arguments(parser, [kind(task)], weights_help)
+
+    def run(args: argparse.Namespace) -> int:
+        from mobilenet.registry import kind
+
+        return run_on_images(args, [kind(task)])
+
+    return add_arguments, run

@@ -1,0 +1,42 @@
+"""Semantic segmentation's registration: what the registry knows of Mobile DeepLabv3 (the paper's Section 6.3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mobilenet.kinds import ModelKind, Option
+from mobilenet.segmentation.config import KIND as FILE_KIND
+from mobilenet.segmentation.config import RECIPES, SEGMENTATION_MODELS, TASK, DeepLabConfig, SegmentationSettings
+from mobilenet.segmentation.published import PUBLISHED
+
+KIND = ModelKind(
+    name=TASK,
+    description="the class of every pixel, with Mobile DeepLabv3",
+    evaluates="mIoU with DeepLab's protocol on a VOC folder (JPEGImages/, SegmentationClass/) or COCO128's masks",
+    file_kind=FILE_KIND,
+    command="segment",
+    config=DeepLabConfig,
+    models=SEGMENTATION_MODELS,
+    default_model="deeplabv3_mobilenet_v2",
+    settings=SegmentationSettings,
+    recipes=RECIPES,
+    default_recipe="deeplab",
+    task="mobilenet.segmentation.task:SegmentationTask",
+    create="mobilenet.segmentation.load:create_deeplab",
+    load="mobilenet.segmentation.load:load_deeplab",
+    claims="mobilenet.segmentation.load:is_deeplab_file",
+    predict="mobilenet.segmentation.predict:segment_files",
+    describe="mobilenet.segmentation.predict:describe",
+    evaluate="mobilenet.segmentation.evaluate:evaluate_files",
+    predict_options=(
+        Option(
+            "out",
+            "write DIR/<stem>.png (a palette PNG whose pixels are the classes) and DIR/<stem>_overlay.png",
+            Path,
+            "DIR",
+        ),
+    ),
+    eval_options=(Option("ids", "the ids of the images to score, one a line (VOC's ImageSets/Segmentation)", Path),),
+    published=PUBLISHED,
+    tables={"table7": "mobilenet.segmentation.table7:paper_table"},
+)

@@ -1,0 +1,30 @@
+"""The real data in ../shared (or ``$MOBILENET_SHARED``), and small image sets made on the spot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("MOBILENET_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(relative: str) -> Path:
+    """A path under ../shared/data, or a skip that says what is missing and why."""
+    path = SHARED / "data" / relative
+    if not path.exists():
+        pytest.skip(f"needs {path}: the real data in ../shared (set MOBILENET_SHARED to point elsewhere)")
+    return path
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (48, 40)) -> None:
+    """``count`` JPEGs of random pixels in ``folder``, the same for the same folder name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(len(str(folder)))
+    for i in range(count):
+        pixels = (torch.rand(size[1], size[0], 3, generator=generator) * 255).byte().numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.jpg")

@@ -1,0 +1,87 @@
+"""Tiny training runs and the checks every task is held to: killed mid-epoch then resumed, bit for bit; and torchrun
+with two processes against one process accumulating two micro-batches."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mobilenet.tasks import make_config, train
+from tests.helpers.faults import Kill, debris, kill_at, logged_outcome, sha256, start_training
+
+# A tiny, fast run on the embedded digits: what the loop does does not depend on the size.
+TINY = {"model": "mobilenet_v2_035", "batch_size": 32, "val_fraction": 0.5, "epochs": 2, "lr": 0.05}
+TORCHRUN_LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``mobilenet ARGS`` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, **kwargs)
+
+
+def flags(settings: dict) -> list[str]:
+    """Settings as the command line gives them: ``{"batch_size": 8}`` -> ``["--batch-size", "8"]``."""
+    return [item for key, value in settings.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_sigkill_then_resume_is_bitwise_equal(tmp_path: Path, settings: dict) -> None:
+    """A whole run of ``settings`` (two epochs of at least two steps, a checkpoint every step), and `mobilenet train`
+    killed in the middle of its second epoch then resumed in this process, on one thread as that process ran: the
+    same weights, the same metrics."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    train(make_config(**settings, checkpoint_every=1, out=str(whole)), progress=False)
+    steps_per_epoch = json.loads((whole / "last.json").read_text())["step"] // 2
+    assert steps_per_epoch >= 2, "a run of two epochs of two steps or more, to be killed inside its second"
+
+    killing = [*flags(settings), "--checkpoint-every", "1", "--out", str(killed)]
+    hit = kill_at(start_training(killing), killed, Kill("step", step=steps_per_epoch + steps_per_epoch // 2))
+    position = json.loads((killed / "last.json").read_text())
+    mid_epoch = position["epoch"] == 1 and 0 < position["step_in_epoch"] < steps_per_epoch
+    assert hit.startswith("killed") and mid_epoch, (hit, position)
+    train(resume=killed, progress=False)
+
+    assert sha256(killed / "last.safetensors") == sha256(whole / "last.safetensors")
+    assert debris(killed) == []
+    timing = ("images_per_s",)
+    assert [{k: v for k, v in row.items() if k not in timing} for row in metrics_rows(whole)] == [
+        {k: v for k, v in row.items() if k not in timing} for row in metrics_rows(killed)
+    ]
+
+
+# What BatchNorm keeps of the batches it saw: under torchrun, each process's own micro-batches (rank 0's are saved).
+STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def assert_torchrun_matches_accumulation(tmp_path: Path, settings: dict, metric: str) -> None:
+    """Two processes under torchrun against one accumulating two micro-batches: the same weights and, with BatchNorm
+    frozen, the same statistics and validation ``metric`` (each process scored half of the images, summed or gathered
+    across them). BatchNorm that trains normalizes each micro-batch by its own statistics either way, so the
+    gradients and the weights are the same; its running statistics are each process's own."""
+    log, ddp, one = tmp_path / "ddp", tmp_path / "ddp-run", tmp_path / "one-run"
+    process = start_training([*flags(settings), "--out", str(ddp)], launcher=TORCHRUN_LAUNCHER, log=log)
+    outcome = logged_outcome(process, log)
+    assert outcome.code == 0, outcome.describe()
+    config = make_config(**settings, accum_steps=2, out=str(one))
+    train(config, progress=False)
+
+    a, b = load_file(ddp / "last.safetensors"), load_file(one / "last.safetensors")
+    assert a.keys() == b.keys()
+    compared = [name for name in a if config.freeze_bn or not name.endswith(STATISTICS)]
+    assert len(compared) > len(a) // 2
+    for name in compared:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    if config.freeze_bn:
+        column = f"val_{metric}"
+        assert float(metrics_rows(ddp)[0][column]) == pytest.approx(float(metrics_rows(one)[0][column]), abs=1e-3)

@@ -1,0 +1,165 @@
+"""The training loop, whatever the task: recipes' schedules, the command line's flags, the EMA, the sampler that makes
+resumes and torchrun exact, and quantization-aware training as a hook (on the digits). What every task is held to
+through the loop (exact resume, torchrun, divergence, bf16) is in ``tests/kinds``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel
+
+from mobilenet.classification.data import load_digits_images
+from mobilenet.cli import build_parser
+from mobilenet.cli.commands.train import train_config
+from mobilenet.registry import load_deployed
+from mobilenet.tasks import make_config, recipes, train, trainer
+from mobilenet.training.optim import ema_update, lr_factor
+from mobilenet.training.sampling import ShardedSampler
+from mobilenet.weights import load_model
+from tests.helpers.runs import TINY, cli, flags
+
+
+def test_schedules() -> None:
+    paper = make_config("paper", epochs=10)
+    assert [lr_factor(paper, s, 10) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.98, 0.98**2])
+    modern = make_config("modern", data="x", epochs=10, warmup_epochs=1)
+    assert lr_factor(modern, 0, 10) == pytest.approx(0.1) and lr_factor(modern, 9, 10) == pytest.approx(1)
+    assert lr_factor(modern, 55, 10) == pytest.approx(0.5) and lr_factor(modern, 100, 10) == pytest.approx(0)
+
+
+def test_cli_overrides_only_given_flags_and_none_is_one() -> None:
+    parse = build_parser().parse_args
+    assert train_config(parse(["train", "--data", "x"])).ema_decay == recipes()["modern"].ema_decay
+    assert train_config(parse(["train", "--data", "x", "--ema-decay", "none"])).ema_decay is None
+    assert train_config(parse(["train", "--recipe", "paper", "--lr", "0.1"])).lr_batch == 96
+
+
+def test_ema_warms_up_like_tensorflow() -> None:
+    # A fixed decay of 0.999 keeps (0.999)^200 = 82% of the initial weights after 200 steps; TF's warm-up
+    # min(decay, (1 + n) / (10 + n)) forgets them, which is what makes EMA usable in a short run.
+    model = torch.nn.BatchNorm2d(3)
+    ema = AveragedModel(model, multi_avg_fn=ema_update(0.999), use_buffers=True)
+    ema.update_parameters(model)  # the first call copies
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.running_var.fill_(5.0)
+        model.num_batches_tracked.fill_(200)
+    for _ in range(200):
+        ema.update_parameters(model)
+    initial_share = (2.0 - ema.module.weight.detach()) / (2.0 - 1.0)
+    assert float(initial_share.max()) < 0.01 and float((5.0 - ema.module.running_var).max()) < 0.04
+    assert int(ema.module.num_batches_tracked) == 200
+
+
+def test_sharded_sampler_is_accumulation_and_resumes() -> None:
+    single = list(ShardedSampler(100, 8, seed=3, epoch=1))
+    ranks = [list(ShardedSampler(100, 4, seed=3, epoch=1, rank=r, world=2)) for r in range(2)]
+    # Each global batch of 8 = rank 0's 4 then rank 1's 4, exactly the single run's micro-batches.
+    merged = [item for b in range(12) for r in range(2) for item in ranks[r][b * 4 : b * 4 + 4]]
+    assert merged == single[:96] and len(single) == 96  # incomplete batches dropped
+    assert list(ShardedSampler(100, 8, seed=3, epoch=1, start=5)) == single[40:]
+    assert single != list(ShardedSampler(100, 8, seed=3, epoch=2))
+
+
+def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str], name: str = "") -> tuple[Path, Path]:
+    """The run of ``args`` twice: whole, and SIGKILLed mid-epoch then resumed. Returns both directories."""
+    whole, run = tmp_path / f"{name}whole", tmp_path / f"{name}killed"
+    full = cli("train", *args, "--out", str(whole), timeout=900)
+    assert full.returncode == 0, full.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mobilenet", "train", *args, "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    steps_per_epoch = json.loads((whole / "last.json").read_text())["step"]
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        pointer = run / "last.json"
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= 12:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    position = json.loads((run / "last.json").read_text())
+    assert position["epoch"] == 0 and 0 < position["step_in_epoch"] < steps_per_epoch  # mid-epoch
+
+    resumed = cli("train", "--resume", str(run), timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(whole / "last.safetensors"), load_file(run / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = [line.rsplit(",", 2)[0] for line in (whole / "metrics.csv").read_text().splitlines()]
+    assert strip == [line.rsplit(",", 2)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+    return whole, run
+
+
+@pytest.fixture(scope="module")
+def trained_digits(tmp_path_factory) -> Path:
+    """Float weights to fine-tune with qat: two TINY epochs (after one, BatchNorm's statistics score chance)."""
+    run = train(make_config(**TINY, workers=0, out=str(tmp_path_factory.mktemp("float") / "run")), progress=False)
+    assert run.val.top1 > 0.3
+    return run.run_dir / "best.safetensors"
+
+
+# qat on the digits: 16 steps of 32 images; the float run's validation images and 20% more are held out.
+QAT = {"batch_size": 32, "val_fraction": 0.7, "epochs": 1, "workers": 0}
+
+
+@pytest.mark.slow
+def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path, trained_digits) -> None:
+    settings = {**QAT, "weights": trained_digits, "checkpoint_every": 4}
+    whole, killed = kill_mid_epoch_then_resume(tmp_path, ["--recipe", "qat", *flags(settings)])
+    # What ships: plain float weights (the architecture came from the file) and the int8 IR, scored.
+    model = load_model(whole / "best.safetensors")
+    assert model.config.small_input and model.preprocessing.input_size == 32
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["int8"] == json.loads((killed / "summary.json").read_text())["int8"]
+    fake_quantized, int8 = summary["final"]["val_top1"], summary["int8"]["val_top1"]
+    assert abs(int8 - fake_quantized) <= 0.03, summary  # training simulated what the IR runs
+    assert int8 > 0.3, summary  # chance is 0.1
+    deployed = load_deployed(whole / "int8.xml")
+    assert (deployed.backend, deployed.precision, deployed.class_names) == ("openvino", "int8", model.class_names)
+    images, classes = load_digits_images()
+    for n, (image, label) in enumerate(images[:40]):
+        (tmp_path / "digits" / classes[label]).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "digits" / classes[label] / f"{n}.png")
+    scored = cli("eval", "--weights", str(whole / "int8.xml"), "--data", str(tmp_path / "digits"), "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["n"] == 40
+
+
+@pytest.mark.slow
+def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) -> None:
+    run = tmp_path / "run"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*torchrun, "-m", "mobilenet", "train", "--recipe", "qat", *flags({**QAT, "weights": trained_digits})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*command, "--out", str(run)], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    int8 = json.loads((run / "summary.json").read_text())["int8"]
+    assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each
+
+
+def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None:
+    with pytest.raises(ValueError, match="qat fine-tunes trained weights: pass --weights"):
+        trainer(make_config("qat", **TINY, out=str(tmp_path / "a")), progress=False)
+    with pytest.raises(ValueError, match="qat does not combine with compile"):
+        trainer(make_config("qat", **TINY, compile=True, out=str(tmp_path / "b")), progress=False)
+    assert not any(tmp_path.iterdir())  # refused before any run directory was made
+
+
+def test_a_task_without_calibration_images_refuses_qat_before_anything_is_written(tmp_path) -> None:
+    """Quantization-aware training is a hook: it plugs into any task that offers calibration images, and refuses
+    one that does not in one line."""
+    with pytest.raises(ValueError, match="qat calibrates on the task's images, which the detection task does not"):
+        trainer(make_config("ssdlite", data=str(tmp_path), weights="w.safetensors", qat=True, out=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,119 @@
+"""Runs that lose nothing and say what they do: exclusive run folders, exact resumes (also under torchrun),
+one-line refusals of what cannot be done, and no debris."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import mobilenet
+from mobilenet.nn.model import weight_count
+from mobilenet.tasks import make_config
+from mobilenet.training.config import resume_config
+from tests.helpers.runs import TINY, cli, flags
+
+ONE_EPOCH = {**TINY, "epochs": 1, "workers": 0}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"epochs": 0}, "--epochs must be at least 1"),
+        ({"epochs": -1}, "--epochs must be at least 1"),
+        ({"lr": float("nan")}, "--lr must be a finite number > 0"),
+        ({"val_fraction": 1.5}, "--val-fraction must be between 0 and 1"),
+        ({"workers": -1}, "--workers must be 0 or more"),
+    ],
+)
+def test_impossible_settings_are_refused_in_one_line(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config(**overrides)
+
+
+def test_a_width_that_cannot_fit_is_refused_before_allocating() -> None:
+    # Counted from the table without building: equal to the weights of the network it describes.
+    for config in (mobilenet.mobilenet_v2(width_mult=0.35).config, mobilenet.mobilenet_v1(num_classes=7).config):
+        built = mobilenet.MobileNet(config)
+        assert weight_count(config) == sum(p.numel() for p in built.parameters() if p.dim() > 1)
+    with pytest.raises(ValueError, match=r"width_mult 100 makes \d+ GB of weights.*mobilenet_v2_100 is width 1.0"):
+        mobilenet.mobilenet_v2(width_mult=100)
+
+
+def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> None:
+    run = tmp_path / "run"
+    first = cli("train", *flags({**ONE_EPOCH, "batch_size": 448}), "--out", str(run))
+    assert first.returncode == 0, first.stderr
+    again = cli("train", "--resume", str(run))
+    assert again.returncode == 2 and "has finished its 1 epochs: extend it with --resume" in again.stderr
+    changed = cli("train", "--resume", str(run), "--lr", "0.5")
+    assert changed.returncode == 2 and "--lr cannot change when resuming" in changed.stderr
+    with pytest.raises(ValueError, match="--recipe cannot change when resuming"):
+        resume_config(run, recipe="paper")
+    extended = cli("train", "--resume", str(run), "--epochs", "2")
+    assert extended.returncode == 0, extended.stderr
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header and two epochs
+    missing = cli("train", "--resume", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "holds no run to resume" in missing.stderr
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = cli("train", *flags({**ONE_EPOCH, "lr": 1e12, "warmup_epochs": 0, "batch_size": 448}), "--out", str(run))
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert "training stopped and no checkpoint was written" in line and "Traceback" not in result.stderr
+    assert not run.exists()
+
+
+def kill_when(process: subprocess.Popen, run: Path, step: int) -> None:
+    """SIGKILL ``process`` and its workers once ``run`` has a checkpoint at ``step`` or later."""
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        pointer = run / "last.json"
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= step:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    # torchrun's workers run in sessions of their own: every process whose command names the run dies at once.
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(run).encode() in cmdline.read_bytes().split(b"\0"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.slow
+def test_torchrun_killed_and_resumed_is_bitwise_equal(tmp_path) -> None:
+    # Dropout on: every process's generator must be saved and restored, not only rank 0's.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*torchrun, "-m", "mobilenet", "train", *flags({**ONE_EPOCH, "checkpoint_every": 4, "dropout": 0.2})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    kill_when(process, killed, 12)
+    position = json.loads((killed / "last.json").read_text())
+    assert 0 < position["step_in_epoch"] < 28  # mid-epoch
+    resumed = subprocess.run([*torchrun, "-m", "mobilenet", "train", "--resume", str(killed)], capture_output=True,
+                             text=True, env=env)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(killed / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(killed.rglob("*.tmp"))
+    alone = subprocess.run([sys.executable, "-m", "mobilenet", "train", "--resume", str(killed), "--epochs", "2"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert alone.returncode == 2 and "was trained by 2 processes: resume it with as many" in alone.stderr

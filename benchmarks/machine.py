@@ -1,29 +1,20 @@
-"""What the benchmark scripts share about the machine: its CPU's name, how busy all its cores have been,
-and a help format that shows the docstring as written with every default."""
+"""What the benchmark scripts share about the machine: its CPU's name (the library's), how busy all its cores have
+been, and a help format that shows the docstring as written with every default."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mobilenet.utils.machine import cpu_name  # noqa: F401 (the scripts import it from here)
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The docstring as written, and every option's default."""
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def busy_cpu_seconds(clock_ticks: int) -> float:

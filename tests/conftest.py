@@ -1,9 +1,10 @@
-"""Fixtures only: the test-only references (torchvision, timm), ImageNet's class index, one thread. What the tests
-share besides fixtures is in ``tests/helpers``."""
+"""Fixtures only: the test-only references (torchvision, timm), ImageNet's class index, one thread, and the same
+global state at the start of every test. What the tests share besides fixtures is in ``tests/helpers``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -40,3 +41,15 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_torch_state() -> Iterator[None]:
+    """Each test starts from the same global state, whatever ran before it: PyTorch's thread count, default dtype
+    and random generator (seeded), and Python's logging handlers. A test that changes them gets them back."""
+    threads, dtype, handlers = torch.get_num_threads(), torch.get_default_dtype(), list(logging.getLogger().handlers)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_default_dtype(dtype)
+    logging.getLogger().handlers[:] = handlers

@@ -85,7 +85,8 @@ class ModelKind:
       weights (a file, or the name of published weights), ``overrides`` applied to its config.
     - ``load``: ``(path, **overrides) -> model``: a weights file of this kind.
     - ``claims``: ``(path) -> bool``: whether a file that is not one of our safetensors holds this kind (a TFLite
-      file, a frozen graph); None: the kind reads only our files, or (``fallback``) every file no other kind claims.
+      file, a frozen graph); None: the kind reads only our files. The ``fallback`` kind's claim is asked last, and
+      it also reads every file that no kind claims.
     - ``predict``: ``(model, images, **predict options) -> list[dict]``: one JSON-able result per image file, in
       order; an unreadable image's is ``{"image", "error"}``. ``model`` is a module or what ``deploy`` made of one.
     - ``describe``: ``(result) -> str``: one ``predict`` result for people.
@@ -114,6 +115,9 @@ class ModelKind:
     claims: Ref | None = None
     fallback: bool = False  # reads every file that no other kind claims (the MobileNet classifier)
     predict_options: tuple[Option, ...] = ()
+    # Files ``predict`` writes per image given ``out`` (a folder), ``{name}`` standing for the image's name (see
+    # ``mobilenet.utils.outputs``); a kind that writes takes ``out`` and ``overwrite``.
+    writes: tuple[str, ...] = ()
     eval_options: tuple[Option, ...] = ()
     published: tuple[PublishedWeights, ...] = ()  # weights known by name
     tables: Mapping[str, Ref] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobilenet.kinds import ModelKind, resolve
-from mobilenet.weights.published import PublishedWeights, is_weights_name
+from mobilenet.weights.published import FILE_SUFFIXES, PublishedWeights, is_weights_name
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,6 +31,9 @@ BUILTIN = (
     "mobilenet.detection.kind:KIND",
 )
 ENTRY_POINT_GROUP = "mobilenet.kinds"  # a plugin's distribution names its ModelKind objects here
+
+# What a weights file may be named: our formats, the published ones, a Lightning checkpoint, or no extension.
+WEIGHTS_SUFFIXES = (*FILE_SUFFIXES, ".ckpt", "")
 
 
 class Registry:
@@ -124,8 +127,14 @@ def kind_of(model: Any) -> ModelKind:
 
 
 def kind_of_file(path: str | Path) -> ModelKind:
-    """The kind a weights file holds, told by its content: our safetensors by their header, an OpenVINO IR of ours by
-    its metadata, other files by the kinds that claim them; what none claims is the fallback kind's to read."""
+    """The kind a weights file holds, told by its content (:func:`identified_kind`); a file that no kind identifies
+    is the fallback kind's to read."""
+    return identified_kind(path) or next(candidate for candidate in kinds() if candidate.fallback)
+
+
+def identified_kind(path: str | Path) -> ModelKind | None:
+    """The kind a weights file holds, told by its content: our safetensors by their header, an ONNX file or OpenVINO
+    IR of ours by its metadata, other files by the kinds that claim them; None where none does."""
     from mobilenet.weights.format import read_kind
 
     path = Path(path)
@@ -135,17 +144,30 @@ def kind_of_file(path: str | Path) -> ModelKind:
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors" and (file_kind := read_kind(path)) is not None:
         return kind_of_file_kind(file_kind, str(path))
-    if path.suffix == ".xml":
-        from mobilenet.inference.deploy import ir_kind
+    if path.suffix in (".xml", ".onnx"):  # a graph mobilenet exported: its metadata says
+        from mobilenet.inference.deploy import GRAPHS, graph_kind
 
-        if (file_kind := ir_kind(path)) is None:
-            raise ValueError(f"{path} carries no mobilenet metadata (kind, config): run it with OpenVINO directly")
+        if (file_kind := graph_kind(path)) is None:
+            raise ValueError(
+                f"{path} carries no mobilenet metadata (kind, config): run it with {GRAPHS[path.suffix]} directly"
+            )
         return kind_of_file_kind(file_kind, str(path))
-    known = kinds()
-    for candidate in known:
-        if candidate.claims is not None and candidate.call("claims", path):
-            return candidate
-    return next(candidate for candidate in known if candidate.fallback)
+    if path.suffix.lower() not in WEIGHTS_SUFFIXES:
+        raise ValueError(
+            f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite or .pb file, or an .onnx "
+            "or .xml that mobilenet exported"
+        )
+    # The fallback kind's claim last: the other kinds know their own files best (an SSD's TFLite file, say).
+    claimants = sorted((kind for kind in kinds() if kind.claims is not None), key=lambda kind: kind.fallback)
+    return next((kind for kind in claimants if kind.call("claims", path)), None)
+
+
+def wrong_kind(source: str, found: ModelKind, wanted: ModelKind) -> str:
+    """Why a file of ``found``'s kind is not ``wanted``'s. A file that no kind identifies is not said to hold the
+    fallback kind's model (it may hold none), only not ``wanted``'s."""
+    if found.fallback and identified_kind(source) is None:
+        return f"{source} holds no {wanted.name} model (a {found.name} one at most)"
+    return f"{source} holds a {found.name} model, not a {wanted.name} one"
 
 
 class WrongKind(ValueError):
@@ -154,8 +176,8 @@ class WrongKind(ValueError):
     def __init__(self, source: str, found: ModelKind, wanted: ModelKind) -> None:
         self.source, self.found, self.wanted = source, found, wanted
         super().__init__(
-            f"{source} holds a {found.name} model, not a {wanted.name} one: load it with "
-            f"mobilenet.registry.load({source!r}), or create one of its models ({found.default_model}, ...)"
+            f"{wrong_kind(source, found, wanted)}: load it with mobilenet.registry.load({source!r}), or create one of "
+            f"its models ({found.default_model}, ...)"
         )
 
 

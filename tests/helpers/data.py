@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -28,3 +29,12 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (48, 40)) -> 
     for i in range(count):
         pixels = (torch.rand(size[1], size[0], 3, generator=generator) * 255).byte().numpy()
         Image.fromarray(pixels).save(folder / f"{i}.jpg")
+
+
+def png_bytes(height: int, width: int, seed: int = 0) -> bytes:
+    """A PNG of random pixels, the same for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = (torch.rand(height, width, 3, generator=generator) * 255).byte().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from functools import cache
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -16,3 +20,27 @@ def trained_like(model: nn.Module) -> nn.Module:
                 module.weight.normal_(1, 0.2)
                 module.bias.normal_(0, 0.2)
     return model.eval()
+
+
+@cache
+def tiny_weights(kind: str) -> bytes:
+    """Our safetensors of a tiny model of each kind ("classifier", "segmenter", "detector"), random weights, classes
+    named a, b, c."""
+    from mobilenet.registry import create_model
+    from mobilenet.weights import save_weights
+
+    torch.manual_seed(0)
+    model = {
+        "classifier": lambda: create_model("mobilenet_v2_035", num_classes=3, input_size=32),
+        "segmenter": lambda: create_model("deeplabv3_mobilenet_v2", width_mult=0.35, num_classes=3, input_size=65),
+        "detector": lambda: create_model("ssdlite_mobilenet_v2", width_mult=0.35, num_classes=3, input_size=96),
+    }[kind]()
+    model.class_names = ["a", "b", "c"]
+    with torch.no_grad():  # outputs that differ between images and classes, as a trained model's do
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    trained_like(model)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "w.safetensors"
+        save_weights(model, path)
+        return path.read_bytes()

@@ -171,9 +171,9 @@ def test_an_openvino_ir_runs_as_saved_with_its_metadata(small, tmp_path: Path) -
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="is an fp32 IR and runs as fp32: leave out the precision"):
+    with pytest.raises(ValueError, match="is an fp32 graph and runs as fp32: leave out the precision"):
         load_deployed(path, precision="int8")
-    with pytest.raises(ValueError, match="runs as it was saved: leave out the backend and calibration"):
+    with pytest.raises(ValueError, match="runs in openvino as it was saved: leave out the backend and calibration"):
         load_deployed(path, backend="onnxruntime")
     ov.save_model(network(), tmp_path / "bare.xml")
     with pytest.raises(ValueError, match="carries no mobilenet metadata"):

@@ -10,7 +10,7 @@ import pytest
 
 from mobilenet.registry import create_model
 from mobilenet.tools.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
-from mobilenet.tools.pick import grid_cells, pick
+from mobilenet.tools.pick import PickCell, PickResult, grid_cells, out_of_order, pick
 
 pytest.importorskip("onnxruntime", reason="bench compares deploy backends: pip install 'mobilenet[onnx]'")
 
@@ -46,6 +46,10 @@ def test_bench_model_ratios_and_peak_memory() -> None:
     assert names[:2] == ["ours eager (NCHW)", "optimize (folded, channels-last)"]
     assert any("int8" in name for name in names) and any("random tensors" in note for note in result.notes)
     assert result.paths[0].b1_speedup == 1.0 and result.paths[0].throughput_speedup == 1.0
+    reference = result.paths[0]
+    for path in result.paths:  # each ratio is that of the medians printed beside it
+        assert path.b1_speedup == pytest.approx(reference.b1_ms / path.b1_ms)
+        assert path.throughput_speedup == pytest.approx(path.throughput / reference.throughput)
     int8 = next(path for path in result.paths if "onnxruntime int8" in path.name)
     assert int8.size_mb < result.paths[0].size_mb / 2  # int8 weights: about a quarter of fp32
     assert result.baseline_memory_mb and all(path.peak_memory_mb for path in result.paths)
@@ -94,3 +98,19 @@ def test_bench_rejects_weights_with_many_cells() -> None:
 
     with pytest.raises(ValueError, match="weights fix the width"):
         bench(widths=[0.35, 0.5], weights="x.safetensors")
+
+
+def test_figure5_flags_timings_out_of_order_and_keeps_an_absurd_budget_off_its_axis(monkeypatch, tmp_path) -> None:
+    import mobilenet.tools.plots as plots
+
+    # The timings of a disturbed quick run: 0.35@224 slower than 1.0@224, which has five times its MAdds.
+    cells = [PickCell(1.0, 224, 575.0, 600.0, 72.0, 300.0), PickCell(0.35, 224, 986.0, 990.0, 60.3, 59.0),
+             PickCell(0.35, 96, 20.0, 21.0, 45.5, 11.0)]  # fmt: skip
+    assert out_of_order(cells) == ["0.35@224"]
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=None: drawn.append(fig))
+    plots.plot_pick(PickResult(1e9, "eager", "fp32", 2, cells, None, out_of_order(cells)), tmp_path / "f.png")
+    (axis,) = drawn[0].axes
+    assert axis.get_xlim()[1] < 2000  # the cells' range, not the budget's 1e9 ms
+    labels = axis.get_legend_handles_labels()[1]
+    assert "budget 1e+09 ms: off the chart (every cell fits)" in labels and "out of order (noise?)" in labels

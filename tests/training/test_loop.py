@@ -104,9 +104,11 @@ def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str], name: str = "") 
 
 @pytest.fixture(scope="module")
 def trained_digits(tmp_path_factory) -> Path:
-    """Float weights to fine-tune with qat: two TINY epochs (after one, BatchNorm's statistics score chance)."""
-    run = train(make_config(**TINY, workers=0, out=str(tmp_path_factory.mktemp("float") / "run")), progress=False)
-    assert run.val.top1 > 0.3
+    """Float weights to fine-tune with qat: four TINY epochs, which score 0.94-0.95 on one thread or two (two epochs
+    scored 0.37-0.50, and 0.11-0.20 on an Intel Xeon: too close to chance for the int8 check below)."""
+    out = str(tmp_path_factory.mktemp("float") / "run")
+    run = train(make_config(**{**TINY, "epochs": 4}, workers=0, out=out), progress=False)
+    assert run.val.top1 > 0.8
     return run.run_dir / "best.safetensors"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import mobilenet
 from mobilenet.nn.model import weight_count
@@ -54,6 +55,15 @@ def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> 
     run = tmp_path / "run"
     first = cli("train", *flags({**ONE_EPOCH, "batch_size": 448}), "--out", str(run))
     assert first.returncode == 0, first.stderr
+    # Killed after its last checkpoint, while it wrote its curves and summary: resumed, it writes them.
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").unlink()
+    (run / "curves.png").unlink()
+    (run / ".summary.json.k1ll3d.tmp").write_text('{"task": "classif')
+    finished = cli("train", "--resume", str(run))
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((run / "summary.json").read_text()) == summary and (run / "curves.png").is_file()
+    assert not list(run.glob(".*.tmp"))
     again = cli("train", "--resume", str(run))
     assert again.returncode == 2 and "has finished its 1 epochs: extend it with --resume" in again.stderr
     changed = cli("train", "--resume", str(run), "--lr", "0.5")
@@ -64,6 +74,10 @@ def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> 
     assert extended.returncode == 0, extended.stderr
     assert json.loads((run / "config.json").read_text())["epochs"] == 2
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header and two epochs
+    # One TensorBoard event file after three processes, holding each epoch once.
+    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
+    scalars = EventAccumulator(str(events)).Reload().Scalars("train_loss")
+    assert [scalar.step for scalar in scalars] == [1, 2]
     missing = cli("train", "--resume", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "holds no run to resume" in missing.stderr
 
@@ -117,3 +131,18 @@ def test_torchrun_killed_and_resumed_is_bitwise_equal(tmp_path) -> None:
     alone = subprocess.run([sys.executable, "-m", "mobilenet", "train", "--resume", str(killed), "--epochs", "2"],
                            capture_output=True, text=True, env=env)  # fmt: skip
     assert alone.returncode == 2 and "was trained by 2 processes: resume it with as many" in alone.stderr
+
+
+def test_the_same_config_trains_the_same_weights_whatever_ran_before(tmp_path) -> None:
+    fresh = tmp_path / "fresh"
+    done = cli("train", *flags(ONE_EPOCH), "--out", str(fresh))  # a new process
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((fresh / "config.json").read_text())
+    summary = json.loads((fresh / "summary.json").read_text())
+    assert summary["machine"]["threads"] == recorded["threads"] >= 1 and summary["machine"]["cpu"]
+    # This process, after other work has changed its thread count and drawn from its generator.
+    torch.set_num_threads(3 - min(recorded["threads"], 2))
+    torch.rand(1000)
+    again = mobilenet.train(make_config(**ONE_EPOCH, threads=recorded["threads"], out=str(tmp_path / "again")),
+                            progress=False)  # fmt: skip
+    assert (again.run_dir / "last.safetensors").read_bytes() == (fresh / "last.safetensors").read_bytes()

@@ -1,7 +1,8 @@
 """Image classification's registration: what the registry knows of the MobileNet classifiers.
 
-It reads every weights file no other kind claims (torchvision and timm state dicts, TFLite classifiers, our
-files of the ``mobilenet`` kind): their loaders say what is wrong with a file that holds no classifier.
+It claims TFLite classifiers (after the other kinds have claimed theirs), and reads every weights file no kind
+claims (torchvision and timm state dicts, our files of the ``mobilenet`` kind): its loaders say what is wrong
+with a file that holds no classifier.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ KIND = ModelKind(
     task="mobilenet.classification.task:ClassificationTask",
     create="mobilenet.classification.load:create_classifier",
     load="mobilenet.classification.load:load_classifier",
+    claims="mobilenet.classification.load:is_classifier_file",
     predict="mobilenet.classification.predict:classify",
     describe="mobilenet.classification.predict:describe",
     evaluate="mobilenet.classification.evaluate:evaluate_files",

@@ -22,6 +22,18 @@ def load_classifier(path: str | Path, **overrides: Any) -> MobileNet:
     return load_model(path, None, **overrides)
 
 
+def is_classifier_file(path: str | Path) -> bool:
+    """Whether a file that is not one of ours holds a classifier for certain: a TFLite classifier (asked after the
+    other kinds, which claim their own TFLite files). Other files are read as classifiers only when no kind
+    claims them (the fallback), so that a file is not said to hold a classifier before one is found in it."""
+    if Path(path).suffix != ".tflite":
+        return False
+    from mobilenet.weights.tflite import read_tflite
+
+    net = read_tflite(path)
+    return net.classifier is not None and not net.dense_head
+
+
 def create_classifier(
     name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any
 ) -> MobileNet:

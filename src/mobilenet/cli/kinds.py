@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobilenet.cli.output import print_per_image
@@ -37,9 +38,7 @@ def weights_kind(weights: str, wanted: ModelKind | None = None) -> ModelKind:
     else:
         found = registry.kind_of_file(weights)
     if wanted is not None and found is not wanted:
-        raise ValueError(
-            f"{weights} holds a {found.name} model, not a {wanted.name} one: run it with `mobilenet {found.command}`"
-        )
+        raise ValueError(f"{registry.wrong_kind(weights, found, wanted)}: run it with `mobilenet {found.command}`")
     return found
 
 
@@ -96,39 +95,69 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
 
 
+def check_inference_flags(args: argparse.Namespace) -> None:
+    """--precision and --calibration go together (a saved graph runs as it was saved, and says so itself)."""
+    if args.precision == "int8" and args.calibration is None and Path(args.weights).suffix not in (".onnx", ".xml"):
+        raise ValueError("--precision int8 calibrates on images: add --calibration DIR (a few hundred real images)")
+    if args.calibration is not None and args.precision != "int8":
+        raise ValueError("--calibration is for --precision int8 alone: leave it out, or add --precision int8")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, kinds: list[ModelKind], weights_help: str) -> None:
     """The arguments of a command that runs a model on image files (``predict``, ``segment``, ``detect``)."""
     models = sorted(name for kind in kinds for name in kind.models)
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to run the model on")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files to run the model on, or folders of them")  # fmt: skip
     parser.add_argument("--weights", required=True, help=weights_help)
     parser.add_argument("--model", choices=models, metavar="NAME",
                         help="the model of a bare state dict or of published weights (default: the file's "
                         "own)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     add_inference_flags(parser)
+    writers = [kind for kind in kinds if kind.writes]
+    if writers:
+        files = "; ".join(f"{kind.name}: {', '.join(kind.writes)}" for kind in writers)
+        group = parser.add_argument_group(f"{' and '.join(kind.name for kind in writers)} files")
+        group.add_argument("--out", type=Path, metavar="DIR",
+                           help=f"write each image's files in DIR ({files}; {{name}}: the image's name, with its "
+                           "folder's where names repeat)")  # fmt: skip
+        group.add_argument("--force", action="store_true", help="replace files of those names that exist in DIR")
     add_kind_options(parser, "predict", kinds)
 
 
 def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
     """Run ``--weights`` (of one of ``kinds``) on the images and print a result per image."""
     from mobilenet import registry
+    from mobilenet.data.images import image_files
     from mobilenet.inference.backends import backend_for
     from mobilenet.inference.deploy import deploy
+    from mobilenet.utils.outputs import check_folder, check_outputs, planned_outputs
 
     wanted = registry.kind_of_model(args.model) if args.model else None
     if wanted is None and len(kinds) == 1:
         wanted = kinds[0]
+    check_inference_flags(args)
     kind = weights_kind(args.weights, wanted)
     options = kind_options(args, kind, "predict", kinds)
+    images = image_files(args.images)
+    out = getattr(args, "out", None)
+    if out is not None:  # checked before the model loads: nothing of the user's is overwritten unless asked
+        if not kind.writes:
+            raise ValueError(f"--out writes files of models that draw or mask: {args.weights} holds a {kind.name} "
+                             "model, whose results are printed (--json for JSON)")  # fmt: skip
+        check_folder(out)
+        planned = planned_outputs(images, out, kind.writes)
+        check_outputs((path for paths in planned for path in paths), images, args.force, allow="--force")
+        options |= {"out": out, "overwrite": args.force}
     if args.model:
         precision = args.precision or "fp32"
         model = registry.create_model(args.model, weights=args.weights)
-        runner = deploy(model, backend_for(len(args.images), args.backend, precision), precision, args.calibration)
+        runner = deploy(model, backend_for(len(images), args.backend, precision), precision, args.calibration)
     else:
         runner = registry.load_deployed(
-            args.weights, args.backend, args.precision, args.calibration, images=len(args.images)
+            args.weights, args.backend, args.precision, args.calibration, images=len(images)
         )
-    results = kind.call("predict", runner, args.images, **options)
+    results = kind.call("predict", runner, images, **options)
     return print_per_image(results, args.json, lambda result: kind.call("describe", result))
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from mobilenet.complexity.published import PUBLISHED_V1, PUBLISHED_V2, PublishedCell
 from mobilenet.nn.blocks import InvertedResidual
 from mobilenet.nn.config import ModelConfig
-from mobilenet.nn.model import MobileNet
+from mobilenet.nn.model import MobileNet, check_batch_fits
 from mobilenet.nn.tables import ARCHITECTURES
 
 
@@ -101,6 +101,7 @@ def profile_model(model: MobileNet, resolution: int | None = None) -> Profile:
     """Run one image through ``model`` and count, per top-level layer, its parameters and MAdds."""
     config = model.config
     resolution = resolution or config.input_size
+    check_batch_fits(config, 1, resolution)
     top_level = [(f"features.{i}", layer) for i, layer in enumerate(model.features)]
     if config.num_classes:
         top_level.append(("classifier", model.classifier))
@@ -214,8 +215,9 @@ def profile(arch: str = "mobilenet_v2", width_mult: float = 1.0, resolution: int
     Returns:
         The :class:`Profile` of a freshly built model of 1000 classes.
     """
-    model = MobileNet(ModelConfig(arch=arch, width_mult=width_mult, input_size=resolution))
-    return profile_model(model, resolution)
+    config = ModelConfig(arch=arch, width_mult=width_mult, input_size=resolution)
+    check_batch_fits(config, 1, resolution)
+    return profile_model(MobileNet(config), resolution)
 
 
 # Where a paper prints a figure for a cell that its TF-slim table prints differently, the paper wins:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,22 @@ AnyImages = AnyImage | Sequence[AnyImage]
 def load_image(source: str | Path | bytes) -> Image.Image:
     """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error."""
     what = f"of {len(source)} bytes" if isinstance(source, bytes) else source
+    if not isinstance(source, bytes) and Path(source).is_dir():
+        held = "no image files" if not image_files_under(Path(source)) else "image files: pass those"
+        raise ValueError(f"{source} is a folder, not an image, and it holds {held}")
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()
-            return image.convert("RGB")
+        with warnings.catch_warnings():  # large but decodable: read it, without PIL's warning on the terminal
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                image.load()
+                return image.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"image not found: {source}") from None
+    except Image.DecompressionBombError:
+        raise ValueError(
+            f"cannot read image {what}: it has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, more than is decoded "
+            "safely (a decompression bomb, or a huge scan): downscale it first"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         # PIL's own words would name the in-memory buffer of bytes by its address
         reason = "no image format that PIL reads" if isinstance(error, UnidentifiedImageError) else error
@@ -151,6 +162,21 @@ def model_input(image: AnyImage, pre: Preprocessing) -> torch.Tensor:
 ImageSource = torch.Tensor | str | Path | Sequence[str | Path]
 
 
+def image_files_under(folder: Path) -> list[str]:
+    """The image files under ``folder`` (by their extensions), sorted."""
+    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def image_files(sources: Sequence[str | Path]) -> list[str]:
+    """The image files that paths name: a folder gives every image under it (sorted); anything else, a folder of no
+    images included, is kept as it is, to be reported as unreadable when it is read."""
+    files = []
+    for source in sources:
+        found = image_files_under(Path(source)) if Path(source).is_dir() else []
+        files += found or [str(source)]
+    return files
+
+
 def image_batch(source: ImageSource, preprocessing: Preprocessing, limit: int | None = None) -> torch.Tensor:
     """Images as one (N, C, H, W) float batch, preprocessed for the model; at most ``limit`` of them.
 
@@ -161,16 +187,9 @@ def image_batch(source: ImageSource, preprocessing: Preprocessing, limit: int | 
         if source.dim() != 4:
             raise ValueError(f"expected an image batch of shape (N, C, H, W), got {tuple(source.shape)}")
         return source[:limit].float()
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if path.is_dir():
-            paths = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not paths:
-                raise ValueError(f"no image files under {path}: pass a folder of images")
-        else:
-            paths = [path]
-    else:
-        paths = [Path(p) for p in source]
+    paths = image_files([source] if isinstance(source, str | Path) else source)
+    if isinstance(source, str | Path) and Path(source).is_dir() and paths == [str(source)]:
+        raise ValueError(f"no image files under {source}: pass a folder of images")
     if not paths:
         raise ValueError("no images given: pass a folder, image files or a tensor batch")
     if limit is not None:

@@ -18,6 +18,9 @@ from mobilenet.training.config import TrainConfig, refuse, setting
 
 TASK = "detection"
 KIND = "ssd"  # what our weights files of this model say they hold
+# What `mobilenet detect --out DIR` writes per image: the image with its boxes drawn ({name}: the image's stem,
+# made distinct where stems repeat).
+OUTPUTS = ("{name}_detections.png",)
 
 # The backbone taps each architecture is read at: indices into its feature taps (``feature_location``).
 # V2: ``layer_15/expansion_output`` (576 channels, stride 16) and ``layer_19`` (the 1280 conv, stride 32);

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mobilenet.detection.config import DETECTION_MODELS, RECIPES, TASK, DetectionSettings, SSDConfig
+from mobilenet.detection.config import DETECTION_MODELS, OUTPUTS, RECIPES, TASK, DetectionSettings, SSDConfig
 from mobilenet.detection.config import KIND as FILE_KIND
 from mobilenet.kinds import ModelKind, Option
 from mobilenet.utils.values import positive_int, probability
@@ -28,10 +26,8 @@ KIND = ModelKind(
     predict="mobilenet.detection.predict:detect_files",
     describe="mobilenet.detection.predict:describe",
     evaluate="mobilenet.detection.evaluate:evaluate_files",
-    predict_options=(
-        Option("score", "show detections scoring at least S (default: 0.3)", probability, "S"),
-        Option("out", "write DIR/<stem>_detections.png: the image with its boxes drawn", Path, "DIR"),
-    ),
+    predict_options=(Option("score", "show detections scoring at least S (default: 0.3)", probability, "S"),),
+    writes=OUTPUTS,
     eval_options=(
         Option("split", "the split to score (VOC's ImageSets/Main/<split>.txt: test; COCO: val)"),
         Option("max_detections", "the detections scored per image (default: the model's own)", positive_int, "N"),

@@ -18,11 +18,12 @@ from torch import nn
 
 from mobilenet.data.images import RESAMPLING, AnyImages, as_rgb_image, each_file, each_image, to_tensor
 from mobilenet.detection.boxes import clip_boxes
-from mobilenet.detection.config import SSDConfig
+from mobilenet.detection.config import OUTPUTS, SSDConfig
 from mobilenet.detection.postprocess import postprocess
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.utils.files import atomic_write
 from mobilenet.utils.modes import evaluating
+from mobilenet.utils.outputs import checked_outputs
 
 DEFAULT_SCORE = 0.3  # what ``mobilenet detect`` shows; evaluation keeps everything above the model's own threshold
 
@@ -164,19 +165,33 @@ PALETTE = ("#ffb000", "#00e0ff", "#7dff5a", "#ff6ad5", "#ffe14d", "#9f9bff", "#f
 
 
 def detect_files(
-    model: Detector, images: list[str], score: float = DEFAULT_SCORE, out: str | Path | None = None
+    model: Detector,
+    images: list[str],
+    score: float = DEFAULT_SCORE,
+    out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Detect in image files: per image its detections scoring at least ``score``, and with ``out`` a PNG of the boxes
     drawn, written there.
 
-    An unreadable image is reported in its result (``"error"``) and the others still run.
+    Args:
+        model: a detector, or a deployed one.
+        images: image files; an unreadable one is reported in its result (``"error"``) and the others still run.
+        score: the lowest score kept.
+        out: a folder for each image's ``<name>_detections.png``, ``<name>`` its stem (with its folder's name where
+            stems repeat).
+        overwrite: replace files that exist there; without it they are refused before any image is read.
+
+    Returns:
+        Per image: ``image``, ``detections`` (box, class, name, score each), and ``drawn`` when written.
     """
+    written = checked_outputs(images, out, OUTPUTS, overwrite) if out is not None else None
 
     def result(path: str, image: Image.Image) -> dict[str, Any]:
         (found,) = detect(model, [image], score)
         described: dict[str, Any] = {"image": path, "detections": found.to_json()}
-        if out is not None:
-            target = Path(out) / f"{Path(path).stem}_detections.png"
+        if written is not None:
+            (target,) = written(path)
             drawn = draw_detections(image, found)
             atomic_write(target, lambda tmp: drawn.save(tmp, format="PNG"))
             described["drawn"] = str(target)

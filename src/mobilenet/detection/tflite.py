@@ -27,11 +27,13 @@ from mobilenet.weights.int8 import Quantized, round_conv_outputs
 from mobilenet.weights.tflite import (
     TF_BN_EPS,
     TFLiteConv,
+    TFLiteError,
     activation_grid,
     conv_shapes,
     load_folded,
     read_model,
     read_tflite,
+    reads_tflite,
     tensor_array,
     tflite_schema,
 )
@@ -71,6 +73,7 @@ def postprocess_op(model: Any) -> Any | None:
     return None
 
 
+@reads_tflite
 def is_ssd_tflite(path: str | Path) -> bool:
     """Whether a ``.tflite`` file is an SSD detector: it ends in TF Lite's detection post-processing op."""
     return postprocess_op(read_model(path)[0]) is not None
@@ -83,13 +86,14 @@ def read_options(op: Any) -> dict[str, Any]:
     return dict(flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes()))
 
 
+@reads_tflite
 def read_ssd_tflite(path: str | Path) -> SSDFile:
     """Read an SSD TFLite file by roles; a file without the detection op (a classifier, say) is a clear error."""
     schema, (model, raw) = tflite_schema(), read_model(path)
     graph = model.Subgraphs(0)
     op = postprocess_op(model)
     if op is None:
-        raise ValueError(
+        raise TFLiteError(
             f"{path} has no {POSTPROCESS_OP} op: it is not an SSD detector "
             "(a classifier? load it with mobilenet.weights.load_model)"
         )
@@ -109,14 +113,14 @@ def read_ssd_tflite(path: str | Path) -> SSDFile:
             return [by_output[tensor]]
         code, inputs = builtin.get(tensor, (None, []))
         if code not in passing:
-            raise ValueError(f"{path}: the detection op's inputs are not reshaped, concatenated convolution outputs")
+            raise TFLiteError(f"{path}: the detection op's inputs are not reshaped, concatenated convolution outputs")
         sources = inputs if code == schema.BuiltinOperator.CONCATENATION else inputs[:1]
         return [conv for source in sources for conv in reaching(int(source))]
 
     box_input, class_input, anchor_input = (op.Inputs(i) for i in range(3))
     code, logistic_inputs = builtin.get(class_input, (None, []))
     if code != schema.BuiltinOperator.LOGISTIC:
-        raise ValueError(f"{path}: the detection op's class scores are not a sigmoid of the class predictions")
+        raise TFLiteError(f"{path}: the detection op's class scores are not a sigmoid of the class predictions")
     logits = int(logistic_inputs[0])
     readers: dict[int, int] = {}
     for conv in net.convs:
@@ -136,9 +140,9 @@ def read_ssd_tflite(path: str | Path) -> SSDFile:
     if [h[0].reads for h in box_heads] != [h[0].reads for h in class_heads] or any(
         h[0].reads not in maps for h in box_heads
     ):
-        raise ValueError(f"{path}: its box and class heads do not read the same feature maps of one trunk")
+        raise TFLiteError(f"{path}: its box and class heads do not read the same feature maps of one trunk")
     if [maps.index(h[0].reads) for h in box_heads] != sorted(maps.index(h[0].reads) for h in box_heads):
-        raise ValueError(f"{path}: its heads are concatenated out of the feature maps' order, which SSD does not do")
+        raise TFLiteError(f"{path}: its heads are concatenated out of the feature maps' order, which SSD does not do")
     anchor_tensor = graph.Tensors(anchor_input)
     quant = anchor_tensor.Quantization()
     step = float(quant.ScaleAsNumpy()[0]) if quant is not None and quant.ScaleLength() else 0.0
@@ -153,7 +157,7 @@ def file_config(found: SSDFile, path: str | Path) -> SSDConfig:
     """The config whose trunk and heads have exactly the file's convolutions, with the op's post-processing."""
     options = found.options
     if options.get("num_classes", found.num_classes - 1) + 1 != found.num_classes:
-        raise ValueError(f"{path}: its class predictions have no background column, which our SSD always has")
+        raise TFLiteError(f"{path}: its class predictions have no background column, which our SSD always has")
     first = found.box_heads[0]
     base = SSDConfig(
         num_classes=found.num_classes, input_size=found.input_size, separable=len(first) == 2,
@@ -174,7 +178,7 @@ def file_config(found: SSDFile, path: str | Path) -> SSDConfig:
         ours = [conv_shapes(h) for h in [*model.box_heads, *model.class_heads]]
         if conv_shapes(model.backbone) + conv_shapes(model.extras) == trunk and ours == heads:
             return config
-    raise ValueError(
+    raise TFLiteError(
         f"{path}: its {len(trunk)} trunk convolutions (first {trunk[0]}, last {trunk[-1]}) and {len(heads)} heads "
         "match no SSD on a MobileNetV1/V2 of a published width"
     )
@@ -189,10 +193,10 @@ def check_anchors(config: SSDConfig, found: SSDFile, path: str | Path) -> None:
     """The file's anchors must be ours (within their quantization): otherwise the boxes decode against others."""
     ours = ssd_anchors(config, grid_sizes(config, config.input_size, config.input_size)).numpy()
     if ours.shape != found.anchors.shape:
-        raise ValueError(f"{path} has {len(found.anchors)} anchors, our SSD {len(ours)}: a layout we do not build")
+        raise TFLiteError(f"{path} has {len(found.anchors)} anchors, our SSD {len(ours)}: a layout we do not build")
     worst = float(np.abs(ours - found.anchors).max())
     if worst > found.anchor_step / 2 + 1e-5:
-        raise ValueError(
+        raise TFLiteError(
             f"{path}'s anchors differ from ours by up to {worst:.4f} (the file's step: {found.anchor_step:.4f}): "
             "scales or aspect ratios we do not build"
         )
@@ -208,10 +212,11 @@ def class_names(path: str | Path, num_classes: int) -> list[str] | None:
     if len(lines) == num_classes - 1:  # a file that leaves the background out
         lines = [BACKGROUND, *lines]
     if len(lines) != num_classes:
-        raise ValueError(f"{labels} names {len(lines)} classes for {num_classes} columns: is it this model's?")
+        raise TFLiteError(f"{labels} names {len(lines)} classes for {num_classes} columns: is it this model's?")
     return [BACKGROUND, *lines[1:]]
 
 
+@reads_tflite
 def import_ssd_tflite(path: str | Path, emulate_int8: bool = False) -> SSD:
     """A float :class:`SSD` with an SSD TFLite file's weights, post-processing settings, preprocessing (a uint8
     input of scale 1/128 and zero point 128 reads [-1, 1]) and class names. ``emulate_int8``: round every activation

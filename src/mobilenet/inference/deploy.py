@@ -23,11 +23,11 @@ from mobilenet.inference.export import is_detector, model_preprocessing, onnx_pr
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
-from mobilenet.runtimes.onnxruntime import ort_runner, ort_session
+from mobilenet.runtimes.onnxruntime import onnx_outputs, onnx_precision, ort_runner, ort_session, read_onnx
 from mobilenet.runtimes.openvino import Runner, ir_bytes, is_int8, openvino_runner, read_openvino, save_openvino
 from mobilenet.runtimes.quantize import check_method, quantize_nncf, quantize_onnx
 from mobilenet.utils.optional import require
-from mobilenet.weights.format import METADATA_KEYS, model_metadata, parse_metadata
+from mobilenet.weights.format import METADATA_KEYS, ModelInfo, model_metadata, parse_metadata
 
 Built = tuple[Runner, int]  # the runner and the size in bytes of the weights or file it runs from
 
@@ -162,6 +162,10 @@ def deploy(
     return Deployed(*source)
 
 
+# Graphs that a runtime runs as they were saved: the suffix, and the runtime.
+GRAPHS = {".onnx": "onnxruntime", ".xml": "openvino"}
+
+
 def deploy_file(
     path: str | Path,
     load: Callable[[str | Path], nn.Module],
@@ -173,44 +177,77 @@ def deploy_file(
     images: int | None = None,
 ) -> Deployed:
     """A model file ready for inference: weights, read by ``load``, through :func:`deploy` (fp32 unless
-    ``precision`` says), or an OpenVINO IR written by mobilenet (the int8 model of a quantization-aware training
-    run, say), which runs on OpenVINO as it was saved, its config read as ``config_type`` (None: a name ``load``
-    takes, never an IR).
+    ``precision`` says), or a graph that mobilenet wrote (an ONNX file of ``mobilenet export``, the OpenVINO IR
+    of a quantization-aware training run), which runs in its runtime as it was saved, its config read as
+    ``config_type`` (None: a name ``load`` takes, never a graph).
 
     ``images``, the number of images it will run on, lets ``backend="auto"`` skip an export that would
     not pay off (see :func:`~mobilenet.inference.backends.backend_for`).
     """
-    if Path(path).suffix != ".xml" or config_type is None:
+    if Path(path).suffix not in GRAPHS or config_type is None:
         if images is not None:
             backend = backend_for(images, backend, precision or "fp32")
         return deploy(load(path), backend, precision or "fp32", calibration, threads)
-    path = Path(path)
-    if backend not in ("auto", "openvino") or calibration is not None:
-        raise ValueError(f"{path} is an OpenVINO IR, which runs as it was saved: leave out the backend and calibration")
-    return load_ir(path, config_type, precision, threads)
+    return load_graph(Path(path), config_type, backend, precision, calibration, threads)
 
 
-def ir_kind(path: Path) -> str | None:
-    """The kind of model an OpenVINO IR of ours holds, from its metadata (None: not ours)."""
-    _, metadata = read_openvino(path, METADATA_KEYS)
-    return parse_metadata(metadata, str(path)).kind
+def graph_info(path: Path) -> tuple[Any, ModelInfo]:
+    """A saved graph (ONNX or OpenVINO IR), read by its runtime's reader, and what its metadata says of the model."""
+    if path.suffix == ".xml":
+        network, metadata = read_openvino(path, METADATA_KEYS)
+    else:
+        network, metadata = read_onnx(path, METADATA_KEYS)
+    return network, parse_metadata(metadata, str(path))
 
 
-def load_ir(path: Path, config_type: type, precision: str | None = None, threads: int | None = None) -> Deployed:
-    """An OpenVINO IR that mobilenet wrote (its metadata holds a config of ``config_type``), compiled as it was
-    saved: fp32, or int8 when it holds quantization."""
-    network, metadata = read_openvino(path, METADATA_KEYS)
-    info = parse_metadata(metadata, str(path))
+def graph_kind(path: Path) -> str | None:
+    """The kind of model a graph of ours holds, from its metadata (None: not ours)."""
+    return graph_info(path)[1].kind
+
+
+def load_graph(
+    path: Path,
+    config_type: type,
+    backend: str = "auto",
+    precision: str | None = None,
+    calibration: ImageSource | None = None,
+    threads: int | None = None,
+) -> Deployed:
+    """A graph that mobilenet wrote (its metadata holds a config of ``config_type``), run as it was saved (fp32, or
+    int8 when it holds quantization) by its runtime: ONNX Runtime for .onnx, OpenVINO for .xml."""
+    runtime = GRAPHS[path.suffix]
+    if backend not in ("auto", runtime) or calibration is not None:
+        raise ValueError(f"{path} runs in {runtime} as it was saved: leave out the backend and calibration")
+    network, info = graph_info(path)
     if info.config_fields is None:
-        raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with OpenVINO directly")
+        raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with {runtime} directly")
     known = {f.name for f in fields(config_type)}
     config = config_type(**{key: value for key, value in info.config_fields.items() if key in known})
-    saved = "int8" if is_int8(network) else "fp32"
+    if runtime == "openvino":
+        names = [min(output.get_names(), default="") for output in network.outputs]  # an output may have none
+        saved = "int8" if is_int8(network) else "fp32"
+    else:
+        saved, names = onnx_precision(network), onnx_outputs(network)
     if precision not in (None, saved):
-        raise ValueError(f"{path} is an {saved} IR and runs as {saved}: leave out the precision")
+        raise ValueError(f"{path} is an {saved} graph and runs as {saved}: leave out the precision")
+    if "classes" in names:
+        raise ValueError(f"{path} gives class indices (exported with --argmax): export it without --argmax to run it")
+    if runtime == "openvino":
+        runner, size = openvino_runner(network, saved, threads), ir_bytes(path)
+    else:
+        runner, size = ort_runner(ort_session(path.read_bytes(), threads)), path.stat().st_size
     preprocessing = info.preprocessing or Preprocessing(input_size=config.input_size)
-    runner = openvino_runner(network, saved, threads)
-    return Deployed(config, info.class_names, preprocessing, "openvino", saved, (runner, ir_bytes(path)))
+    source = (config, info.class_names, preprocessing, runtime, saved, (runner, size))
+    if names[-1:] != ["anchors"]:
+        if "box_codes" in names:
+            raise ValueError(f"{path} holds a detector without its anchors: export it with `mobilenet export`")
+        return Deployed(*source)
+    # A detector's graph gives its anchors as a constant last output: read once, then left out of each call.
+    size_in = preprocessing.input_size
+    anchors = runner(torch.zeros(1, config.in_chans, size_in, size_in))[-1]
+    deployed = DeployedDetector(*source, anchors=anchors, kind=info.kind)
+    deployed.run = lambda x: runner(x)[:-1]
+    return deployed
 
 
 def weight_bytes(module: nn.Module) -> int:

@@ -101,9 +101,49 @@ def weight_count(config: ModelConfig) -> int:
     return count + channels * config.num_classes
 
 
+def largest_activation(config: ModelConfig, resolution: int) -> int:
+    """The elements of the largest activation the network computes for one ``resolution`` x ``resolution`` image,
+    counted from the table: the widest expansion at the largest map (96 x 112 x 112 for V2 1.0 at 224)."""
+    arch, width = ARCHITECTURES[config.arch], config.width_mult
+    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
+    side, stride = -(-resolution // 2), 2  # after the stem's stride 2
+    largest = channels * side * side
+    for row in arch.rows:
+        hidden = round(channels * row.t)
+        largest = max(largest, hidden * side * side)
+        if stride * row.s <= config.output_stride:  # past it, dilation rather than stride
+            side, stride = -(-side // row.s), stride * row.s
+        channels = make_divisible(row.c * width, config.divisible_by)
+    return max(largest, config.in_chans * resolution * resolution)
+
+
+def memory_bytes() -> int:
+    """This machine's memory (0 where the system does not say)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+
+
+def check_batch_fits(config: Any, batch: int, resolution: int) -> None:
+    """Refuse, before allocating anything, a batch whose input and largest activations (float32, two alive at once)
+    would take more than half of this machine's memory. ``config``: a MobileNet's, or a head's on one (its backbone
+    is what is counted; a model not built on one of the tables is not checked)."""
+    if getattr(config, "arch", None) not in ARCHITECTURES:
+        return
+    backbone = ModelConfig(
+        arch=config.arch, width_mult=config.width_mult, in_chans=config.in_chans,
+        divisible_by=getattr(config, "divisible_by", 8), output_stride=getattr(config, "output_stride", 32),
+    )  # fmt: skip
+    needed = 4 * batch * (config.in_chans * resolution * resolution + 2 * largest_activation(backbone, resolution))
+    memory = memory_bytes()
+    if memory and needed > memory / 2:
+        raise ValueError(
+            f"{batch} image(s) of {resolution}x{resolution} need about {needed / 1e9:,.0f} GB to run through "
+            f"{config.arch}, more than half of this machine's {memory / 1e9:.0f} GB: lower the batch or the resolution"
+        )
+
+
 def check_fits(config: ModelConfig) -> None:
     """Refuse, before allocating anything, a network whose weights alone would not fit in this machine's memory."""
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    memory = memory_bytes()
     needed = weight_count(config) * 4  # float32
     if memory and needed > memory / 2:
         raise ValueError(

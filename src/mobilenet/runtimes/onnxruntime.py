@@ -28,3 +28,30 @@ def ort_session(model: str | Path | bytes, threads: int | None = None) -> Any:
 def ort_runner(session: Any) -> Runner:
     """A session whose input is ``images`` as a runner: a float batch in, every output as a tensor."""
     return lambda x: [torch.from_numpy(output) for output in session.run(None, {"images": x.numpy()})]
+
+
+# Operators that only a quantized graph holds.
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger"}
+
+
+def read_onnx(path: Path, keys: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
+    """An ONNX file's ``ModelProto`` and those of ``keys`` that its metadata holds; a file that does not parse as ONNX
+    is refused in one line."""
+    onnx = require("onnx", "onnx")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as error:  # protobuf's DecodeError and its kin: the bytes are not an ONNX model
+        raise ValueError(f"{path} is not a complete ONNX file ({type(error).__name__}): export it again") from None
+    if not proto.graph.node:
+        raise ValueError(f"{path} is not an ONNX model: its graph has no operators")
+    return proto, {prop.key: prop.value for prop in proto.metadata_props if prop.key in keys}
+
+
+def onnx_precision(proto: Any) -> str:
+    """ "int8" for a graph with quantized operators, else "fp32"."""
+    return "int8" if any(node.op_type in QUANTIZED_OPS for node in proto.graph.node) else "fp32"
+
+
+def onnx_outputs(proto: Any) -> list[str]:
+    """The names of a graph's outputs, in order."""
+    return [output.name for output in proto.graph.output]

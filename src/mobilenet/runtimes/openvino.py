@@ -23,8 +23,14 @@ def save_openvino(network: Any, path: Path, metadata: dict[str, str]) -> Path:
 
 
 def read_openvino(path: Path, keys: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
-    """An IR as an ``openvino.Model`` and those of ``keys`` that its rt_info holds."""
-    network = require("openvino", "openvino").Core().read_model(path)
+    """An IR as an ``openvino.Model`` and those of ``keys`` that its rt_info holds; a file OpenVINO cannot read is
+    refused in one line."""
+    ov = require("openvino", "openvino")
+    try:
+        network = ov.Core().read_model(path)
+    except RuntimeError as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{path} is not an OpenVINO IR that OpenVINO reads ({first[:160]}): export it again") from None
     return network, {key: network.get_rt_info([key]).astype(str) for key in keys if network.has_rt_info([key])}
 
 

@@ -8,7 +8,9 @@ calibration method decides how each activation's range is read from the calibrat
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,26 @@ METHODS: dict[str, tuple[str, ...]] = {
     "openvino": ("nncf_default", "minmax", "percentile", "histogram"),
 }
 CALIBRATION_BATCH = 10  # images per calibration step: ORT's min/max pass keeps every activation alive
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """The quantizers' chatter kept off the terminal: their progress bars (printed to stdout, which ``mobilenet``
+    keeps for results), and their log lines below errors, on ``loggers`` and on the root logger (ONNX Runtime's
+    quantizer logs there, which would also configure Python's logging for the whole process)."""
+    named = [logging.getLogger(name) for name in ("", *loggers)]
+    levels = [logger.level for logger in named]
+    guard = logging.NullHandler()  # a root with a handler is not configured by a stray logging.warning()
+    logging.getLogger().addHandler(guard)
+    try:
+        for logger in named:
+            logger.setLevel(logging.ERROR)
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            yield
+    finally:
+        for logger, level in zip(named, levels, strict=True):
+            logger.setLevel(level)
+        logging.getLogger().removeHandler(guard)
 
 
 def check_method(backend: str, method: str | None) -> str:
@@ -56,7 +78,7 @@ def quantize_onnx(source: str | Path, target: str | Path, calibration: torch.Ten
             batch = next(self.batches, None)
             return None if batch is None else {"images": batch.numpy()}
 
-    with contextlib.redirect_stdout(sys.stderr):  # its calibrators print progress: keep stdout for results
+    with quiet("onnxruntime"):
         quantization.quantize_static(
             str(source), str(target), Reader(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
             activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
@@ -86,5 +108,5 @@ def quantize_nncf(model: Any, calibration: torch.Tensor, method: str | None = No
         advanced = nncf.AdvancedQuantizationParameters(activations_range_estimator_params=estimator)
     batches = list(calibration.split(CALIBRATION_BATCH))
     dataset = nncf.Dataset(batches, (lambda batch: batch) if isinstance(model, nn.Module) else torch.Tensor.numpy)
-    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, likewise
+    with quiet("nncf"):
         return nncf.quantize(model, dataset, subset_size=len(batches), advanced_parameters=advanced)

@@ -15,6 +15,9 @@ from mobilenet.training.config import TrainConfig, refuse, setting
 
 TASK = "segmentation"
 KIND = "deeplabv3"  # what our weights files of this model say they hold
+# What `mobilenet segment --out DIR` writes per image: the mask (a palette PNG whose pixels are the classes) and
+# the overlay; {name} is the image's stem, made distinct where stems repeat.
+OUTPUTS = ("{name}.png", "{name}_overlay.png")
 # DeepLab's atrous rates at output stride 16 (`--atrous_rates=6,12,18`); output stride 8 doubles them.
 ATROUS_RATES_OS16 = (6, 12, 18)
 

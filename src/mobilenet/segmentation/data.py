@@ -113,6 +113,8 @@ def voc_pairs(root: str | Path, ids: str | Path | None = None) -> list[tuple[Pat
     ids = root / "ids.txt" if ids is None and (root / "ids.txt").exists() else ids
     if ids is None:
         names = sorted(p.stem for p in images.glob("*.jpg"))
+    elif not Path(ids).is_file():
+        raise FileNotFoundError(f"the list of image ids {ids} is not a file: pass a text file of ids, one a line")
     else:
         names = [line.strip() for line in Path(ids).read_text().splitlines() if line.strip()]
         missing = [name for name in names if not (images / f"{name}.jpg").exists()]

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from mobilenet.kinds import ModelKind, Option
 from mobilenet.segmentation.config import KIND as FILE_KIND
-from mobilenet.segmentation.config import RECIPES, SEGMENTATION_MODELS, TASK, DeepLabConfig, SegmentationSettings
+from mobilenet.segmentation.config import (
+    OUTPUTS,
+    RECIPES,
+    SEGMENTATION_MODELS,
+    TASK,
+    DeepLabConfig,
+    SegmentationSettings,
+)
 from mobilenet.segmentation.published import PUBLISHED
 
 KIND = ModelKind(
@@ -28,14 +35,7 @@ KIND = ModelKind(
     predict="mobilenet.segmentation.predict:segment_files",
     describe="mobilenet.segmentation.predict:describe",
     evaluate="mobilenet.segmentation.evaluate:evaluate_files",
-    predict_options=(
-        Option(
-            "out",
-            "write DIR/<stem>.png (a palette PNG whose pixels are the classes) and DIR/<stem>_overlay.png",
-            Path,
-            "DIR",
-        ),
-    ),
+    writes=OUTPUTS,
     eval_options=(Option("ids", "the ids of the images to score, one a line (VOC's ImageSets/Segmentation)", Path),),
     published=PUBLISHED,
     tables={"table7": "mobilenet.segmentation.table7:paper_table"},

@@ -18,9 +18,11 @@ from PIL import Image
 from torch import nn
 
 from mobilenet.data.images import AnyImage, AnyImages, as_rgb_image, each_file, each_image, normalize
+from mobilenet.segmentation.config import OUTPUTS
 from mobilenet.segmentation.data import CROP, crop_back, pad_to_crop
 from mobilenet.utils.files import atomic_write
 from mobilenet.utils.modes import evaluating
+from mobilenet.utils.outputs import checked_outputs
 
 # Images padded as DeepLab evaluates them, (N, 3, crop, crop) uint8 pixels 0..255, -> class indices
 # (N, crop, crop) or logits (N, classes, crop, crop), at the input's size.
@@ -111,20 +113,31 @@ def class_shares(mask: np.ndarray, class_names: list[str] | None) -> dict[str, f
     return {name(i): round(float(share), 6) for i, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 
-def segment_files(model: Any, images: list[str], out: str | Path | None = None) -> list[dict[str, Any]]:
+def segment_files(
+    model: Any, images: list[str], out: str | Path | None = None, overwrite: bool = False
+) -> list[dict[str, Any]]:
     """Segment image files: per image its class shares, and with ``out`` the mask and overlay PNGs written there.
 
-    An unreadable image is reported in its result (``"error"``) and the others still run.
+    Args:
+        model: a DeepLab model, or a :data:`Predictor`.
+        images: image files; an unreadable one is reported in its result (``"error"``) and the others still run.
+        out: a folder for each image's ``<name>.png`` and ``<name>_overlay.png``, ``<name>`` its stem (with its
+            folder's name where stems repeat).
+        overwrite: replace files that exist there; without it they are refused before any image is read.
+
+    Returns:
+        Per image: ``image``, ``classes`` (shares by name), and ``mask`` and ``overlay`` when written.
     """
+    written = checked_outputs(images, out, OUTPUTS, overwrite) if out is not None else None
 
     def result(path: str, image: Image.Image) -> dict[str, Any]:
         (mask,) = segment(model, [image])
         found: dict[str, Any] = {"image": path, "classes": class_shares(mask, model.class_names)}
-        if out is not None:
-            stem = Path(out) / Path(path).stem
-            save_mask(mask, f"{stem}.png")
-            save_overlay(image, mask, f"{stem}_overlay.png")
-            found.update(mask=f"{stem}.png", overlay=f"{stem}_overlay.png")
+        if written is not None:
+            mask_path, overlay_path = written(path)
+            save_mask(mask, mask_path)
+            save_overlay(image, mask, overlay_path)
+            found.update(mask=str(mask_path), overlay=str(overlay_path))
         return found
 
     return each_file(images, result)

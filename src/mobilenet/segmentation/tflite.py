@@ -25,9 +25,11 @@ from mobilenet.weights.tflite import (
     TF_BN_EPS,
     TFLiteClassifier,
     TFLiteConv,
+    TFLiteError,
     conv_shapes,
     load_folded,
     read_tflite,
+    reads_tflite,
     round_backbone,
 )
 
@@ -48,7 +50,7 @@ def deeplab_head(net: TFLiteClassifier, path: str | Path) -> DeepLabHead:
     pooling = [conv for conv in net.after_pooling if conv.reads_pooled]
     dense = [conv for conv in net.after_pooling if not conv.reads_pooled]
     if len(pooling) != 1 or len(dense) not in (3, 6):
-        raise ValueError(f"{path} is not a Mobile DeepLabv3 file: its head has {len(net.after_pooling)} convolutions")
+        raise TFLiteError(f"{path} is not a Mobile DeepLabv3 file: its head has {len(net.after_pooling)} convolutions")
     *branches, projection, logits = dense
     return DeepLabHead(pooling[0], tuple(branches), projection, logits)
 
@@ -66,12 +68,13 @@ def match_deeplab(net: TFLiteClassifier, head: DeepLabHead, path: str | Path) ->
             config = replace(base, arch=model.arch, width_mult=model.width_mult, divisible_by=divisible_by)
             if conv_shapes(DeepLabV3(config).backbone) == shapes:
                 return config
-    raise ValueError(
+    raise TFLiteError(
         f"{path}'s backbone of {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
         "matches no MobileNetV1/V2 of a published width"
     )
 
 
+@reads_tflite
 def import_deeplab_tflite(
     path: str | Path, net: TFLiteClassifier | None = None, emulate_int8: bool = False
 ) -> DeepLabV3:

@@ -5,10 +5,9 @@ eager; or Google's runtime on the TFLite file the weights came from), our eager 
 :func:`~mobilenet.inference.optimize.optimize`, and every :func:`~mobilenet.inference.deploy.deploy` backend x
 precision installed. Any model of the package runs (a classifier, a Mobile DeepLabv3, an SSD detector, timed to
 its raw outputs): only its ``kind`` decides whether torchvision or timm has the same network. They run interleaved,
-round by
-round, so that load from other processes hits all alike; ratios are taken within a round and their median
-over rounds is reported. The yardstick is the compute floor: 2 x MAdds at the fp32 matrix-multiply rate
-measured here, at the same thread count.
+round by round, so that load from other processes hits all alike; each ratio is one of the medians reported beside
+it over the reference's, so that the columns always agree. The yardstick is the compute floor: 2 x MAdds at the
+fp32 matrix-multiply rate measured here, at the same thread count.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,12 @@ from torch import nn
 from mobilenet.complexity.profile import module_cost
 from mobilenet.data.images import ImageSource
 from mobilenet.inference.backends import available_backends
-from mobilenet.inference.deploy import deploy, weight_bytes
+from mobilenet.inference.deploy import GRAPHS, deploy, graph_info, weight_bytes
 from mobilenet.inference.export import export_onnx, is_detector
 from mobilenet.inference.optimize import bf16_supported, optimize
 from mobilenet.nn.config import ModelConfig
-from mobilenet.nn.model import MobileNet
-from mobilenet.registry import create_model, load
+from mobilenet.nn.model import MobileNet, check_batch_fits
+from mobilenet.registry import create_model, kind_of_file, load, load_deployed
 from mobilenet.runtimes.litert import LiteRTFile
 from mobilenet.runtimes.onnxruntime import ort_session
 from mobilenet.tools.timing import Runner, median_and_p90, time_paths, torch_threads
@@ -65,8 +64,8 @@ class PathResult:
     b1_ms: float  # batch-1 latency, median of every call of every round
     b1_p90_ms: float
     throughput: float  # images/s at the benchmark's batch size, median over rounds
-    b1_speedup: float  # over the reference (the first contender), median of the per-round ratios
-    throughput_speedup: float
+    b1_speedup: float  # the reference's b1_ms over this one's (the reference: the first contender)
+    throughput_speedup: float  # this throughput over the reference's
     b1_floor_ratio: float  # latency / floor latency: 1.0 would be the fp32 compute floor
     throughput_floor_ratio: float  # floor throughput / throughput
     size_mb: float  # of what it runs from: weights in memory, or the ONNX / OpenVINO file
@@ -168,7 +167,12 @@ def pick_reference(reference: str, model: nn.Module) -> tuple[str | None, str | 
 
 def build(spec: tuple[str, ...], model: nn.Module, threads: int, calibration: ImageSource | None) -> Contender:
     """One contender from its spec: ("reference", "torchvision", "timm" or a .tflite file), ("eager",),
-    ("optimize",), ("optimize", "compile"), ("onnxruntime-session",) or ("deploy", backend, precision)."""
+    ("optimize",), ("optimize", "compile"), ("onnxruntime-session",), ("deploy", backend, precision), or ("graph",
+    path): a saved ONNX file or OpenVINO IR, in its runtime as it was saved."""
+    if spec[0] == "graph":
+        graph = load_deployed(spec[1], threads=threads)
+        name = f"{Path(spec[1]).name} ({graph.backend} {graph.precision})"
+        return Contender(name, spec, graph, graph.size_bytes)
     if spec[0] == "reference" and is_tflite(spec[1]):
         litert = LiteRTFile(spec[1], threads)
         return Contender(f"LiteRT {Path(spec[1]).name}", spec, litert, litert.size_bytes, litert.feed)
@@ -225,11 +229,13 @@ def bench_model(
     calibration: ImageSource | None = None,
     memory: bool = False,
     progress: bool = False,
+    graph: str | Path | None = None,
 ) -> BenchResult:
     """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS.
 
     ``reference``: one of ``REFERENCES``, or a .tflite file (the one the weights came from) that Google's
-    runtime runs, one image per invoke.
+    runtime runs, one image per invoke. ``graph``: a saved ONNX file or OpenVINO IR of ``model``'s architecture,
+    timed beside the rest in its runtime.
     """
     model = model.eval()
     kind = getattr(model, "kind", MOBILENET)
@@ -238,11 +244,12 @@ def bench_model(
             f"peak memory rebuilds the model as a MobileNet in fresh processes, not a {kind}: leave it out"
         )
     size = model.config.input_size
+    check_batch_fits(model.config, batch, size)
     found, note = pick_reference(str(reference), model)
     notes = [note] if note else []
     if is_detector(model) and found is not None and is_tflite(found):
         notes.append("LiteRT also runs the file's post-processing op (its NMS); ours stop at the raw outputs")
-    specs = contender_specs(found, compile, precisions)
+    specs = contender_specs(found, compile, precisions) + ([("graph", str(graph))] if graph is not None else [])
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
     with torch_threads(threads):
@@ -253,24 +260,22 @@ def bench_model(
     madds = module_cost(model, torch.zeros(1, model.config.in_chans, size, size))[1]
     floor_b1 = 2 * madds / (gflops * 1e9)
 
-    def round_medians(latencies: list[float]) -> list[float]:
-        return [statistics.median(latencies[i * calls : (i + 1) * calls]) for i in range(rounds)]
-
-    ref_round, ref_throughput = round_medians(samples[0][0]), samples[0][1]
+    # Ratios of the medians printed beside them: a ratio that disagreed with its own columns would mislead.
+    ref_b1_ms, ref_throughput = median_and_p90(samples[0][0])[0], statistics.median(samples[0][1])
     paths = []
     for contender, (latencies, throughputs) in zip(contenders, samples, strict=True):
-        per_round = round_medians(latencies)
         b1_ms, b1_p90_ms = median_and_p90(latencies)
+        throughput = statistics.median(throughputs)
         paths.append(
             PathResult(
                 name=contender.name,
                 b1_ms=b1_ms,
                 b1_p90_ms=b1_p90_ms,
-                throughput=statistics.median(throughputs),
-                b1_speedup=statistics.median(r / t for r, t in zip(ref_round, per_round, strict=True)),
-                throughput_speedup=statistics.median(t / r for r, t in zip(ref_throughput, throughputs, strict=True)),
+                throughput=throughput,
+                b1_speedup=ref_b1_ms / b1_ms,
+                throughput_speedup=throughput / ref_throughput,
                 b1_floor_ratio=b1_ms / 1e3 / floor_b1,
-                throughput_floor_ratio=1 / floor_b1 / statistics.median(throughputs),
+                throughput_floor_ratio=1 / floor_b1 / throughput,
                 size_mb=contender.size_bytes / 1e6,
             )
         )
@@ -306,7 +311,9 @@ def bench(
 
     ``resolutions`` None: the model's own input size (224 for the classifiers, 320 for SSDLite).
 
-    ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file).
+    ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file). A saved graph
+    (an ONNX file of ``mobilenet export``, an OpenVINO IR of ours) is timed in its runtime, beside our paths on a
+    model of its architecture with random weights.
     """
     if weights is not None and (len(widths) > 1 or len(resolutions or ()) > 1):
         raise ValueError("weights fix the width and resolution: give one of each, or no weights")
@@ -318,9 +325,22 @@ def bench(
     for width in widths:
         for resolution in resolutions or (None,):
             size = {} if resolution is None else {"input_size": resolution}
+            if weights is not None and Path(weights).suffix in GRAPHS:
+                results.append(bench_model(graph_model(weights), graph=weights, **options))  # type: ignore[arg-type]
+                continue
             model = load(weights) if weights is not None else create_model(arch, width_mult=width, **size)
             results.append(bench_model(model, **options))  # type: ignore[arg-type]
     return results
+
+
+def graph_model(path: str | Path) -> nn.Module:
+    """A model of the architecture that a saved graph of ours holds (its metadata says), with random weights."""
+    kind = kind_of_file(path)
+    info = graph_info(Path(path))[1]
+    known = {field.name for field in fields(kind.config)}
+    return kind.call(
+        "create", kind.default_model, **{k: v for k, v in (info.config_fields or {}).items() if k in known}
+    )
 
 
 def _peak_rss_mb() -> float:

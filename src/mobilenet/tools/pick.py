@@ -30,15 +30,30 @@ class PickCell:
 
 @dataclass
 class PickResult:
-    budget_ms: float
+    budget_ms: float | None  # None: every cell timed, none picked (the paper report's Figure 5)
     backend: str
     precision: str
     threads: int
     cells: list[PickCell]
     choice: PickCell | None  # the best published top-1 within the budget; None if nothing fits
+    out_of_order: list[str]  # cells ("0.35@224") timed slower than one of far more MAdds: noise, to time again
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# A cell timed slower than one of this many times its multiply-adds is out of order: on a CPU, latency grows with
+# the work, so such a timing was disturbed (another process, a frequency change) and is flagged, not believed.
+OUT_OF_ORDER_MADDS = 1.5
+
+
+def out_of_order(cells: Sequence[PickCell]) -> list[str]:
+    """The cells whose latency exceeds that of a cell with :data:`OUT_OF_ORDER_MADDS` times their MAdds or more."""
+
+    def disturbed(cell: PickCell) -> bool:
+        return any(o.madds_m >= OUT_OF_ORDER_MADDS * cell.madds_m and o.latency_ms < cell.latency_ms for o in cells)
+
+    return [f"{cell.width_mult:g}@{cell.resolution}" for cell in cells if disturbed(cell)]
 
 
 def grid_cells(widths: Sequence[float] | None = None, resolutions: Sequence[int] | None = None) -> list[PublishedCell]:
@@ -59,7 +74,7 @@ def grid_cells(widths: Sequence[float] | None = None, resolutions: Sequence[int]
 
 
 def pick(
-    budget_ms: float,
+    budget_ms: float | None,
     threads: int = 2,
     widths: Sequence[float] | None = None,
     resolutions: Sequence[int] | None = None,
@@ -69,12 +84,13 @@ def pick(
     calls: int = 20,
     progress: bool = False,
 ) -> PickResult:
-    """Time each published cell through ``deploy(backend, precision)`` and pick the best within budget.
+    """Time each published cell through ``deploy(backend, precision)`` and pick the best within budget (None: time
+    them all, pick none).
 
     int8 is calibrated on random tensors (random weights: only its speed is measured); the accuracy
     shown is always the published float top-1 (our int8 costs under a point, BENCHMARKS.md).
     """
-    if budget_ms <= 0:
+    if budget_ms is not None and budget_ms <= 0:
         raise ValueError(f"the latency budget must be > 0 ms, got {budget_ms}")
     cells = grid_cells(widths, resolutions)
     runners, inputs = [], []
@@ -90,6 +106,6 @@ def pick(
     for cell, (latencies, _) in zip(cells, samples, strict=True):
         median, p90 = median_and_p90(latencies)
         measured.append(PickCell(cell.width_mult, cell.resolution, median, p90, cell.top1, cell.macs_m))
-    fitting = [cell for cell in measured if cell.latency_ms <= budget_ms]
+    fitting = [cell for cell in measured if budget_ms is not None and cell.latency_ms <= budget_ms]
     choice = max(fitting, key=lambda c: (c.top1, -c.latency_ms)) if fitting else None
-    return PickResult(budget_ms, runners[0].backend, precision, threads, measured, choice)
+    return PickResult(budget_ms, runners[0].backend, precision, threads, measured, choice, out_of_order(measured))

@@ -54,16 +54,32 @@ def plot_bench(results: list[BenchResult], path: str | Path) -> None:
 
 
 def plot_pick(result: PickResult, path: str | Path) -> None:
-    """Published top-1 against latency measured here, one line per width: the paper's Figure 5."""
+    """Published top-1 against latency measured here, a line per width and a marker per resolution: the paper's
+    Figure 5. The budget is drawn where it falls among the cells; cells timed out of order are ringed."""
     plt = pyplot()
     fig, axis = plt.subplots(figsize=(8, 5.5))
+    resolutions = sorted({c.resolution for c in result.cells})
+    markers = dict(zip(resolutions, "osD^vP*X<>", strict=False))
     for width in sorted({c.width_mult for c in result.cells}):
         cells = sorted((c for c in result.cells if c.width_mult == width), key=lambda c: c.resolution)
-        axis.plot([c.latency_ms for c in cells], [c.top1 for c in cells], "o-", label=f"width {width:g}")
+        (line,) = axis.plot([c.latency_ms for c in cells], [c.top1 for c in cells], "-", label=f"width {width:g}")
         for cell in cells:
-            axis.annotate(str(cell.resolution), (cell.latency_ms, cell.top1), fontsize=7, xytext=(3, -9),
-                          textcoords="offset points")  # fmt: skip
-    axis.axvline(result.budget_ms, color="black", linestyle="--", label=f"budget {result.budget_ms:g} ms")
+            axis.plot(cell.latency_ms, cell.top1, markers.get(cell.resolution, "o"), color=line.get_color())
+    for resolution in resolutions:  # the markers' key, as legend entries without data
+        axis.plot([], [], markers.get(resolution, "o"), color="gray", label=f"{resolution} px")
+    flagged = [c for c in result.cells if f"{c.width_mult:g}@{c.resolution}" in result.out_of_order]
+    if flagged:
+        axis.plot([c.latency_ms for c in flagged], [c.top1 for c in flagged], "o", markersize=14, fillstyle="none",
+                  color="red", label="out of order (noise?)")  # fmt: skip
+    low = min(c.latency_ms for c in result.cells)
+    high = max(c.latency_ms for c in result.cells)
+    axis.set_xlim(low / 1.25, high * 1.25)
+    budget = result.budget_ms
+    if budget is not None and low / 1.25 <= budget <= high * 1.25:
+        axis.axvline(budget, color="black", linestyle="--", label=f"budget {budget:g} ms")
+    elif budget is not None:
+        side = "every cell fits" if budget > high else "no cell fits"
+        axis.plot([], [], " ", label=f"budget {budget:g} ms: off the chart ({side})")
     if result.choice is not None:
         axis.plot(result.choice.latency_ms, result.choice.top1, "*", color="red", markersize=16,
                   label=f"pick: {result.choice.width_mult:g}@{result.choice.resolution}")  # fmt: skip
@@ -71,7 +87,7 @@ def plot_pick(result: PickResult, path: str | Path) -> None:
     axis.set_xlabel(f"batch-1 latency here (ms, {result.backend} {result.precision}, {result.threads} threads)")
     axis.set_ylabel("published ImageNet top-1 (%, TF-slim)")
     axis.set_title("MobileNetV2: accuracy against latency on this machine")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7, ncol=2, loc="lower right")
     axis.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

@@ -77,6 +77,11 @@ class TrainConfig:
     sync_bn: bool = setting(False, "synchronise BatchNorm statistics across processes (CUDA only)")
     seed: int = setting(0, "seeds the initial weights, the data order and every augmentation")
     workers: int = setting(2, "data-loading worker processes per training process (0: load in the process itself)")
+    threads: int | None = setting(
+        None,
+        "CPU threads per training process (none: PyTorch's count at the start, recorded in config.json; the figures "
+        "depend on it, and on the CPU)",
+    )
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto (CUDA when there is one)")
     checkpoint_every: int = setting(0, "optimizer steps between mid-epoch checkpoints (0: at epoch ends only)")
     out: str | None = setting(None, "the run directory, which must not exist yet (none: runs/<recipe>-<time>)")
@@ -97,6 +102,7 @@ class TrainConfig:
             (self.width_mult is not None and not self.width_mult > 0, "width-mult must be > 0"),
             (self.input_size is not None and self.input_size < 8, "input-size must be at least 8"),
             (self.workers < 0, "workers must be 0 or more"),
+            (self.threads is not None and self.threads < 1, "threads must be at least 1 (or none)"),
             (self.checkpoint_every < 0, "checkpoint-every must be 0 (epoch ends only) or more"),
             (self.weight_decay < 0, "weight-decay must be >= 0"),
         ]

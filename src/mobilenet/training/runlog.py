@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from torch import nn
 
@@ -21,7 +22,10 @@ from mobilenet.training.hooks import Extra
 from mobilenet.training.task import Evaluation, TrainingData
 from mobilenet.training.trackers import Tracker, open_trackers
 from mobilenet.utils.files import atomic_text
+from mobilenet.utils.machine import cpu_name
 from mobilenet.weights.format import save_weights
+
+SUMMARY = "summary.json"  # written last: a run is finished once it exists
 
 
 def create_run_dir(config: TrainConfig) -> Path:
@@ -34,9 +38,15 @@ def create_run_dir(config: TrainConfig) -> Path:
         path = Path(config.out)
         if (path / POINTER).exists():
             raise ValueError(f"{path} already holds a run: continue it with --resume {path}, or pick another --out")
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ValueError(f"{path} already exists: pick another --out, or remove it")
-        path.mkdir(parents=True, exist_ok=True)
+        # Even an empty folder is the user's: a run that fails early removes the folder it made, never theirs.
+        inside = next(parent for parent in path.absolute().parents if parent.exists())
+        if not inside.is_dir():
+            raise ValueError(f"--out {path} is inside {inside}, a file: pick a folder's path")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            raise ValueError(f"{path} already exists: pick another --out (a new folder), or remove it") from None
         return path
     base = f"runs/{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
     Path("runs").mkdir(exist_ok=True)
@@ -97,7 +107,7 @@ class RunLog:
         if self.enabled:
             remove_debris(self.run_dir)
             atomic_text(self.run_dir / "config.json", self.config.to_json())
-            self.trackers = open_trackers(self.config, self.run_dir)
+            self.trackers = open_trackers(self.config, self.run_dir, self.rows)
 
     def discard_if_empty(self) -> None:
         """Remove a directory this run created if it never wrote a checkpoint: nothing half-made is left."""
@@ -144,7 +154,8 @@ class RunLog:
         return sum(r["images_per_s"] for r in self.rows) / max(len(self.rows), 1)
 
     def finish(self, model: nn.Module, extras: dict[str, Extra] | None = None) -> None:
-        """The learning curves as a PNG and a summary.json of the run (with the hooks' ``extras``)."""
+        """The learning curves as a PNG, then a summary.json of the run (with the hooks' ``extras``): a run killed
+        before its summary is written resumes to write both."""
         if not self.enabled:
             return
         summary = {
@@ -158,11 +169,12 @@ class RunLog:
             "final": self.rows[-1] if self.rows else None,
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
+            # What the figures depend on besides the config (which records the thread count).
+            "machine": {"cpu": cpu_name(), "threads": self.config.threads, "torch": torch.__version__},
         }
         for name, extra in (extras or {}).items():
             evaluation = extra.evaluation
             summary[name] = {**extra.summary, **scores("val", evaluation.metrics), "val_images": evaluation.n}
-        atomic_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         for tracker in self.trackers:
             tracker.close()
         if self.rows:
@@ -170,3 +182,4 @@ class RunLog:
                 plot_curves(self.rows, self.run_dir / "curves.png")
             except ImportError as error:  # matplotlib is the optional 'plots' extra
                 warnings.warn(f"curves.png not drawn: {error}", stacklevel=2)
+        atomic_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2))  # last: the run is finished

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
@@ -27,12 +29,21 @@ class Tracker(Protocol):
 
 
 class TensorBoardTracker:
-    """Scalars under ``<run>/tensorboard``."""
+    """Scalars under ``<run>/tensorboard``, in one event file however often the run was resumed: a resumed run writes
+    its epochs so far (``rows``) into a new file, then removes the files before it."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, rows: Sequence[dict[str, float]] = ()) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        folder = run_dir / "tensorboard"
+        before = set(folder.glob("events.out.tfevents.*"))
+        # Its own suffix: a writer opened in the same second as the last one would otherwise take its file name.
+        self.writer = SummaryWriter(str(folder), filename_suffix=f".{uuid.uuid4().hex[:8]}")
+        for row in rows:
+            self.log({key: value for key, value in row.items() if key != "epoch"}, int(row["epoch"]))
+        self.writer.flush()
+        for stale in before:
+            stale.unlink(missing_ok=True)
 
     def log(self, row: dict[str, float], step: int) -> None:
         for key, value in row.items():
@@ -78,11 +89,12 @@ class MLflowTracker:
         self.client.set_terminated(self.run_id)
 
 
-def open_trackers(config: TrainConfig, run_dir: Path) -> list[Tracker]:
-    """TensorBoard if it is installed (optional: the CSV has the same numbers); MLflow if asked for."""
+def open_trackers(config: TrainConfig, run_dir: Path, rows: Sequence[dict[str, float]] = ()) -> list[Tracker]:
+    """TensorBoard if it is installed (optional: the CSV has the same numbers); MLflow if asked for. ``rows``: the
+    epochs a resumed run has done."""
     trackers: list[Tracker] = []
     with contextlib.suppress(ImportError):
-        trackers.append(TensorBoardTracker(run_dir))
+        trackers.append(TensorBoardTracker(run_dir, rows))
     if config.mlflow_uri is not None:
         trackers.append(MLflowTracker(config, run_dir))
     return trackers

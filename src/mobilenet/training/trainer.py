@@ -28,7 +28,7 @@ from mobilenet.training.checkpoint import POINTER, Position, load_checkpoint, sa
 from mobilenet.training.config import TrainConfig, check_resumable, read_options, resume_config
 from mobilenet.training.hooks import Extra, Hook, hooks_for
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
-from mobilenet.training.runlog import RunLog
+from mobilenet.training.runlog import SUMMARY, RunLog
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.training.task import Evaluation, Task
 
@@ -135,6 +135,9 @@ class Trainer:
             )
         for hook in self.hooks:  # before anything is read or written
             hook.check(config, task, resume is not None)
+        # The thread count changes how float sums are split, so the bits: set, and recorded, for every run.
+        config = self.config = replace(config, threads=config.threads or torch.get_num_threads())
+        torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model, self.data = task.prepare(config, model)
         self.micro_batch = config.batch_size // (self.world * config.accum_steps)
@@ -227,7 +230,9 @@ class Trainer:
         torch.set_rng_state(generators[self.rank]["cpu"])
         if "cuda" in generators[self.rank] and self.device.type == "cuda":
             torch.cuda.set_rng_state(generators[self.rank]["cuda"], self.device)
-        if self.position.epoch >= self.config.epochs:
+        # A run killed after its last checkpoint, while it wrote its summary, resumes to write it; a finished one
+        # is refused.
+        if self.position.epoch >= self.config.epochs and (run_dir / SUMMARY).exists():
             raise ValueError(
                 f"{run_dir} has finished its {self.position.epoch} epochs: extend it with --resume {run_dir} "
                 f"--epochs N (N > {self.position.epoch}), or start a new run"
@@ -371,7 +376,7 @@ class Trainer:
             if done % SYNC_EVERY == 0 or step_in_epoch + 1 == self.steps_per_epoch:
                 images_per_s = done * self.config.batch_size / (time.perf_counter() - start)
                 shown = self.task.summarize(self.sync())
-                bar.set_postfix({**{k: f"{v:.3g}" for k, v in shown.items()}, "img_s": f"{images_per_s:.0f}"})
+                bar.set_postfix({**{k: f"{v:.3g}" for k, v in shown.items()}, "img_s": f"{images_per_s:.3g}"})
             if every and self.position.step % every == 0 and step_in_epoch + 1 < self.steps_per_epoch:
                 self.checkpoint(self.position)
         bar.close()
@@ -382,14 +387,17 @@ class Trainer:
             summed = torch.tensor([*totals.values(), skipped], dtype=torch.float64, device=self.device)
             dist.all_reduce(summed)
             totals, skipped = dict(zip(totals, summed.tolist()[:-1], strict=True)), summed[-1].item()
-        self.val = self.task.evaluate(
-            self.final_model, self.data.val, self.micro_batch * 2, self.config.workers, self.device
-        )
+        self.val = self.validate()
         lr = self.schedule.get_last_lr()[0]
         train = self.task.summarize(totals)
         self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, self.plain(self.final_model))
         self.position = Position(epoch + 1, 0, self.position.step)
         self.checkpoint(self.position)
+
+    def validate(self) -> Evaluation:
+        """The task's scores of the weights to evaluate, on the validation set."""
+        return self.task.evaluate(self.final_model, self.data.val, self.micro_batch * 2, self.config.workers,
+                                  self.device)  # fmt: skip
 
     def run(self) -> TrainResult:
         start = time.perf_counter()
@@ -399,6 +407,8 @@ class Trainer:
         except BaseException:
             self.log.discard_if_empty()
             raise
+        if self.val is None:  # resumed after its last epoch: the scores its summary and result report
+            self.val = self.validate()
         extras: dict[str, Extra] = {}
         for hook in self.hooks:
             extras |= hook.finish(self.final_model, self.task, self.data, self.log.run_dir, self.rank,

@@ -8,10 +8,12 @@ and load each conv into ours with its BatchNorm set to the identity plus the fol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +32,39 @@ TF_BN_EPS = 1e-3
 # The name of the model metadata entry that holds a file's Preprocessing as JSON (our int8 export writes it).
 PREPROCESSING_METADATA = "mobilenet.preprocessing"
 TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer's file identifier, bytes 4..8
+
+Read = TypeVar("Read", bound=Callable[..., Any])
+
+
+class TFLiteError(ValueError):
+    """A TFLite file that cannot be used as it is: damaged, or not a model we build. The message says which."""
+
+
+# What reading a flatbuffer whose offsets, lengths or shapes are wrong raises: the schema's lazy accessors meet them
+# wherever a field is first read, and NumPy when the dequantized tensors do not fit their shapes.
+DAMAGE = (struct.error, IndexError, KeyError, TypeError, AttributeError, ValueError, UnicodeDecodeError, OverflowError,
+          MemoryError)  # fmt: skip
+
+
+def reads_tflite(read: Read) -> Read:
+    """Make a function that reads the TFLite file ``path`` (its first argument) refuse a damaged file in one line."""
+
+    @functools.wraps(read)
+    def guarded(path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(path, *args, **kwargs)
+        except TFLiteError:
+            raise
+        except DAMAGE as error:
+            cut = isinstance(error, struct.error | IndexError) or "smaller than requested" in str(error)
+            why = (
+                "an offset in it points past its end: cut short or corrupted"
+                if cut
+                else f"{type(error).__name__}: {str(error)[:120]}"
+            )
+            raise TFLiteError(f"{path} is a damaged TFLite file ({why}): download or export it again") from None
+
+    return guarded  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -83,7 +118,7 @@ def read_model(path: str | Path) -> tuple[Any, bytes]:
     """A file's flatbuffer model and its bytes; a file that is not TFLite's flatbuffer is a clear error."""
     raw = Path(path).read_bytes()
     if raw[4:8] != TFLITE_IDENTIFIER:
-        raise ValueError(f"{path} is not a TFLite file (no {TFLITE_IDENTIFIER.decode()} identifier): is it complete?")
+        raise TFLiteError(f"{path} is not a TFLite file (no {TFLITE_IDENTIFIER.decode()} identifier): is it complete?")
     return tflite_schema().Model.GetRootAsModel(raw, 0), raw
 
 
@@ -108,7 +143,7 @@ def tensor_array(model, graph, index: int, raw: bytes) -> np.ndarray:
         tflite.TensorType.INT32: np.int32,
     }.get(tensor.Type())
     if dtype is None or data is None:
-        raise ValueError(f"tensor {tensor.Name().decode()} has no constant data of a supported type")
+        raise TFLiteError(f"tensor {tensor.Name().decode()} has no constant data of a supported type")
     values = np.frombuffer(data, dtype=dtype).reshape(tensor.ShapeAsNumpy()).astype(np.float32)
     quant = tensor.Quantization()
     if quant is not None and quant.ScaleLength() > 0:
@@ -146,6 +181,7 @@ def _input_preprocessing(model, graph, input_size: int, raw: bytes) -> Preproces
     return Preprocessing(input_size=input_size, mean=(zero / 255,) * 3, std=(1 / (255 * scale),) * 3)
 
 
+@reads_tflite
 def read_tflite(path: str | Path) -> TFLiteClassifier:
     """The convolutions of a TFLite MobileNet in execution order, and its classifier if it has one.
 
@@ -194,10 +230,10 @@ def read_tflite(path: str | Path) -> TFLiteClassifier:
             if classifier is None:
                 classifier, kind = conv, "conv"
     if not convs:
-        raise ValueError(f"{path} has no convolutions: it is not a MobileNet")
+        raise TFLiteError(f"{path} has no convolutions: it is not a MobileNet")
     _, height, width, channels = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
     if height != width:
-        raise ValueError(f"{path} takes {height}x{width} inputs; only square MobileNets are supported")
+        raise TFLiteError(f"{path} takes {height}x{width} inputs; only square MobileNets are supported")
     pre = _input_preprocessing(model, graph, int(height), raw)
     return TFLiteClassifier(
         tuple(convs), classifier, kind, int(height), int(channels), pre, tuple(after_pooling), tuple(sums), grids
@@ -262,12 +298,13 @@ def _match_config(net: TFLiteClassifier) -> ModelConfig:
         )
         if conv_shapes(MobileNet(config)) == shapes:
             return config
-    raise ValueError(
+    raise TFLiteError(
         f"the file's {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
         "match no MobileNetV1/V2 of a published width"
     )
 
 
+@reads_tflite
 def import_tflite(
     path: str | Path, drop_background: bool = True, config_overrides: dict | None = None, emulate_int8: bool = False
 ) -> tuple[MobileNet, Preprocessing]:
@@ -281,7 +318,7 @@ def import_tflite(
     """
     net = read_tflite(path)
     if net.dense_head:
-        raise ValueError(
+        raise TFLiteError(
             f"{path} is no classifier (convolutions read the feature map after its global pooling): load it with "
             "mobilenet.registry.load, which tells the kind of a file"
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from mobilenet.cli.output import add_plot, check_plot
 
 HELP = "speed of every inference path side by side, against a reference"
 DESCRIPTION = (
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", help="int8: images to calibrate on (default: random tensors, speed only)")
     parser.add_argument("--memory", action="store_true", help="peak RSS of each path, each in a fresh process")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
-    parser.add_argument("--plot", type=Path, help="write a PNG of latency and throughput per path")
+    add_plot(parser, "write a PNG of latency and throughput per path")
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict:
@@ -50,6 +51,7 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mobilenet.tools.bench import bench
 
+    check_plot(args, [args.weights, args.calibration])
     options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
     results = bench(
         args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options

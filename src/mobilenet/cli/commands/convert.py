@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from mobilenet.cli.output import add_force, check_output
+
 HELP = "save any supported weights as safetensors with metadata"
 DESCRIPTION = (
     "Save any weights file mobilenet reads (a torchvision or timm state dict, a TFLite file, a frozen graph, our "
@@ -33,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preprocessing: per-channel mean of [0, 1] pixels")  # fmt: skip
     parser.add_argument("--std", type=positive_float, nargs=3, metavar="X", help="preprocessing: per-channel std")
     parser.add_argument("--json", action="store_true", help="print source, output and the model's config as JSON")
+    add_force(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet.registry import create_model, kind_of, load
     from mobilenet.weights.format import save_weights
 
+    check_output(args, args.output, (".safetensors",), "a safetensors file", [args.source])
     model = create_model(args.model, weights=args.source) if args.model else load(args.source)
     given = {name: getattr(args, name) for name in PREPROCESSING_FLAGS if getattr(args, name) is not None}
     given |= {name: tuple(given[name]) for name in ("mean", "std") if name in given}

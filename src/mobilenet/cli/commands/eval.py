@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mobilenet.cli.output import add_plot, check_plot
+
 HELP = "scores on labelled data: top-1 of a classifier, mIoU of a segmenter, COCO mAP of a detector"
 DESCRIPTION = (
     "Score a model on labelled data, as the kind of model the weights hold is scored (each kind below: what it "
@@ -24,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--workers", type=non_negative_int, default=2,
                         help="image-decoding worker processes; 0 decodes in this one")  # fmt: skip
-    parser.add_argument("--plot", type=Path, help="write the scores as a PNG (a confusion matrix, per-class IoU bars, "
-                        "precision-recall curves)")  # fmt: skip
+    add_plot(parser, "write the scores as a PNG (a confusion matrix, per-class IoU bars, precision-recall curves)")
     parser.add_argument("--json", action="store_true", help="print every figure as one JSON object")
     add_inference_flags(parser)
     add_kind_options(parser, "eval", kinds())
@@ -33,9 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet.cli.kinds import kind_options, weights_kind
+    from mobilenet.cli.kinds import check_inference_flags, kind_options, weights_kind
     from mobilenet.registry import kinds, load_deployed
 
+    check_plot(args, [args.weights, args.data])
+    check_inference_flags(args)
     kind = weights_kind(args.weights)
     options = kind_options(args, kind, "eval", kinds())
 

@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from mobilenet.cli.output import add_force, check_output
+
 HELP = "ONNX, TorchScript or TFLite (float or full-integer), checked before kept"
 DESCRIPTION = (
     "Write a model as ONNX, TorchScript or TFLite, with BatchNorm folded and its metadata in the file; the file "
@@ -15,12 +17,24 @@ DESCRIPTION = (
 )
 
 
+# Each format's file names, the usual one first.
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth"), "tflite": (".tflite",)}
+
+
+def output_format(output: Path) -> str:
+    """The format an output's extension names, or a one-line refusal."""
+    found = next((name for name, suffixes in SUFFIXES.items() if output.suffix.lower() in suffixes), None)
+    if found is None:
+        raise ValueError(f"{output}: name the file .onnx, .pt or .tflite, or say which format with --format")
+    return found
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mobilenet.registry import list_models
 
     parser.add_argument("weights", help="any weights file mobilenet reads, of any kind, or a published weights name")
-    parser.add_argument("output", type=Path, help="the file to write")
-    parser.add_argument("--format", choices=["onnx", "torchscript", "tflite"], default="onnx", help="what to write")
+    parser.add_argument("output", type=Path, help="the file to write: .onnx, .pt (TorchScript) or .tflite")
+    parser.add_argument("--format", choices=list(SUFFIXES), help="what to write (default: as OUTPUT is named)")
     parser.add_argument("--images", help="real images (a folder or file) to verify the export on (default: random "
                         "inputs)")  # fmt: skip
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
@@ -34,12 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "logits")  # fmt: skip
     parser.add_argument("--json", action="store_true",
                         help="print the report (path, format, file_size, max_abs_diff, ...) as JSON")  # fmt: skip
+    add_force(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet.inference import export
     from mobilenet.registry import create_model, load
 
+    args.format = args.format or output_format(args.output)
+    check_output(args, args.output, SUFFIXES[args.format], f"a {args.format} file",
+                 [args.weights, args.images, args.calibration])  # fmt: skip
     model = create_model(args.model, weights=args.weights) if args.model else load(args.weights)
     if args.argmax and args.format == "tflite":
         raise ValueError("--argmax writes class indices to ONNX or TorchScript: use --format onnx or torchscript")

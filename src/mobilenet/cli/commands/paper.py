@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mobilenet.cli.output import add_force
+
 HELP = "the paper's tables and figures beside ours, measured here (Markdown)"
 DESCRIPTION = (
     "The MobileNetV2 paper's tables and figures beside what this library counts and measures on this machine, as "
@@ -20,13 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, help="classifier weights to score for Table 4 (with --images)")
     parser.add_argument("--images", type=Path, help="labelled images, one folder per class (ImageNet synsets)")
     parser.add_argument("--class-index", type=Path, help="synset -> index JSON (imagenet_class_index.json)")
+    add_force(parser, "report.md and the PNGs of an earlier report in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenet.cli.kinds import weights_kind
     from mobilenet.paper.report import ReportSettings, write_report
     from mobilenet.registry import load_deployed
+    from mobilenet.utils.outputs import check_folder
 
+    check_folder(args.out)
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.force:
+        raise ValueError(f"--out {args.out} holds files: pass another --out, or --force to write the report over them")
     evaluate, note = None, ""
     if (args.weights is None) != (args.images is None):
         raise ValueError("--weights and --images go together: the published weights and the labelled images to score")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from mobilenet.cli.output import add_plot, check_plot
 
 HELP = "the most accurate MobileNetV2 within a latency budget on this machine"
 DESCRIPTION = (
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     parser.add_argument("--calls", type=positive_int, default=20, help="batch-1 calls per cell per round")
     parser.add_argument("--json", action="store_true", help="print every cell and the pick as JSON")
-    parser.add_argument("--plot", type=Path, help="write accuracy against latency as a PNG (the paper's Figure 5)")
+    add_plot(parser, "write accuracy against latency as a PNG (the paper's Figure 5)")
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict:
@@ -40,6 +41,7 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mobilenet.tools.pick import pick
 
+    check_plot(args)
     options = _given(args, "threads", "widths", "resolutions", "backend", "precision", "rounds", "calls")
     result = pick(args.budget_ms, progress=not args.json, **options)
     if args.plot:
@@ -53,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
           "and published ImageNet top-1 (TF-slim):")  # fmt: skip
     for c in sorted(result.cells, key=lambda c: c.latency_ms):
         mark = "  <- pick" if c is result.choice else ""
-        fits = "fits" if c.latency_ms <= result.budget_ms else "over"
+        fits = "fits" if result.budget_ms is not None and c.latency_ms <= result.budget_ms else "over"
         print(f"  width {c.width_mult:<4g} @{c.resolution:<4} {c.latency_ms:7.2f} ms (p90 {c.latency_p90_ms:.2f}) "
               f"{fits}  top-1 {c.top1:.1f}%  {c.madds_m:g}M MAdds{mark}")  # fmt: skip
     if args.plot:
         print(f"plot written to {args.plot}")
+    if result.out_of_order:
+        print(f"timed out of order (slower than cells of 1.5x their MAdds or more, so disturbed): "
+              f"{', '.join(result.out_of_order)}; time again on a quiet machine, or with more --rounds")  # fmt: skip
     if result.choice is None:
         fastest = min(result.cells, key=lambda c: c.latency_ms)
         print(f"nothing fits in {args.budget_ms:g} ms: the fastest is width {fastest.width_mult:g} "

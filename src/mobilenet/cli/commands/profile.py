@@ -8,8 +8,9 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mobilenet.cli.output import add_plot, check_plot
 
 if TYPE_CHECKING:
     from mobilenet.complexity.profile import GridCell, Profile
@@ -110,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the per-layer profile (or --grid, --memory, a table) as JSON"
     )
-    parser.add_argument("--plot", type=Path, help="also write a PNG of MAdds and parameters per layer")
+    add_plot(parser, "also write a PNG of MAdds and parameters per layer")
 
 
 def print_table(ref: str, quick: bool, as_json: bool) -> int:
@@ -124,6 +125,7 @@ def print_table(ref: str, quick: bool, as_json: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     from mobilenet.complexity.profile import profile, published_grid
 
+    check_plot(args)
     if args.grid:
         grids = {arch: published_grid(arch) for arch in ("mobilenet_v2", "mobilenet_v1")}
         if args.json:  # one list of cells; each names its arch in "published"

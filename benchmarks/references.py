@@ -41,3 +41,7 @@ def import_torchvision():
 
 def import_timm():
     return _import("timm")
+
+
+def import_transformers():
+    return _import("transformers")

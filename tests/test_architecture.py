@@ -215,8 +215,9 @@ def test_import_and_cli_parser_load_no_torch() -> None:
 # commands that are one kind's own, and the package's public names (its __init__ re-exports each task's API).
 TASK_NAMES = re.compile(r"deeplab|ssd|segmentation|detection|classification", re.IGNORECASE)
 MAY_NAME_TASKS = ("registry.py", "__init__.py", "cli/commands/segment.py", "cli/commands/detect.py")
-# Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder.
-THIRD_PARTY = {"weights/hub.py": "image-classification"}
+# Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder, and
+# transformers' class names of its MobileNet classifiers.
+THIRD_PARTY = {"weights/hub.py": "image-classification", "weights/huggingface.py": "ForImageClassification"}
 
 
 def docstrings(tree: ast.AST) -> set[int]:

@@ -138,7 +138,9 @@ def identified_kind(path: str | Path) -> ModelKind | None:
     from mobilenet.weights.format import read_kind
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a folder of another library's layout (transformers') is a model if a kind claims it
+        if found := next((kind for kind in kinds() if kind.claims is not None and kind.call("claims", path)), None):
+            return found
         raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")

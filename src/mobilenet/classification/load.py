@@ -12,6 +12,7 @@ from mobilenet.data.imagenet import imagenet_names_for
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import MODELS, model_name
 from mobilenet.weights.download import fetch
+from mobilenet.weights.huggingface import is_transformers
 from mobilenet.weights.load import load_model
 from mobilenet.weights.published import find_weights, is_weights_name
 
@@ -23,9 +24,12 @@ def load_classifier(path: str | Path, **overrides: Any) -> MobileNet:
 
 
 def is_classifier_file(path: str | Path) -> bool:
-    """Whether a file that is not one of ours holds a classifier for certain: a TFLite classifier (asked after the
+    """Whether a file that is not one of ours holds a classifier for certain: a transformers folder of one, a TFLite
+    classifier (asked after the
     other kinds, which claim their own TFLite files). Other files are read as classifiers only when no kind
     claims them (the fallback), so that a file is not said to hold a classifier before one is found in it."""
+    if is_transformers(path):  # a transformers folder of a MobileNet classifier
+        return True
     if Path(path).suffix != ".tflite":
         return False
     from mobilenet.weights.tflite import read_tflite

@@ -39,6 +39,7 @@ class DeepLabConfig:
     padding: Padding = "symmetric"  # "tf_same" for TensorFlow-trained weights
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    head_bn_eps: float | None = None  # None: bn_eps. TF's DeepLab head uses 1e-5 on a backbone of 1e-3
 
     def __post_init__(self) -> None:
         if self.output_stride not in (8, 16):

@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet.segmentation.config import KIND, SEGMENTATION_MODELS
+from mobilenet.segmentation.huggingface import import_transformers_deeplab, is_transformers_deeplab
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.published import PUBLISHED
 from mobilenet.segmentation.tflite import import_deeplab_tflite
 from mobilenet.weights.download import fetch
 from mobilenet.weights.format import read_kind
-from mobilenet.weights.load import load_task_file, task_model_from_classifier
+from mobilenet.weights.load import load_task_file, rebuilt, task_model_from_classifier
 from mobilenet.weights.published import find_weights, is_weights_name
 from mobilenet.weights.tflite import read_tflite
 
 
 def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> DeepLabV3:
-    """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite`` or a ``.safetensors`` of ours.
+    """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite``, a ``.safetensors`` of ours, or a Hugging Face
+    transformers folder of ``MobileNetV2ForSemanticSegmentation``.
 
     ``overrides`` change fields that keep the weights' shapes (``output_stride``, ``dropout``, ``input_size``).
     ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it.
@@ -28,6 +30,11 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
     def imported(file: Path, int8: bool) -> DeepLabV3:
         return import_deeplab_tflite(file, None, int8)
 
+    if is_transformers_deeplab(path):
+        if emulate_int8:
+            raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
+        model = import_transformers_deeplab(path)
+        return rebuilt(model, overrides) if overrides else model
     return load_task_file(
         path, DeepLabV3, {".tflite": imported}, is_deeplab_file, not_segmentation(path), emulate_int8, **overrides
     )
@@ -35,8 +42,11 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
 
 def is_deeplab_file(path: str | Path) -> bool:
     """Whether a weights file holds a Mobile DeepLabv3: a TFLite file whose head reads the feature map (convolutions
-    after the global pooling that are not on the pooled vector), or our safetensors of its kind."""
+    after the global pooling that are not on the pooled vector), our safetensors of its kind, or a transformers
+    folder of one."""
     path = Path(path)
+    if is_transformers_deeplab(path):
+        return True
     if path.suffix == ".tflite" and path.is_file():
         return read_tflite(path).dense_head
     return path.suffix == ".safetensors" and path.is_file() and read_kind(path) == KIND

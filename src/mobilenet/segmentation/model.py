@@ -47,7 +47,8 @@ class DeepLabV3(nn.Module):
         network = MobileNet(self.config.backbone())
         self.backbone = MobileNetFeatures(network, out_indices=(last_bottleneck(network),))
         channels, width = self.backbone.feature_info.channels(-1), self.config.head_channels
-        style = LayerStyle("relu", self.config.padding, self.config.bn_eps, self.config.bn_momentum)
+        head_eps = self.config.bn_eps if self.config.head_bn_eps is None else self.config.head_bn_eps
+        style = LayerStyle("relu", self.config.padding, head_eps, self.config.bn_momentum)
         self.image_pooling = ConvNormAct(channels, width, 1, style)
         self.branches = nn.ModuleList(
             [ConvNormAct(channels, width, 1, style)]

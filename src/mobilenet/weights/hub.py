@@ -9,25 +9,39 @@ preprocessing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
 from mobilenet.utils.files import atomic_text
 from mobilenet.utils.optional import require
 from mobilenet.weights.format import save_weights
+from mobilenet.weights.huggingface import PROCESSOR_FILE, architecture, save_transformers
+from mobilenet.weights.huggingface import WEIGHTS_FILES as TRANSFORMERS_WEIGHTS
 from mobilenet.weights.load import load_model
 
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
 
 
-def save_pretrained(model: MobileNet, folder: str | Path, metrics: dict[str, float] | None = None) -> Path:
-    """Write ``model`` as a Hub folder; ``metrics`` (fractions, e.g. ``{"top1": 0.72}``) go into the card."""
+def save_pretrained(
+    model: MobileNet,
+    folder: str | Path,
+    metrics: dict[str, float] | None = None,
+    format: Literal["mobilenet", "transformers"] = "mobilenet",
+) -> Path:
+    """Write ``model`` as a Hub folder; ``metrics`` (fractions, e.g. ``{"top1": 0.72}``) go into the card.
+
+    ``format="transformers"`` writes Hugging Face transformers' layout instead (see
+    :func:`~mobilenet.weights.huggingface.save_transformers`): ``AutoModelForImageClassification`` loads it."""
+    if format == "transformers":
+        return save_transformers(model, folder)
+    if format != "mobilenet":
+        raise ValueError(f"unknown Hub folder format {format!r}: choose 'mobilenet' or 'transformers'")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model, folder / WEIGHTS_FILE)
@@ -79,18 +93,33 @@ The full configuration is in `config.json` and in the metadata of `model.safeten
 
 
 def from_pretrained(source: str | Path, revision: str | None = None) -> MobileNet:
-    """A model from a Hub folder on disk, or from a Hub repository (``"user/name"``), downloaded once."""
+    """A model from a Hub folder on disk, or from a Hub repository (``"user/name"``), downloaded once: ours, timm's
+    (``timm/mobilenetv2_100.ra_in1k``) or transformers' (``google/mobilenet_v2_1.0_224``)."""
     path = Path(source)
     if path.is_dir():
+        if architecture(path) is not None:
+            return load_model(path)
         weights = path / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(f"{path} holds no {WEIGHTS_FILE}: it is not a Hub folder of a model")
         return load_model(weights)
     hub, errors = require("huggingface_hub", "hub"), require("huggingface_hub.errors", "hub")
+
+    def download(name: str, needed: bool = True) -> Path | None:
+        try:
+            return Path(hub.hf_hub_download(str(source), name, revision=revision))
+        except errors.EntryNotFoundError:
+            if needed:
+                raise
+            return None
+
     try:
-        weights = Path(hub.hf_hub_download(str(source), WEIGHTS_FILE, revision=revision))
-        with contextlib.suppress(errors.EntryNotFoundError):  # timm's repositories keep their preprocessing there
-            hub.hf_hub_download(str(source), CONFIG_FILE, revision=revision)
+        config = download(CONFIG_FILE, needed=False)  # timm's and transformers' repositories keep their settings there
+        if config is not None and architecture(config.parent) is not None:
+            download(PROCESSOR_FILE, needed=False)
+            weights = download(TRANSFORMERS_WEIGHTS[0], needed=False) or download(TRANSFORMERS_WEIGHTS[1])
+        else:
+            weights = download(WEIGHTS_FILE)
     except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, OSError) as error:
         message = str(error).splitlines()[0]
         raise OSError(f"cannot fetch {source} from the Hugging Face Hub ({message}): pass a local folder") from None

@@ -14,11 +14,15 @@ from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
 from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
+from mobilenet.weights.huggingface import architecture, read_transformers
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read any supported weights file: ``.safetensors``, ``.tflite``, or a PyTorch state dict."""
+    """Read any supported weights file: ``.safetensors``, ``.tflite``, a PyTorch state dict, or a Hugging Face
+    transformers folder of a MobileNet classifier."""
     path = Path(path)
+    if architecture(path) is not None:  # a transformers folder, or the weights file in one: its config.json says
+        return read_transformers(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
     if not path.is_file():

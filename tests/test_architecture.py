@@ -217,7 +217,11 @@ TASK_NAMES = re.compile(r"deeplab|ssd|segmentation|detection|classification", re
 MAY_NAME_TASKS = ("registry.py", "__init__.py", "cli/commands/segment.py", "cli/commands/detect.py")
 # Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder, and
 # transformers' class names of its MobileNet classifiers.
-THIRD_PARTY = {"weights/hub.py": "image-classification", "weights/huggingface.py": "ForImageClassification"}
+THIRD_PARTY = {
+    "weights/hub.py": "image-classification",
+    "weights/huggingface.py": "ForImageClassification",
+    "weights/frameworks.py": "ForImageClassification",
+}
 
 
 def docstrings(tree: ast.AST) -> set[int]:

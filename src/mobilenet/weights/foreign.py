@@ -54,6 +54,15 @@ def timm_to_torchvision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 
 def read_torch(path: Path) -> Checkpoint:
     """A PyTorch state dict, unpickled with ``weights_only=True``: tensors and plain containers, never code."""
+    data = torch_state_dict(path)
+    if is_timm(data):
+        return timm_checkpoint(data, path)
+    return Checkpoint(data)
+
+
+def torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A PyTorch file's state dict under the names it was saved with (out of a training checkpoint's wrapper, and
+    DistributedDataParallel's ``module.`` prefix), unpickled with ``weights_only=True``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PyTorch's notes on pickle protocols: the error below says it all
@@ -70,10 +79,7 @@ def read_torch(path: Path) -> Checkpoint:
             data = data[wrapper]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ValueError(f"{path} holds no state dict (a dict of tensors)")
-    data = {k.removeprefix("module."): v for k, v in data.items()}  # saved from DistributedDataParallel
-    if is_timm(data):
-        return timm_checkpoint(data, path)
-    return Checkpoint(data)
+    return {k.removeprefix("module."): v for k, v in data.items()}  # saved from DistributedDataParallel
 
 
 def is_timm(state_dict: dict[str, torch.Tensor]) -> bool:

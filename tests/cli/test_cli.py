@@ -50,14 +50,16 @@ def test_profile_grid_prints_every_cell(capsys) -> None:
 
 def test_list(capsys) -> None:
     assert main(["list", "mobilenet_v1_*"]) == 0
-    assert capsys.readouterr().out.count("mobilenet_v1_") == 4
+    assert capsys.readouterr().out.count("mobilenet_v1_") == 5  # four widths, and timm's _100h
 
 
 def test_list_json(capsys) -> None:
     assert main(["list", "mobilenet_v2_1*", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
-    assert [m["name"] for m in models] == ["mobilenet_v2_100", "mobilenet_v2_130", "mobilenet_v2_140"]
-    assert [m["width_mult"] for m in models] == [1.0, 1.3, 1.4]
+    names = ["mobilenet_v2_100", "mobilenet_v2_110d", "mobilenet_v2_120d", "mobilenet_v2_130", "mobilenet_v2_140"]
+    assert [m["name"] for m in models] == names
+    shapes = [(m["width_mult"], m["depth_mult"]) for m in models]
+    assert shapes == [(1.0, 1), (1.1, 1.2), (1.2, 1.4), (1.3, 1), (1.4, 1)]
     assert {m["arch"] for m in models} == {"mobilenet_v2"} and models[0]["num_classes"] == 1000
 
 

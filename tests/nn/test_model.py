@@ -456,8 +456,13 @@ def test_v1_has_no_expansion_taps_and_locations_are_checked() -> None:
 
 def test_registry() -> None:
     names = mobilenet.list_models("mobilenet_v2_*")
-    assert names == [f"mobilenet_v2_{w}" for w in ("035", "050", "075", "100", "130", "140")]
-    assert mobilenet.list_models("mobilenet_v1_*") == [f"mobilenet_v1_{w}" for w in ("025", "050", "075", "100")]
+    assert names == [f"mobilenet_v2_{w}" for w in ("035", "050", "075", "100", "110d", "120d", "130", "140")]
+    v1 = [f"mobilenet_v1_{w}" for w in ("025", "050", "075", "100", "100h")]
+    assert mobilenet.list_models("mobilenet_v1_*") == v1
+    deeper = mobilenet.create_model("mobilenet_v2_120d").config
+    assert (deeper.width_mult, deeper.depth_mult, deeper.fixed_stem_head) == (1.2, 1.4, True)
+    with pytest.raises(ValueError, match="depth_mult scales MobileNetV2's stages"):
+        ModelConfig(arch="mobilenet_v1", depth_mult=1.2)
     assert mobilenet.create_model("mobilenet_v2_075").config.width_mult == 0.75
     with pytest.raises(ValueError, match="unknown model"):
         mobilenet.create_model("resnet50")

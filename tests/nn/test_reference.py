@@ -9,11 +9,19 @@ import torch
 from torch import nn
 
 import mobilenet
+from mobilenet.complexity.profile import profile
+from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.features import MobileNetFeatures
+from mobilenet.nn.variants import model_name
 from mobilenet.weights.foreign import timm_to_torchvision
 from mobilenet.weights.load import load_model, load_state_dict
 
 pytestmark = pytest.mark.reference
+MODEL = {"mobilenetv2_140": "mobilenet_v2_140", "mobilenetv2_120d": "mobilenet_v2_120d"}  # timm's names -> ours
+
+
+def variant_fields(config: ModelConfig) -> dict:
+    return {name: getattr(config, name) for name in ("depth_mult", "fixed_stem_head", "head_conv")}
 
 
 def randomize_norms(model: nn.Module) -> nn.Module:
@@ -47,6 +55,10 @@ def test_torchvision_v2_same_logits(torchvision_models, width: float, size: int)
         ("mobilenetv2_100", "mobilenet_v2_100", 224),
         ("mobilenetv2_140", "mobilenet_v2_140", 128),
         ("mobilenetv1_100", "mobilenet_v1_100", 192),
+        # timm's most accurate: deeper stages with a fixed stem and head, and V1 with a head conv
+        ("mobilenetv2_110d", "mobilenet_v2_110d", 224),
+        ("mobilenetv2_120d", "mobilenet_v2_120d", 160),
+        ("mobilenetv1_100h", "mobilenet_v1_100h", 192),
     ],
 )
 def test_timm_same_logits_through_the_key_map(timm, name: str, ours_name: str, size: int) -> None:
@@ -57,6 +69,8 @@ def test_timm_same_logits_through_the_key_map(timm, name: str, ours_name: str, s
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         assert (ours(x) - reference(x)).abs().max() < 1e-4
+    counted = profile(ours.config.arch, ours.config.width_mult, size, **variant_fields(ours.config))
+    assert counted.params == sum(p.numel() for p in reference.parameters())
 
 
 def test_timm_checkpoint_file_loads_by_name(timm, tmp_path) -> None:
@@ -69,17 +83,18 @@ def test_timm_checkpoint_file_loads_by_name(timm, tmp_path) -> None:
         assert (ours(x) - reference(x)).abs().max() < 1e-4
 
 
-def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path) -> None:
+@pytest.mark.parametrize(("name", "width"), [("mobilenetv2_140", 1.4), ("mobilenetv2_120d", 1.2)])
+def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path, name: str, width: float) -> None:
     """timm's Hugging Face Hub layout: model.safetensors under timm's keys, and config.json with pretrained_cfg."""
     from safetensors.torch import save_file
 
-    reference = randomize_norms(timm.create_model("mobilenetv2_140", pretrained=False))
+    reference = randomize_norms(timm.create_model(name, pretrained=False))
     save_file(reference.state_dict(), str(tmp_path / "model.safetensors"))
     cfg = dict(reference.pretrained_cfg)  # what timm's push_to_hub writes, for its mobilenetv2_140.ra_in1k
-    hub = {"architecture": "mobilenetv2_140", "num_classes": 1000, "pretrained_cfg": cfg}
+    hub = {"architecture": name, "num_classes": 1000, "pretrained_cfg": cfg}
     (tmp_path / "config.json").write_text(json.dumps(hub, default=list))
     ours = load_model(tmp_path / "model.safetensors").eval()
-    assert (ours.config.arch, ours.config.width_mult) == ("mobilenet_v2", 1.4)
+    assert (ours.config.arch, ours.config.width_mult, model_name(ours.config)) == ("mobilenet_v2", width, MODEL[name])
     pre = ours.preprocessing
     assert (pre.interpolation, pre.crop_pct, pre.mean) == (cfg["interpolation"], cfg["crop_pct"], tuple(cfg["mean"]))
     x = torch.randn(1, 3, 96, 96)

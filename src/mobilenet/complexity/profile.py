@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from torch import nn
 from mobilenet.complexity.published import PUBLISHED_V1, PUBLISHED_V2, PublishedCell
 from mobilenet.nn.blocks import InvertedResidual
 from mobilenet.nn.config import ModelConfig
-from mobilenet.nn.model import MobileNet, check_batch_fits
+from mobilenet.nn.model import MobileNet, check_batch_fits, stage_rows
 from mobilenet.nn.tables import ARCHITECTURES
 
 
@@ -40,6 +41,7 @@ class Profile:
     width_mult: float
     resolution: int
     layers: tuple[LayerCost, ...]
+    stage_sizes: tuple[int, ...] = ()  # blocks per row of the table (timm's deeper variants have more); () the table's
 
     @property
     def params(self) -> int:
@@ -148,7 +150,7 @@ def profile_model(model: MobileNet, resolution: int | None = None) -> Profile:
         )
         if name == last_feature:
             rows.append(LayerCost("pool", "avgpool", pool_input, out_channels, None, 1, 0, 0, 0))
-    return Profile(config.arch, config.width_mult, resolution, tuple(rows))
+    return Profile(config.arch, config.width_mult, resolution, tuple(rows), tuple(row.n for row in stage_rows(config)))
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class TableRow:
 def paper_table(result: Profile) -> list[TableRow]:
     """Group a profile's layers by the rows of the architecture table they were built from."""
     arch = ARCHITECTURES[result.model]
-    sizes = [1] + [row.n for row in arch.rows]
+    sizes = [1, *(result.stage_sizes or [row.n for row in arch.rows])]
     sizes += [1] * (len(result.layers) - sum(sizes))  # head conv, pool, classifier
     rows, start = [], 0
     for size in sizes:
@@ -204,18 +206,19 @@ def _hwc(x: torch.Tensor) -> tuple[int, int, int]:
     return int(x.shape[2]), int(x.shape[3]), int(x.shape[1])
 
 
-def profile(arch: str = "mobilenet_v2", width_mult: float = 1.0, resolution: int = 224) -> Profile:
+def profile(arch: str = "mobilenet_v2", width_mult: float = 1.0, resolution: int = 224, **overrides: Any) -> Profile:
     """Parameters and multiply-adds, layer by layer, of a MobileNet as the papers count them.
 
     Args:
         arch: "mobilenet_v2" or "mobilenet_v1".
         width_mult: the width multiplier alpha.
         resolution: the square input's side.
+        **overrides: other fields of :class:`ModelConfig` (timm's ``depth_mult``, ``fixed_stem_head``, ...).
 
     Returns:
         The :class:`Profile` of a freshly built model of 1000 classes.
     """
-    config = ModelConfig(arch=arch, width_mult=width_mult, input_size=resolution)
+    config = ModelConfig(arch=arch, width_mult=width_mult, input_size=resolution, **overrides)
     check_batch_fits(config, 1, resolution)
     return profile_model(MobileNet(config), resolution)
 

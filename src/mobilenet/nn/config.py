@@ -54,6 +54,11 @@ class ModelConfig:
     bn_momentum: float = 0.1
     output_stride: int = 32  # 8 or 16 trade the last strides for dilation (segmentation, detection)
     small_input: bool = False  # stem and first strided stage at stride 1 (total stride 8): for 32x32 images
+    # timm's deeper V2s: each stage's repeats times depth_mult, rounded up, the first and last stages kept
+    # (mobilenetv2_110d: 1.2, mobilenetv2_120d: 1.4), with the stem and head at 32 and 1280 whatever the width.
+    depth_mult: float = 1.0
+    fixed_stem_head: bool = False
+    head_conv: bool = False  # V1 with a last 1x1 conv of its width (1024 at 1.0) before pooling: timm's "_100h"
 
     def __post_init__(self) -> None:
         if isinstance(self.shortcut, bool):  # the switch was a bool before the expansion ablation existed
@@ -74,6 +79,12 @@ class ModelConfig:
             raise ValueError("num_classes must be >= 0 (0: no classifier) and in_chans >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (isinstance(self.depth_mult, int | float) and math.isfinite(self.depth_mult)) or self.depth_mult < 1:
+            raise ValueError(f"depth_mult must be a number >= 1 (timm's 1.2 and 1.4), got {self.depth_mult}")
+        if self.arch == "mobilenet_v1" and self.depth_mult != 1:
+            raise ValueError("depth_mult scales MobileNetV2's stages: MobileNetV1's table has none to scale")
+        if self.arch == "mobilenet_v2" and self.head_conv:
+            raise ValueError("head_conv adds MobileNetV1 a last 1x1 conv: MobileNetV2 has its own (1280)")
         if self.classifier not in ("linear", "conv"):
             raise ValueError(f"classifier must be 'linear' or 'conv', got {self.classifier!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,7 +15,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.features import FeatureInfo, FeatureLocation, FeatureTap, run_layers
 from mobilenet.nn.layers import ConvNormAct, make_divisible
 from mobilenet.nn.preprocessing import Preprocessing
-from mobilenet.nn.tables import ARCHITECTURES
+from mobilenet.nn.tables import ARCHITECTURES, StageRow
 
 
 @dataclass
@@ -31,17 +32,46 @@ class Plan:
         self.bottleneck.append(FeatureTap(f"features.{layer}", channels, reduction, layer, location))  # type: ignore[arg-type]
 
 
+def stage_rows(config: ModelConfig) -> tuple[StageRow, ...]:
+    """The table's rows for ``config``: each stage's repeats times ``depth_mult``, rounded up, but the first and
+    the last (timm's deeper variants keep them)."""
+    rows = ARCHITECTURES[config.arch].rows
+    if config.depth_mult == 1:
+        return rows
+    last = len(rows) - 1
+    return tuple(
+        row if i in (0, last) else replace(row, n=math.ceil(row.n * config.depth_mult)) for i, row in enumerate(rows)
+    )
+
+
+def stem_channels(config: ModelConfig) -> int:
+    stem = ARCHITECTURES[config.arch].stem_channels
+    return stem if config.fixed_stem_head else make_divisible(stem * config.width_mult, config.divisible_by)
+
+
+def head_channels(config: ModelConfig) -> int | None:
+    """The final 1x1 conv's width: V2's 1280, never scaled below (nor at all with ``fixed_stem_head``); V1's last
+    width with ``head_conv``; None: no such conv."""
+    arch = ARCHITECTURES[config.arch]
+    head = arch.rows[-1].c if config.head_conv else arch.head_channels
+    if head is None:
+        return None
+    # The V2 paper keeps the last conv at 1280 for alpha < 1 ("we apply width multiplier to all layers except the
+    # very last convolutional layer"), which improves small models.
+    return head if config.fixed_stem_head else make_divisible(head * max(1.0, config.width_mult))
+
+
 def build_features(config: ModelConfig) -> Plan:
     """The stem, the blocks of the table's rows and (V2) the final 1x1 conv, with their taps."""
     arch, style, width = ARCHITECTURES[config.arch], config.style, config.width_mult
     plan = Plan()
-    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
+    channels = stem_channels(config)
     # For small images (CIFAR's 32x32) the common adaptation keeps the resolution of the stem and of
     # the first strided stage, so the last stage is 4x4 rather than 1x1.
     reduction = 1 if config.small_input else 2
     plan.layers.append(ConvNormAct(config.in_chans, channels, 3, style, stride=reduction))
     dilation, keep_next_stride = 1, config.small_input
-    for row in arch.rows:
+    for row in stage_rows(config):
         out_channels = make_divisible(row.c * width, config.divisible_by)
         for i in range(row.n):
             stride = row.s if i == 0 else 1
@@ -74,10 +104,7 @@ def build_features(config: ModelConfig) -> Plan:
     if config.shortcut == "expansion":
         link_expansion_shortcuts(plan.layers)
     plan.tap_output(channels, reduction)
-    if arch.head_channels is not None:
-        # The V2 paper keeps the last conv at 1280 for alpha < 1 ("we apply width multiplier to all
-        # layers except the very last convolutional layer"), which improves small models.
-        head = make_divisible(arch.head_channels * max(1.0, width))
+    if (head := head_channels(config)) is not None:
         plan.layers.append(ConvNormAct(channels, head, 1, style))
         plan.tap_output(head, reduction, "head")
         plan.expansion.append(plan.bottleneck[-1])
@@ -86,17 +113,16 @@ def build_features(config: ModelConfig) -> Plan:
 
 def weight_count(config: ModelConfig) -> int:
     """The number of convolution and classifier weights ``config`` makes, counted from the table, not built."""
-    arch, width = ARCHITECTURES[config.arch], config.width_mult
-    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
+    width = config.width_mult
+    channels = stem_channels(config)
     count = config.in_chans * channels * 9
-    for row in arch.rows:
+    for row in stage_rows(config):
         out_channels = make_divisible(row.c * width, config.divisible_by)
         for _ in range(row.n):
             hidden = round(channels * row.t)
             count += (channels * hidden if hidden != channels else 0) + hidden * 9 + hidden * out_channels
             channels = out_channels
-    if arch.head_channels is not None:
-        head = make_divisible(arch.head_channels * max(1.0, width))
+    if (head := head_channels(config)) is not None:
         count, channels = count + channels * head, head
     return count + channels * config.num_classes
 
@@ -104,11 +130,11 @@ def weight_count(config: ModelConfig) -> int:
 def largest_activation(config: ModelConfig, resolution: int) -> int:
     """The elements of the largest activation the network computes for one ``resolution`` x ``resolution`` image,
     counted from the table: the widest expansion at the largest map (96 x 112 x 112 for V2 1.0 at 224)."""
-    arch, width = ARCHITECTURES[config.arch], config.width_mult
-    channels = make_divisible(arch.stem_channels * width, config.divisible_by)
+    width = config.width_mult
+    channels = stem_channels(config)
     side, stride = -(-resolution // 2), 2  # after the stem's stride 2
     largest = channels * side * side
-    for row in arch.rows:
+    for row in stage_rows(config):
         hidden = round(channels * row.t)
         largest = max(largest, hidden * side * side)
         if stride * row.s <= config.output_stride:  # past it, dilation rather than stride

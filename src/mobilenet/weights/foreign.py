@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from mobilenet.nn.variants import MODELS
 from mobilenet.weights.format import Checkpoint, ModelInfo
 
 _TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+)\.(.+)")
@@ -107,9 +108,9 @@ def timm_checkpoint(state_dict: dict[str, torch.Tensor], path: Path) -> Checkpoi
             std=tuple(pretrained.get("std", IMAGENET_STD)),
             interpolation=pretrained.get("interpolation", "bicubic"),
         )
-        # timm's "mobilenetv2_100" is our "mobilenet_v2_100"; other timm architectures are not ours to build.
-        if match := re.fullmatch(r"mobilenetv([12])_(\d{3})", settings.get("architecture", "")):
-            width = int(match[2]) / 100
+        # timm's "mobilenetv2_110d" is our "mobilenet_v2_110d"; other timm architectures are not ours to build.
+        if match := re.fullmatch(r"mobilenetv([12])_(\d{3}[dh]?)", settings.get("architecture", "")):
             classes = settings.get("num_classes", 1000)
-            config = ModelConfig(arch=f"mobilenet_v{match[1]}", width_mult=width, num_classes=classes, input_size=size)
+            if (name := f"mobilenet_v{match[1]}_{match[2]}") in MODELS:
+                config = replace(MODELS[name], num_classes=classes, input_size=size)
     return Checkpoint(timm_to_torchvision(state_dict), ModelInfo(config=config, preprocessing=preprocessing))

@@ -16,6 +16,7 @@ from PIL import Image
 
 from mobilenet.data.images import image_batch
 from mobilenet.nn.model import MobileNet
+from mobilenet.nn.variants import model_name
 from mobilenet.weights.foreign import torch_state_dict
 from mobilenet.weights.huggingface import PROCESSOR_FILE
 
@@ -94,9 +95,8 @@ def raw_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def timm_model(module: Any, model: MobileNet) -> torch.nn.Module:
-    config = model.config
-    name = f"mobilenetv{config.arch[-1]}_{round(config.width_mult * 100):03d}"
-    return module.create_model(name, num_classes=config.num_classes)
+    name = model_name(model.config).replace("mobilenet_v", "mobilenetv")  # ours "mobilenet_v2_110d": "mobilenetv2_110d"
+    return module.create_model(name, num_classes=model.config.num_classes)
 
 
 def torchvision_model(module: Any, model: MobileNet) -> torch.nn.Module:

@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     width = base.width_mult if args.width is None else args.width
     if args.memory:
         return _print_memory(args.name, width, args.resolution, args.json)
-    result = profile(base.arch, width, args.resolution)
+    variant = {name: getattr(base, name) for name in ("depth_mult", "fixed_stem_head", "head_conv")}
+    result = profile(base.arch, width, args.resolution, **variant)
     if args.json:
         print(json.dumps(asdict(result)))
     else:

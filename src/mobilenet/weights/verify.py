@@ -136,6 +136,8 @@ def verify(
         The :class:`Verification`; its ``verdict`` is one line.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"weights file not found: {path}")
     fmt = file_format(path)
     model = load_model(path, expect(path, model_name), **overrides).eval()
     config = model.config

@@ -13,16 +13,15 @@ from pathlib import Path
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.segmentation.config import DeepLabConfig
 from mobilenet.segmentation.model import DeepLabV3
+from mobilenet.weights.foreign import state_dict_file
 from mobilenet.weights.huggingface import (
     CONFIG_FILE,
-    MODEL_TYPES,
     architecture,
     backbone_settings,
     class_names,
     key_names,
     preprocessing,
-    read_settings,
-    read_tensors,
+    read_folder,
     renamed,
     weights_file,
 )
@@ -51,11 +50,12 @@ def import_transformers_deeplab(path: str | Path) -> DeepLabV3:
     """The :class:`DeepLabV3` of a transformers folder (or its weights file): logits equal to transformers' model,
     upsampled to the input as TF's DeepLab does."""
     path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    settings = read_settings(folder) or {}
-    layout = MODEL_TYPES[settings["model_type"]]
+    found = read_folder(path)
+    if found is None or found.architecture != SEGMENTER:
+        raise ValueError(f"{path} is no transformers {SEGMENTER}: its folder's config.json does not name one")
+    folder, settings, layout = found.path, found.settings, found.layout
     weights = weights_file(path)
-    tensors = read_tensors(weights)
+    tensors = state_dict_file(weights)
     # transformers builds V2's final 1x1 conv, which its head does not read (nor does ours): left behind.
     unused = f"{layout.model_type}.conv_1x1."
     names = {**{k: f"backbone.{v}" for k, v in key_names(layout).items()}, **HEAD}

@@ -12,7 +12,7 @@ import torch
 
 from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
-from mobilenet.weights.format import Checkpoint, ModelInfo
+from mobilenet.weights.format import Checkpoint, ModelInfo, safetensors_tensors
 
 _TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+)\.(.+)")
 # timm names inside a block -> our (torchvision's) names, for blocks with and without expansion.
@@ -59,6 +59,11 @@ def read_torch(path: Path) -> Checkpoint:
     if is_timm(data):
         return timm_checkpoint(data, path)
     return Checkpoint(data)
+
+
+def state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict file's tensors under the names it was saved with: safetensors, or a PyTorch file."""
+    return safetensors_tensors(path) if path.suffix == ".safetensors" else torch_state_dict(path)
 
 
 def torch_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -158,11 +158,15 @@ def canonical_header(data: bytes) -> bytes:
 def read_safetensors(path: Path) -> Checkpoint:
     """A safetensors file's tensors and the model information its metadata holds."""
     metadata = safetensors_metadata(path)
+    return Checkpoint(safetensors_tensors(path), parse_metadata(metadata, str(path)))
+
+
+def safetensors_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a file cut short is one line saying so."""
     try:
-        tensors = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise not_complete(path, error) from None
-    return Checkpoint(tensors, parse_metadata(metadata, str(path)))
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ from PIL import Image
 from mobilenet.data.images import image_batch
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
-from mobilenet.weights.foreign import torch_state_dict
+from mobilenet.weights.foreign import state_dict_file
 from mobilenet.weights.huggingface import PROCESSOR_FILE
 
 Runner = Callable[[list[Path]], np.ndarray]  # image files -> logits, with the framework's own preprocessing
@@ -73,7 +73,7 @@ def state_dict_runner(build: Callable[[Any, MobileNet], torch.nn.Module]) -> Cal
 
     def make(module: Any, path: Path, model: MobileNet) -> Runner:
         reference = build(module, model)
-        reference.load_state_dict(raw_tensors(path))
+        reference.load_state_dict(state_dict_file(path))
         reference.eval()
 
         def run(files: list[Path]) -> np.ndarray:  # the file says nothing of its preprocessing: ours, as read
@@ -83,15 +83,6 @@ def state_dict_runner(build: Callable[[Any, MobileNet], torch.nn.Module]) -> Cal
         return run
 
     return make
-
-
-def raw_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict file's tensors under the names it was saved with."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return torch_state_dict(path)
 
 
 def timm_model(module: Any, model: MobileNet) -> torch.nn.Module:

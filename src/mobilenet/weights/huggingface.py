@@ -12,19 +12,19 @@ transformers installed, and without running the pickle of a ``pytorch_model.bin`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from mobilenet.nn.config import MOBILENET, ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.utils.files import atomic_text, atomic_write
-from mobilenet.weights.foreign import read_torch
-from mobilenet.weights.format import Checkpoint, ModelInfo, not_complete
+from mobilenet.weights.foreign import state_dict_file
+from mobilenet.weights.format import Checkpoint, ModelInfo
 
 CONFIG_FILE, PROCESSOR_FILE = "config.json", "preprocessor_config.json"
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")  # transformers' own order of preference
@@ -96,7 +96,8 @@ def renamed(state_dict: dict[str, torch.Tensor], names: dict[str, str], source: 
 
 
 def read_settings(folder: Path) -> dict[str, Any] | None:
-    """transformers' ``config.json`` in ``folder`` when it describes a MobileNet classifier; None otherwise."""
+    """transformers' ``config.json`` in ``folder`` when it describes a MobileNet (a classifier, a DeepLab); None
+    otherwise."""
     path = folder / CONFIG_FILE
     if not path.is_file():
         return None
@@ -107,16 +108,33 @@ def read_settings(folder: Path) -> dict[str, Any] | None:
     return settings if isinstance(settings, dict) and settings.get("model_type") in MODEL_TYPES else None
 
 
-def architecture(path: str | Path) -> str | None:
-    """transformers' architecture (``MobileNetV2ForImageClassification``, ...) of a MobileNet folder, or of a weights
-    file in one; None where ``path`` is no such thing."""
+@dataclass(frozen=True)
+class Folder:
+    """A transformers MobileNet folder: where it is, its ``config.json``, and the layout and architecture it names."""
+
+    path: Path
+    settings: dict[str, Any]
+    layout: Layout
+    architecture: str  # ``MobileNetV2ForImageClassification``, ``MobileNetV2ForSemanticSegmentation``, ...
+
+
+def read_folder(path: str | Path) -> Folder | None:
+    """The transformers MobileNet folder ``path`` is, or holds as its weights file; None where it is no such thing."""
     path = Path(path)
     if not (path.is_dir() or path.name in WEIGHTS_FILES):
         return None
-    settings = read_settings(path if path.is_dir() else path.parent)
+    folder = path if path.is_dir() else path.parent
+    settings = read_settings(folder)
     if settings is None:
         return None
-    return (settings.get("architectures") or [MODEL_TYPES[settings["model_type"]].classifier])[0]
+    layout = MODEL_TYPES[settings["model_type"]]
+    return Folder(folder, settings, layout, (settings.get("architectures") or [layout.classifier])[0])
+
+
+def architecture(path: str | Path) -> str | None:
+    """transformers' architecture of a MobileNet folder, or of a weights file in one; None: no such thing."""
+    found = read_folder(path)
+    return None if found is None else found.architecture
 
 
 def is_transformers(path: str | Path) -> bool:
@@ -136,36 +154,27 @@ def weights_file(path: Path) -> Path:
 
 def read_transformers(path: str | Path) -> Checkpoint:
     """A transformers MobileNet classifier (its folder, or the weights file in it) as our tensors and settings."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    settings = read_settings(folder) or {}
-    layout = MODEL_TYPES[settings["model_type"]]
-    if (found := architecture(path)) != layout.classifier:
+    found = read_folder(path)
+    if found is None:
+        raise ValueError(f"{path} is no transformers MobileNet: its folder holds no config.json of one")
+    folder, settings, layout = found.path, found.settings, found.layout
+    if found.architecture != layout.classifier:
         raise ValueError(
-            f"{folder} holds transformers' {found}, not a classifier: load it with mobilenet.registry.load, or run "
-            "it with the command of its task"
+            f"{folder} holds transformers' {found.architecture}, not a classifier: load it with "
+            "mobilenet.registry.load, or run it with the command of its task"
         )
-    config = ModelConfig(arch=layout.arch, **backbone_settings(settings, str(folder / CONFIG_FILE)))
-    weights = weights_file(path)
-    state_dict = renamed(read_tensors(weights), key_names(layout), str(weights))
+    common = backbone_settings(settings, str(folder / CONFIG_FILE))
+    weights = weights_file(Path(path))
+    state_dict = renamed(state_dict_file(weights), key_names(layout), str(weights))
     names = class_names(settings)
     if names and names[0] == BACKGROUND and len(names) == state_dict["classifier.1.weight"].shape[0]:
         names = names[1:]  # TensorFlow's 1001st class, first: dropped, so that class i is ImageNet's i
         state_dict["classifier.1.weight"] = state_dict["classifier.1.weight"][1:]
         state_dict["classifier.1.bias"] = state_dict["classifier.1.bias"][1:]
-    config = replace(config, num_classes=state_dict["classifier.1.weight"].shape[0])
+    config = ModelConfig(arch=layout.arch, num_classes=len(state_dict["classifier.1.weight"]), **common)
     default = Preprocessing(input_size=config.input_size, mean=TF_MEAN, std=TF_STD)  # TF-slim's evaluation crop
     info = ModelInfo(MOBILENET, config, names, preprocessing(folder, default))
     return Checkpoint(state_dict, info)
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except Exception as error:  # safetensors raises its own error types and OSError for a cut file
-            raise not_complete(path, error) from None
-    return read_torch(path).state_dict  # unpickled with weights_only=True: tensors, never code
 
 
 def backbone_settings(settings: dict[str, Any], source: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from mobilenet.utils.modes import evaluating
 from mobilenet.weights.foreign import is_timm, torch_state_dict
 from mobilenet.weights.format import read_kind
 from mobilenet.weights.frameworks import reference_for
-from mobilenet.weights.huggingface import architecture
+from mobilenet.weights.huggingface import BACKGROUND, architecture, class_names, read_folder
 from mobilenet.weights.load import load_model, read_checkpoint
 
 BUILT_IN_IMAGES = 16
@@ -154,8 +154,9 @@ def verify(
         pixels = image_batch(files, model.preprocessing)
         theirs = runner(files)
         found.images = len(files)
-        found.agreement, found.max_abs_diff = compare(ours(model, pixels), theirs)
-        found.conventions = conventions(model, files, pixels, theirs, found.background_dropped)
+        mine = ours(model, pixels)
+        found.agreement, found.max_abs_diff = compare(mine, theirs)
+        found.conventions = conventions(model, pixels, mine, theirs, found.background_dropped)
     return found
 
 
@@ -185,9 +186,10 @@ def compare(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
 
 
 def conventions(
-    model: MobileNet, files: list[Path], pixels: torch.Tensor, theirs: np.ndarray, background: bool
+    model: MobileNet, pixels: torch.Tensor, mine: np.ndarray, theirs: np.ndarray, background: bool
 ) -> list[Convention]:
-    """Each convention flipped in turn, scored against the reference's logits on the file's own pixels."""
+    """Each convention flipped in turn, scored against the reference's logits; ``pixels`` are the file's own
+    preprocessing of the images, ``mine`` our logits on them."""
     config, pre = model.config, model.preprocessing
     found = []
     for name, other in (
@@ -201,10 +203,12 @@ def conventions(
     scales = {"[-1, 1]": (TF_MEAN, TF_STD), "ImageNet's mean/std": (IMAGENET_MEAN, IMAGENET_STD)}
     value, other = ("[-1, 1]", "ImageNet's mean/std") if tf_pixels else ("ImageNet's mean/std", "[-1, 1]")
     mean, std = scales[other]
-    agreement = compare(ours(model, image_batch(files, replace(pre, mean=mean, std=std))), theirs)
+    # The same images scaled the other way: back to [0, 1] pixels, then normalised as the other convention does.
+    unscaled = pixels * torch.tensor(pre.std).view(-1, 1, 1) + torch.tensor(pre.mean).view(-1, 1, 1)
+    rescaled = (unscaled - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    agreement = compare(ours(model, rescaled), theirs)
     found.append(Convention("pixels", value, other, *agreement))
     if background:  # kept, index i of the 1001 outputs read as class i: every class one too high
-        mine = ours(model, pixels)
         found.append(
             Convention("background class", "dropped", "kept", float(np.mean(mine.argmax(1) + 1 == theirs.argmax(1))))
         )
@@ -223,10 +227,9 @@ def background_dropped(path: Path, fmt: str, model: MobileNet) -> bool:
         classifier = read_tflite(path).classifier
         return classifier is not None and len(classifier.weight) == 1001 and model.num_classes == 1000
     if fmt == "transformers":
-        from mobilenet.weights.huggingface import class_names, read_settings
-
-        names = class_names(read_settings(path if path.is_dir() else path.parent) or {}) or []
-        return bool(names) and names[0] == "background" and len(names) == model.num_classes + 1
+        found = read_folder(path)
+        names = (class_names(found.settings) if found else None) or []
+        return bool(names) and names[0] == BACKGROUND and len(names) == model.num_classes + 1
     return False
 
 

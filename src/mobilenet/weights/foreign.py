@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
 from mobilenet.weights.format import Checkpoint, ModelInfo, safetensors_tensors
@@ -113,9 +114,10 @@ def timm_checkpoint(state_dict: dict[str, torch.Tensor], path: Path) -> Checkpoi
             std=tuple(pretrained.get("std", IMAGENET_STD)),
             interpolation=pretrained.get("interpolation", "bicubic"),
         )
-        # timm's "mobilenetv2_110d" is our "mobilenet_v2_110d"; other timm architectures are not ours to build.
-        if match := re.fullmatch(r"mobilenetv([12])_(\d{3}[dh]?)", settings.get("architecture", "")):
-            classes = settings.get("num_classes", 1000)
-            if (name := f"mobilenet_v{match[1]}_{match[2]}") in MODELS:
-                config = replace(MODELS[name], num_classes=classes, input_size=size)
+        # timm's "mobilenetv2_110d" is our "mobilenet_v2_110d", its "mobilenetv1_125" our V1 at width 1.25; other
+        # timm architectures are not ours to build.
+        if match := re.fullmatch(r"mobilenetv([12])_(\d{3})([dh]?)", settings.get("architecture", "")):
+            arch, name = f"mobilenet_v{match[1]}", f"mobilenet_v{match[1]}_{match[2]}{match[3]}"
+            base = MODELS.get(name, ModelConfig(arch=arch, width_mult=int(match[2]) / 100))
+            config = replace(base, num_classes=settings.get("num_classes", 1000), input_size=size)
     return Checkpoint(timm_to_torchvision(state_dict), ModelInfo(config=config, preprocessing=preprocessing))

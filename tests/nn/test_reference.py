@@ -17,7 +17,6 @@ from mobilenet.weights.foreign import timm_to_torchvision
 from mobilenet.weights.load import load_model, load_state_dict
 
 pytestmark = pytest.mark.reference
-MODEL = {"mobilenetv2_140": "mobilenet_v2_140", "mobilenetv2_120d": "mobilenet_v2_120d"}  # timm's names -> ours
 
 
 def variant_fields(config: ModelConfig) -> dict:
@@ -83,8 +82,15 @@ def test_timm_checkpoint_file_loads_by_name(timm, tmp_path) -> None:
         assert (ours(x) - reference(x)).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize(("name", "width"), [("mobilenetv2_140", 1.4), ("mobilenetv2_120d", 1.2)])
-def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path, name: str, width: float) -> None:
+@pytest.mark.parametrize(
+    ("name", "arch", "width"),
+    [
+        ("mobilenetv2_140", "mobilenet_v2", 1.4),
+        ("mobilenetv2_120d", "mobilenet_v2", 1.2),
+        ("mobilenetv1_125", "mobilenet_v1", 1.25),
+    ],
+)
+def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path, name: str, arch: str, width: float) -> None:
     """timm's Hugging Face Hub layout: model.safetensors under timm's keys, and config.json with pretrained_cfg."""
     from safetensors.torch import save_file
 
@@ -94,9 +100,11 @@ def test_timm_hub_folder_loads_with_its_preprocessing(timm, tmp_path, name: str,
     hub = {"architecture": name, "num_classes": 1000, "pretrained_cfg": cfg}
     (tmp_path / "config.json").write_text(json.dumps(hub, default=list))
     ours = load_model(tmp_path / "model.safetensors").eval()
-    assert (ours.config.arch, ours.config.width_mult, model_name(ours.config)) == ("mobilenet_v2", width, MODEL[name])
+    ours_name = name.replace("mobilenetv", "mobilenet_v")  # timm's "mobilenetv2_120d" is our "mobilenet_v2_120d"
+    assert (ours.config.arch, ours.config.width_mult, model_name(ours.config)) == (arch, width, ours_name)
     pre = ours.preprocessing
-    assert (pre.interpolation, pre.crop_pct, pre.mean) == (cfg["interpolation"], cfg["crop_pct"], tuple(cfg["mean"]))
+    crop = cfg.get("test_crop_pct", cfg["crop_pct"])  # timm evaluates at its test crop where it has one
+    assert (pre.interpolation, pre.crop_pct, pre.mean) == (cfg["interpolation"], crop, tuple(cfg["mean"]))
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         assert (ours(x) - reference(x)).abs().max() < 1e-4

@@ -1,4 +1,4 @@
-"""Test-only: import torchvision's and timm's pure-Python models on the CPU-only torch.
+"""Test-only: import torchvision's and timm's pure-Python models on the CPU-only torch (and Keras on torch).
 
 torchvision's wheel here is a CUDA build whose C++ operator library does not load on the CPU torch;
 importing it then fails where its Python code registers fakes for ``torchvision::nms`` and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 import pytest
 import torch
@@ -45,3 +46,11 @@ def import_timm():
 
 def import_transformers():
     return _import("transformers")
+
+
+def import_keras():
+    """Keras 3 on its PyTorch backend (the one framework it needs that is already here)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed (test-only: pip install keras)")
+    return importlib.import_module("keras")

@@ -149,11 +149,13 @@ def identified_kind(path: str | Path) -> ModelKind | None:
     if path.suffix in (".xml", ".onnx"):  # a graph mobilenet exported: its metadata says
         from mobilenet.inference.deploy import GRAPHS, graph_kind
 
-        if (file_kind := graph_kind(path)) is None:
-            raise ValueError(
-                f"{path} carries no mobilenet metadata (kind, config): run it with {GRAPHS[path.suffix]} directly"
-            )
-        return kind_of_file_kind(file_kind, str(path))
+        if (file_kind := graph_kind(path)) is not None:
+            return kind_of_file_kind(file_kind, str(path))
+        if path.suffix == ".onnx":  # anyone's ONNX graph: a classifier's weights are recovered from it
+            return None
+        raise ValueError(
+            f"{path} carries no mobilenet metadata (kind, config): run it with {GRAPHS[path.suffix]} directly"
+        )
     if path.suffix.lower() not in WEIGHTS_SUFFIXES:
         raise ValueError(
             f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite or .pb file, or an .onnx "

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, load_image, resize_and_crop, to_tensor
+from mobilenet.data.images import IMAGE_SUFFIXES, load_image, preprocess_rgb
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
@@ -49,7 +49,7 @@ class LabelledImages(Dataset):
         item = self.image(index)
         if item is None:
             return None
-        return to_tensor(resize_and_crop(item[0], self.pre), self.pre), item[1]
+        return preprocess_rgb(item[0], self.pre), item[1]
 
 
 def collate(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:

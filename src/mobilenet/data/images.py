@@ -96,13 +96,55 @@ def as_rgb_image(image: AnyImage) -> Image.Image:
 
 
 def resize_and_crop(image: Image.Image, pre: Preprocessing) -> Image.Image:
-    """The geometric part of the preprocessing: short side to ``resize_size`` (with its interpolation), center crop."""
+    """The geometric part of the ``"short_side"`` preprocessing: short side to ``resize_size`` (with its
+    interpolation), center crop. TF-slim's ``"central_fraction"`` resize gives float pixels: see
+    :func:`preprocess_rgb`."""
+    if pre.resize != "short_side":
+        raise ValueError(f"resize {pre.resize!r} gives float pixels, not an image: use preprocess_rgb")
     width, height = image.size
     scale = pre.resize_size / min(width, height)
     size = (max(pre.input_size, round(width * scale)), max(pre.input_size, round(height * scale)))
     image = image.resize(size, RESAMPLING[pre.interpolation])
     left, top = (size[0] - pre.input_size) // 2, (size[1] - pre.input_size) // 2
     return image.crop((left, top, left + pre.input_size, top + pre.input_size))
+
+
+def central_crop_box(width: int, height: int, fraction: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of ``tf.image.central_crop(image, fraction)``: each side loses
+    ``int((size - size * fraction) / 2)`` pixels (truncated), so that the crop stays centered."""
+    left, top = int((width - width * fraction) / 2), int((height - height * fraction) / 2)
+    return left, top, width - left, height - top
+
+
+def legacy_bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where TF1's bilinear resize (align_corners=False, no half-pixel centers) reads along one axis: output ``i``
+    sits at input ``i * in_size / out_size``, between its floor and ceil (clamped), with the fraction as weight;
+    in float32, as TensorFlow computes it."""
+    where = np.arange(out_size, dtype=np.float32) * (np.float32(in_size) / np.float32(out_size))
+    lower = np.floor(where)
+    upper = np.minimum(np.ceil(where), in_size - 1)
+    return lower.astype(np.intp), upper.astype(np.intp), where - lower
+
+
+def resize_bilinear_tf1(pixels: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) pixels resized to (size, size, C) float32 as TF1's ``tf.image.resize_bilinear`` (TF-slim's
+    evaluation) does: no antialiasing, output i sampled at input i * in / out (the legacy coordinates, not
+    half-pixel centers), no rounding back to uint8.
+
+    What differs from TF-slim's: float32 rounding only, as TF resizes [0, 1] pixels and we 0..255 (about 1e-5 of
+    a level; LiteRT's kernel in this mode gives our floats exactly, tests/classification checks it), and the JPEG
+    decoding before it: TF's libjpeg build may round a few pixels otherwise than PIL's.
+    """
+    rows_lo, rows_hi, dy = legacy_bilinear_taps(pixels.shape[0], size)
+    cols_lo, cols_hi, dx = legacy_bilinear_taps(pixels.shape[1], size)
+    image = pixels.astype(np.float32)
+
+    def along_width(rows: np.ndarray) -> np.ndarray:  # first along the width, then the height, as TF does
+        left, right = rows[:, cols_lo], rows[:, cols_hi]
+        return left + (right - left) * dx[None, :, None]
+
+    top, bottom = along_width(image[rows_lo]), along_width(image[rows_hi])
+    return top + (bottom - top) * dy[:, None, None]
 
 
 def normalize(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
@@ -118,9 +160,17 @@ def to_tensor(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
     return normalize(torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1), pre)
 
 
+def preprocess_rgb(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
+    """An RGB image as the normalized (3, H, W) input of a model with this preprocessing, resized as it says."""
+    if pre.resize == "central_fraction":
+        crop = np.asarray(image.crop(central_crop_box(*image.size, pre.crop_pct)))
+        return normalize(torch.from_numpy(resize_bilinear_tf1(crop, pre.input_size)).permute(2, 0, 1), pre)
+    return to_tensor(resize_and_crop(image, pre), pre)
+
+
 def preprocess(image: AnyImage, pre: Preprocessing) -> torch.Tensor:
     """One image (any kind but a float tensor) as the (3, H, W) tensor that a model with this preprocessing expects."""
-    return to_tensor(resize_and_crop(as_rgb_image(image), pre), pre)
+    return preprocess_rgb(as_rgb_image(image), pre)
 
 
 @dataclass(frozen=True)

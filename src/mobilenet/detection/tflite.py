@@ -23,14 +23,13 @@ from mobilenet.detection.config import BACKBONE_TAPS, SSDConfig
 from mobilenet.detection.model import SSD
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
+from mobilenet.weights.chain import conv_shapes, load_folded
 from mobilenet.weights.int8 import Quantized, round_conv_outputs
 from mobilenet.weights.tflite import (
     TF_BN_EPS,
     TFLiteConv,
     TFLiteError,
     activation_grid,
-    conv_shapes,
-    load_folded,
     read_model,
     read_tflite,
     reads_tflite,

@@ -184,7 +184,8 @@ def deploy_file(
     ``images``, the number of images it will run on, lets ``backend="auto"`` skip an export that would
     not pay off (see :func:`~mobilenet.inference.backends.backend_for`).
     """
-    if Path(path).suffix not in GRAPHS or config_type is None:
+    ours = Path(path).suffix in GRAPHS and (Path(path).suffix == ".xml" or graph_kind(Path(path)) is not None)
+    if not ours or config_type is None:  # weights, or anyone's ONNX graph, whose weights ``load`` recovers
         if images is not None:
             backend = backend_for(images, backend, precision or "fp32")
         return deploy(load(path), backend, precision or "fp32", calibration, threads)

@@ -20,14 +20,13 @@ from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import DeepLabConfig
 from mobilenet.segmentation.data import VOC_CLASSES
 from mobilenet.segmentation.model import DeepLabV3
+from mobilenet.weights.chain import conv_shapes, load_folded
 from mobilenet.weights.int8 import round_input, round_output
 from mobilenet.weights.tflite import (
     TF_BN_EPS,
     TFLiteClassifier,
     TFLiteConv,
     TFLiteError,
-    conv_shapes,
-    load_folded,
     read_tflite,
     reads_tflite,
     round_backbone,

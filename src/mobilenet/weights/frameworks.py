@@ -1,10 +1,12 @@
 """The frameworks a classifier's weights file comes from, run on image files as each runs it: LiteRT for a TFLite
 file (fed as its input quantization says), transformers for its folders (with its own image processor), timm and
-torchvision for their state dicts. What :mod:`mobilenet.weights.verify` compares our model with."""
+torchvision for their state dicts, Keras for its files, ONNX Runtime for ONNX graphs. What
+:mod:`mobilenet.weights.verify` compares our model with."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -26,9 +28,18 @@ Runner = Callable[[list[Path]], np.ndarray]  # image files -> logits, with the f
 def reference_for(path: Path, fmt: str, model: MobileNet) -> tuple[Runner | None, str | None, str | None]:
     """The framework the file came from, as a function of pixels to logits (in our class order), with its name; or
     why there is none."""
-    needs = {"tflite": "ai_edge_litert", "transformers": "transformers", "timm": "timm", "torchvision": "torchvision"}
+    needs = {
+        "tflite": "ai_edge_litert",
+        "transformers": "transformers",
+        "timm": "timm",
+        "torchvision": "torchvision",
+        "keras": "keras",
+        "onnx": "onnxruntime",
+    }
     if fmt not in needs:
         return None, None, "the file is mobilenet's own: it was written by this library"
+    if fmt == "keras":  # Keras 3 on PyTorch, the framework already here; a backend the user chose stays
+        os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         module = importlib.import_module(needs[fmt])
         runner = REFERENCES[fmt](module, path, model)
@@ -36,7 +47,8 @@ def reference_for(path: Path, fmt: str, model: MobileNet) -> tuple[Runner | None
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return None, None, f"{needs[fmt]} cannot run the file here ({first}): install it to compare with {fmt}"
     package = {"ai_edge_litert": "ai-edge-litert"}.get(needs[fmt], needs[fmt])
-    return runner, f"{'LiteRT' if fmt == 'tflite' else needs[fmt]} {metadata.version(package)}", None
+    shown = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}.get(fmt, needs[fmt])
+    return runner, f"{shown} {metadata.version(package)}", None
 
 
 def litert_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
@@ -63,6 +75,48 @@ def transformers_runner(module: Any, path: Path, model: MobileNet) -> Runner:
     def run(files: list[Path]) -> np.ndarray:
         with torch.no_grad():
             logits = reference(pixel_values=pixels(files)).logits.numpy()
+        return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+
+    return run
+
+
+def keras_runner(module: Any, path: Path, model: MobileNet) -> Runner:
+    config = model.config
+    if path.suffix == ".keras":  # the saved model itself (safe mode: no code in the file is run)
+        reference = module.saving.load_model(path, compile=False, safe_mode=True)
+    else:  # weights: Keras's own builder of the architecture they were read as
+        build = module.applications.MobileNetV2 if config.arch == "mobilenet_v2" else module.applications.MobileNet
+        top = config.num_classes > 0
+        reference = build(
+            alpha=config.width_mult,
+            input_shape=(config.input_size, config.input_size, 3),
+            weights=None,
+            include_top=top,
+            classes=config.num_classes or 1000,
+            classifier_activation=None,
+            pooling=None if top else "avg",
+        )
+        reference.load_weights(path)
+
+    def run(files: list[Path]) -> np.ndarray:  # the file says nothing of its preprocessing: ours, as read
+        pixels = image_batch(files, model.preprocessing).permute(0, 2, 3, 1).numpy()  # Keras's NHWC
+        return np.asarray(module.ops.convert_to_numpy(reference(pixels, training=False)), dtype=np.float32)
+
+    return run
+
+
+def onnxruntime_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
+    from mobilenet.runtimes.onnxruntime import ort_session
+
+    session = ort_session(path)
+    graph_input = session.get_inputs()[0]
+    fixed = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else None  # exported for one batch size
+
+    def run(files: list[Path]) -> np.ndarray:  # fed as read: the graph says nothing of its preprocessing
+        pixels = image_batch(files, model.preprocessing).numpy()
+        step = fixed or len(pixels)
+        runs = [session.run(None, {graph_input.name: pixels[i : i + step]})[0] for i in range(0, len(pixels), step)]
+        logits = np.concatenate(runs).reshape(len(files), -1)
         return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
 
     return run
@@ -102,4 +156,6 @@ REFERENCES = {
     "transformers": transformers_runner,
     "timm": state_dict_runner(timm_model),
     "torchvision": state_dict_runner(torchvision_model),
+    "keras": keras_runner,
+    "onnx": onnxruntime_runner,
 }

@@ -76,8 +76,7 @@ pipeline_tag: image-classification
 {config.arch} (width {config.width_mult:g}), {config.num_classes} classes, {params:,} parameters, input
 {pre.input_size}x{pre.input_size}.
 
-Preprocessing: resize the short side to {pre.resize_size} ({pre.interpolation}), center-crop {pre.input_size},
-mean {list(pre.mean)}, std {list(pre.std)} of pixels in [0, 1].
+Preprocessing: {pre.describe_resize()}, mean {list(pre.mean)}, std {list(pre.std)} of pixels in [0, 1].
 
 | metric | value |
 |---|---|

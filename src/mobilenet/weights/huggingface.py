@@ -268,6 +268,11 @@ def save_transformers(model: MobileNet, folder: str | Path) -> Path:
         settings |= {"depth_divisible_by": config.divisible_by, "output_stride": config.output_stride}
         settings |= {"finegrained_output": True, "first_layer_is_expansion": True, "expand_ratio": 6.0}
     pre = model.preprocessing
+    if pre.resize != "short_side":  # transformers' processors resize the short side and crop, nothing else
+        raise ValueError(
+            f"transformers' {layout.processor} has no {pre.resize!r} resize: set the model's preprocessing to "
+            "resize='short_side' before saving (mobilenet convert --resize short_side)"
+        )
     processor = {
         "image_processor_type": layout.processor,
         "do_resize": True,

@@ -15,11 +15,12 @@ from mobilenet.nn.variants import model_name
 from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 from mobilenet.weights.huggingface import architecture, read_transformers
+from mobilenet.weights.keras import is_keras, read_keras
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read any supported weights file: ``.safetensors``, ``.tflite``, a PyTorch state dict, or a Hugging Face
-    transformers folder of a MobileNet classifier."""
+    """Read any supported weights file: ``.safetensors``, ``.tflite``, Keras's ``.h5``/``.keras``, a classifier's
+    ONNX graph, a PyTorch state dict, or a Hugging Face transformers folder of a MobileNet classifier."""
     path = Path(path)
     if architecture(path) is not None:  # a transformers folder, or the weights file in one: its config.json says
         return read_transformers(path)
@@ -37,7 +38,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         model, preprocessing = import_tflite(path)
         info = ModelInfo("mobilenet", model.config, labels_beside(path, model.config), preprocessing)
         return Checkpoint(model.state_dict(), info)
-    if path.suffix in (".onnx", ".xml", ".pb"):
+    if is_keras(path):
+        return read_keras(path)
+    if path.suffix == ".onnx":
+        from mobilenet.weights.onnx_weights import read_onnx
+
+        return read_onnx(path)
+    if path.suffix in (".xml", ".pb"):
         raise ValueError(f"{path} is an inference graph, not weights: pass the .safetensors it was exported from")
     return read_torch(path)
 

@@ -18,7 +18,7 @@ from mobilenet.nn.preprocessing import Preprocessing
 CORAL = "https://github.com/google-coral/test_data/raw/104342d2d3480b3e66203073dac24f4e2dbb4c41/"
 CORAL_LICENSE = "Apache-2.0"
 # What a weights file is called: anything else without a "/" that does not exist is taken for a name.
-FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx", ".pb")
+FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx", ".pb", ".h5", ".keras")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,8 +23,8 @@ from mobilenet.data.images import image_batch
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
-from mobilenet.nn.variants import MODELS
 from mobilenet.runtimes.litert import interpreter, outputs
+from mobilenet.weights.chain import load_folded, match_config
 from mobilenet.weights.int8 import Quantized, round_conv_outputs, round_input, round_output, round_residual_sums
 
 # TensorFlow's BatchNorm epsilon: kept so that fine-tuning an import behaves as TF would.
@@ -268,40 +268,16 @@ def _conv(model, graph, op, depthwise: bool, raw: bytes) -> TFLiteConv:
     return TFLiteConv(np.ascontiguousarray(weight), bias, options.StrideH(), depthwise, options.DilationHFactor())
 
 
-def conv_shapes(module: nn.Module) -> list[tuple[int, ...]]:
-    """The weight shapes of a module's convolutions in order: what a file's chain of convolutions is matched with."""
-    return [tuple(m.weight.shape) for m in module.modules() if isinstance(m, nn.Conv2d)]
-
-
-def load_folded(module: nn.Module, sources: Sequence[TFLiteConv]) -> None:
-    """Load a file's convolutions, in order, into ``module``'s conv + BatchNorm pairs.
-
-    Each BatchNorm becomes the identity plus the file's folded bias: var = 1 - eps makes sqrt(var + eps) exactly 1.
-    """
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for conv, norm, source in zip(convs, norms, sources, strict=True):
-            conv.weight.copy_(torch.from_numpy(source.weight))
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(torch.from_numpy(source.bias))
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0 - norm.eps)
-
-
-def _match_config(net: TFLiteClassifier) -> ModelConfig:
+def match_tflite_config(net: TFLiteClassifier) -> ModelConfig:
     """The registered architecture and width whose convolutions before the pooling have exactly the file's shapes."""
     shapes = [tuple(conv.weight.shape) for conv in net.convs]
-    for base in MODELS.values():
-        config = replace(
-            base, num_classes=0, in_chans=net.in_chans, input_size=net.input_size, padding="tf_same", bn_eps=TF_BN_EPS
+    config = match_config(shapes, in_chans=net.in_chans, input_size=net.input_size, padding="tf_same", bn_eps=TF_BN_EPS)
+    if config is None:
+        raise TFLiteError(
+            f"the file's {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
+            "match no MobileNetV1/V2 of a published width"
         )
-        if conv_shapes(MobileNet(config)) == shapes:
-            return config
-    raise TFLiteError(
-        f"the file's {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
-        "match no MobileNetV1/V2 of a published width"
-    )
+    return config
 
 
 @reads_tflite
@@ -322,7 +298,7 @@ def import_tflite(
             f"{path} is no classifier (convolutions read the feature map after its global pooling): load it with "
             "mobilenet.registry.load, which tells the kind of a file"
         )
-    config = _match_config(net)
+    config = match_tflite_config(net)
     logits = net.classifier
     if logits is not None:
         if drop_background and len(logits.weight) == 1001:

@@ -29,6 +29,7 @@ from mobilenet.weights.foreign import is_timm, torch_state_dict
 from mobilenet.weights.format import read_kind
 from mobilenet.weights.frameworks import reference_for
 from mobilenet.weights.huggingface import BACKGROUND, architecture, class_names, read_folder
+from mobilenet.weights.keras import is_keras
 from mobilenet.weights.load import load_model, read_checkpoint
 
 BUILT_IN_IMAGES = 16
@@ -114,6 +115,10 @@ def file_format(path: Path) -> str:
         return "tflite"
     if path.suffix == ".safetensors":
         return "mobilenet" if read_kind(path) is not None else "timm"
+    if is_keras(path):
+        return "keras"
+    if path.suffix == ".onnx":
+        return "onnx"
     return "timm" if is_timm(torch_state_dict(path)) else "torchvision"
 
 
@@ -230,6 +235,11 @@ def background_dropped(path: Path, fmt: str, model: MobileNet) -> bool:
         found = read_folder(path)
         names = (class_names(found.settings) if found else None) or []
         return bool(names) and names[0] == BACKGROUND and len(names) == model.num_classes + 1
+    if fmt == "onnx":
+        from mobilenet.weights.onnx_weights import load_proto, walk
+
+        classifier = walk(load_proto(path).graph, str(path)).classifier
+        return classifier is not None and len(classifier[0]) == 1001 and model.num_classes == 1000
     return False
 
 

@@ -16,11 +16,11 @@ DESCRIPTION = (
     "safetensors), of any kind, as our safetensors: the model's kind, config, class names and preprocessing in its "
     "metadata. The preprocessing flags set what the weights expect where the file does not say it right."
 )
-PREPROCESSING_FLAGS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+PREPROCESSING_FLAGS = ("input_size", "crop_pct", "interpolation", "resize", "mean", "std")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mobilenet.nn.preprocessing import INTERPOLATIONS
+    from mobilenet.nn.preprocessing import INTERPOLATIONS, RESIZES
     from mobilenet.registry import list_models
     from mobilenet.utils.values import crop_fraction, positive_float, positive_int
 
@@ -29,8 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=list_models(), metavar="NAME",
                         help="the model of a bare state dict (default: the file's own)")  # fmt: skip
     parser.add_argument("--input-size", type=positive_int, help="preprocessing: the square input (default: the file's)")
-    parser.add_argument("--crop-pct", type=crop_fraction, help="preprocessing: resize to size / crop-pct, then crop")
+    parser.add_argument(
+        "--crop-pct",
+        type=crop_fraction,
+        help="preprocessing: the central share kept (short side to size / crop-pct, then crop)",
+    )
     parser.add_argument("--interpolation", choices=INTERPOLATIONS, help="preprocessing: the resize filter")
+    parser.add_argument("--resize", choices=RESIZES,
+                        help="preprocessing: short side then center crop, or TF-slim's central crop-pct squashed "
+                             "to the input (central_fraction)")  # fmt: skip
     parser.add_argument("--mean", type=float, nargs=3, metavar="X",
                         help="preprocessing: per-channel mean of [0, 1] pixels")  # fmt: skip
     parser.add_argument("--std", type=positive_float, nargs=3, metavar="X", help="preprocessing: per-channel std")

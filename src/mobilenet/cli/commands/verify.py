@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenet.nn.preprocessing import Preprocessing
     from mobilenet.weights.verify import verify
 
     overrides = {name: getattr(args, name) for name in ("padding", "bn_eps") if getattr(args, name) is not None}
@@ -42,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     background = "dropped (the file has 1001 outputs)" if found.background_dropped else "none"
     print(f"  padding {found.padding}, BatchNorm eps {found.bn_eps:g}, background class {background}")
     mean, std = (", ".join(f"{x:.3g}" for x in pre[key]) for key in ("mean", "std"))
-    print(f"  preprocessing: short side to {round(pre['input_size'] / pre['crop_pct'])} ({pre['interpolation']}), "
-          f"crop {pre['input_size']}, mean ({mean}), std ({std})")  # fmt: skip
+    print(f"  preprocessing: {Preprocessing(**pre).describe_resize()}, mean ({mean}), std ({std})")
     names = [name.split(",")[0] for name in found.class_names or []]
     print(f"  class names: {', '.join(names[:3])}, ... ({len(names)})" if names else "  class names: none")
     if found.reference is not None:

@@ -93,6 +93,8 @@ class ModelKind:
     - ``evaluate``: ``(load, data, batch_size, workers, progress, **eval options) -> Report``: the scores of a model
       on the labelled data at ``data``; ``load(images)`` gives the model, told how many images it will run on.
     - ``tables``: flag name -> ``(quick) -> PaperTable``: the paper's tables this kind recomputes.
+    - ``verify``: ``(path, images, **overrides) -> Verification`` (:mod:`mobilenet.weights.verify`): what a file of
+      this kind is, and how our model agrees with the framework that wrote it; None: not verified.
     """
 
     name: str  # what it learns and is called by: ``--task``, the run's summary, the help's groups
@@ -113,6 +115,7 @@ class ModelKind:
     describe: Ref
     evaluate: Ref
     claims: Ref | None = None
+    verify: Ref | None = None
     fallback: bool = False  # reads every file that no other kind claims (the MobileNet classifier)
     predict_options: tuple[Option, ...] = ()
     # Files ``predict`` writes per image given ``out`` (a folder), ``{name}`` standing for the image's name (see

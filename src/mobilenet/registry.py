@@ -285,6 +285,19 @@ def load(weights: str | Path, **overrides: Any) -> nn.Module:
     return kind_of_file(weights).call("load", weights, **overrides)
 
 
+def verify(weights: str | Path, images: Any = None, **overrides: Any) -> Any:
+    """What a weights file is, and how our model agrees with the framework that wrote it, by the kind the file holds
+    (a :class:`~mobilenet.weights.verify.Verification`; ``images``: a folder or image files, None: built-in ones).
+    ``overrides``: conventions to read it with instead of its own (``padding``, ``bn_eps``)."""
+    if not Path(weights).exists():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    found = kind_of_file(weights)
+    if found.verify is None:
+        verified = ", ".join(kind.name for kind in kinds() if kind.verify is not None)
+        raise ValueError(f"{weights} holds a {found.name} model: verify reads {verified} files so far")
+    return found.call("verify", weights, images, **overrides)
+
+
 def load_deployed(
     weights: str | Path,
     backend: str = "auto",

@@ -33,6 +33,7 @@ KIND = ModelKind(
     create="mobilenet.classification.load:create_classifier",
     load="mobilenet.classification.load:load_classifier",
     claims="mobilenet.classification.load:is_classifier_file",
+    verify="mobilenet.weights.verify:verify",
     predict="mobilenet.classification.predict:classify",
     describe="mobilenet.classification.predict:describe",
     evaluate="mobilenet.classification.evaluate:evaluate_files",

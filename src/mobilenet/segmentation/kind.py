@@ -32,6 +32,7 @@ KIND = ModelKind(
     create="mobilenet.segmentation.load:create_deeplab",
     load="mobilenet.segmentation.load:load_deeplab",
     claims="mobilenet.segmentation.load:is_deeplab_file",
+    verify="mobilenet.segmentation.verify:verify_deeplab",
     predict="mobilenet.segmentation.predict:segment_files",
     describe="mobilenet.segmentation.predict:describe",
     evaluate="mobilenet.segmentation.evaluate:evaluate_files",

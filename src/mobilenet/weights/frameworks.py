@@ -25,30 +25,36 @@ from mobilenet.weights.huggingface import PROCESSOR_FILE
 Runner = Callable[[list[Path]], np.ndarray]  # image files -> logits, with the framework's own preprocessing
 
 
-def reference_for(path: Path, fmt: str, model: MobileNet) -> tuple[Runner | None, str | None, str | None]:
-    """The framework the file came from, as a function of pixels to logits (in our class order), with its name; or
-    why there is none."""
-    needs = {
-        "tflite": "ai_edge_litert",
-        "transformers": "transformers",
-        "timm": "timm",
-        "torchvision": "torchvision",
-        "keras": "keras",
-        "onnx": "onnxruntime",
-    }
-    if fmt not in needs:
+# The module each format's framework is, and how it is shown and installed where that differs.
+MODULES = {
+    "tflite": "ai_edge_litert",
+    "transformers": "transformers",
+    "timm": "timm",
+    "torchvision": "torchvision",
+    "keras": "keras",
+    "onnx": "onnxruntime",
+}
+SHOWN = {"ai_edge_litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
+PACKAGES = {"ai_edge_litert": "ai-edge-litert"}
+
+
+def reference_for(
+    path: Path, fmt: str, model: torch.nn.Module, references: dict[str, Callable[..., Runner]] | None = None
+) -> tuple[Runner | None, str | None, str | None]:
+    """The framework the file came from, as a function of image files to outputs (in our class order), with its
+    name; or why there is none. ``references``: format -> ``(module, path, model) -> Runner`` (the classifiers')."""
+    references = REFERENCES if references is None else references
+    if fmt not in references:
         return None, None, "the file is mobilenet's own: it was written by this library"
     if fmt == "keras":  # Keras 3 on PyTorch, the framework already here; a backend the user chose stays
         os.environ.setdefault("KERAS_BACKEND", "torch")
+    name = MODULES[fmt]
     try:
-        module = importlib.import_module(needs[fmt])
-        runner = REFERENCES[fmt](module, path, model)
+        runner = references[fmt](importlib.import_module(name), path, model)
     except Exception as error:  # not installed, installed but broken on this torch, or no model of the file's
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return None, None, f"{needs[fmt]} cannot run the file here ({first}): install it to compare with {fmt}"
-    package = {"ai_edge_litert": "ai-edge-litert"}.get(needs[fmt], needs[fmt])
-    shown = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}.get(fmt, needs[fmt])
-    return runner, f"{shown} {metadata.version(package)}", None
+        return None, None, f"{name} cannot run the file here ({first}): install it to compare with {fmt}"
+    return runner, f"{SHOWN.get(name, name)} {metadata.version(PACKAGES.get(name, name))}", None
 
 
 def litert_runner(_module: Any, path: Path, model: MobileNet) -> Runner:

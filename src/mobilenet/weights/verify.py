@@ -27,12 +27,13 @@ from mobilenet.nn.variants import MODELS
 from mobilenet.utils.modes import evaluating
 from mobilenet.weights.foreign import is_timm, torch_state_dict
 from mobilenet.weights.format import read_kind
-from mobilenet.weights.frameworks import reference_for
+from mobilenet.weights.frameworks import Runner, reference_for
 from mobilenet.weights.huggingface import BACKGROUND, architecture, class_names, read_folder
 from mobilenet.weights.keras import is_keras
 from mobilenet.weights.load import load_model, read_checkpoint
 
 BUILT_IN_IMAGES = 16
+ImageFiles = str | Path | Sequence[str | Path] | None  # a folder, image files, or None: built-in images
 MATTERS = 0.01  # a convention matters when its other choice changes top-1 agreement by more than this (or chance)
 
 
@@ -74,13 +75,16 @@ class Verification:
     reference: str | None  # "LiteRT 2.1.0", "transformers 5.25.0", ...; None: nothing to compare with
     why_no_reference: str | None = None
     images: int = 0
-    agreement: float | None = None  # top-1 agreement with the reference on the same pixels
+    agreement: float | None = None  # agreement with the reference on the same pixels (see ``measure``)
     max_abs_diff: float | None = None
     conventions: list[Convention] = field(default_factory=list)
+    measure: str = "top-1"  # what agreement counts: "top-1" of a classifier, "pixels" of a segmenter's masks
 
     @property
     def threshold(self) -> float:
         """How much better another choice must agree to count: more than chance moves on this many images."""
+        if self.measure == "pixels":  # so many that chance moves nothing: a change of MATTERS is the convention's
+            return MATTERS
         return max(MATTERS, 2.5 / max(self.images, 1))
 
     @property
@@ -100,7 +104,7 @@ class Verification:
             return f"nothing to compare with: {self.why_no_reference}"
         if wrong := self.wrong_conventions:
             return "; ".join(c.line(self.agreement, self.threshold) for c in wrong)
-        return f"agrees with {self.reference} on {self.agreement:.1%} of top-1 over {self.images} images"
+        return f"agrees with {self.reference} on {self.agreement:.1%} of {self.measure} over {self.images} images"
 
     def to_dict(self) -> dict[str, Any]:
         wrong = [c.name for c in self.wrong_conventions]
@@ -151,11 +155,20 @@ def verify(
         config.bn_eps, background_dropped(path, fmt, model), asdict(model.preprocessing), model.class_names, None,
     )  # fmt: skip
     runner, found.reference, found.why_no_reference = reference_for(path, fmt, model)
+    return beside(model, found, runner, images)
+
+
+def beside(
+    model: torch.nn.Module, found: Verification, runner: Runner | None, images: ImageFiles, count: int = BUILT_IN_IMAGES
+) -> Verification:
+    """``found`` completed with how ``model`` agrees with ``runner`` (the file's framework; None: nothing to run) on
+    ``images`` (None: ``count`` built-in ones), and how each convention flipped would: any model whose config has
+    ``padding`` and ``bn_eps`` and whose output's dimension 1 is the classes (logits, or per-pixel logits)."""
     if runner is None:
         return found
     with tempfile.TemporaryDirectory(prefix="mobilenet-verify-") as folder:
         given = image_files([images]) if isinstance(images, str | Path) else list(images or [])
-        files = [Path(file) for file in given] or built_in(Path(folder))
+        files = [Path(file) for file in given] or built_in(Path(folder), count)
         pixels = image_batch(files, model.preprocessing)
         theirs = runner(files)
         found.images = len(files)
@@ -176,14 +189,17 @@ def expect(path: Path, model_name: str | None) -> ModelConfig | None:
     return replace(MODELS[model_name], num_classes=classes)
 
 
-def ours(model: MobileNet, pixels: torch.Tensor) -> np.ndarray:
+def ours(model: torch.nn.Module, pixels: torch.Tensor) -> np.ndarray:
     with evaluating(model), torch.no_grad():
         return model(pixels).numpy()
 
 
-def compare(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
-    """Top-1 agreement and the largest difference, in the reference's terms: probabilities where it gives them (a
-    TFLite classifier ending in softmax), logits otherwise."""
+def compare(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float | None]:
+    """Top-1 agreement (of every pixel, for masks) and the largest difference, in the reference's terms:
+    probabilities where it gives them (a TFLite classifier ending in softmax), logits otherwise; a reference that
+    gives classes only (an 8-bit DeepLab file's argmax) has agreement alone."""
+    if theirs.ndim == mine.ndim - 1:
+        return float(np.mean(mine.argmax(1) == theirs)), None
     sums = theirs.sum(1)  # an 8-bit softmax sums to a little under 1 (each probability rounded down, background gone)
     if theirs.min() >= 0 and theirs.max() <= 1 and sums.min() > 0.5 and sums.max() < 1.05:
         mine = torch.softmax(torch.from_numpy(mine), 1).numpy()
@@ -191,7 +207,7 @@ def compare(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
 
 
 def conventions(
-    model: MobileNet, pixels: torch.Tensor, mine: np.ndarray, theirs: np.ndarray, background: bool
+    model: torch.nn.Module, pixels: torch.Tensor, mine: np.ndarray, theirs: np.ndarray, background: bool
 ) -> list[Convention]:
     """Each convention flipped in turn, scored against the reference's logits; ``pixels`` are the file's own
     preprocessing of the images, ``mine`` our logits on them."""
@@ -201,7 +217,7 @@ def conventions(
         ("padding", flip(config.padding, "tf_same", "symmetric")),
         ("bn_eps", flip(config.bn_eps, 1e-3, 1e-5)),
     ):
-        changed = MobileNet(replace(config, **{name: other}))
+        changed = type(model)(replace(config, **{name: other}))
         changed.load_state_dict(model.state_dict())
         found.append(Convention(name, str(getattr(config, name)), str(other), *compare(ours(changed, pixels), theirs)))
     tf_pixels = abs(pre.mean[0] - 0.5) < 0.01  # [-1, 1]: TF's 0.5 (or Coral's 128/255)
@@ -243,11 +259,11 @@ def background_dropped(path: Path, fmt: str, model: MobileNet) -> bool:
     return False
 
 
-def built_in(folder: Path) -> list[Path]:
+def built_in(folder: Path, count: int = BUILT_IN_IMAGES) -> list[Path]:
     """Images of random discs and boxes on random gradients, the same every call: enough for logits to differ."""
     generator = np.random.default_rng(0)
     files = []
-    for index in range(BUILT_IN_IMAGES):
+    for index in range(count):
         height, width = generator.integers(160, 400, 2)
         ramp = np.linspace(0, 1, width)[None, :, None] * generator.uniform(0, 255, 3)
         pixels = np.clip(ramp + generator.normal(0, 20, (height, width, 3)), 0, 255)

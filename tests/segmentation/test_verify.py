@@ -73,9 +73,3 @@ def test_google_deeplab_in_a_transformers_folder_agrees_and_a_wrong_padding_is_n
     assert [c.name for c in wrong.wrong_conventions] == ["padding"] and wrong.verdict.endswith(
         "this file needs tf_same"
     )
-
-
-@pytest.mark.shared
-def test_a_detector_is_not_verified_yet() -> None:
-    with pytest.raises(ValueError, match="holds a detection model: verify reads classification, segmentation files"):
-        verify(shared_path("weights/ssd_mobilenet_v1_075_coco_quant.tflite"))

@@ -23,6 +23,7 @@ KIND = ModelKind(
     create="mobilenet.detection.load:create_detector",
     load="mobilenet.detection.load:load_detector",
     claims="mobilenet.detection.load:is_detector_file",
+    verify="mobilenet.detection.verify:verify_detector",
     predict="mobilenet.detection.predict:detect_files",
     describe="mobilenet.detection.predict:describe",
     evaluate="mobilenet.detection.evaluate:evaluate_files",

@@ -10,7 +10,7 @@ the one whose other choice agrees better is the one this reading got wrong, and 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -159,11 +159,19 @@ def verify(
 
 
 def beside(
-    model: torch.nn.Module, found: Verification, runner: Runner | None, images: ImageFiles, count: int = BUILT_IN_IMAGES
+    model: torch.nn.Module,
+    found: Verification,
+    runner: Runner | None,
+    images: ImageFiles,
+    count: int = BUILT_IN_IMAGES,
+    run: Callable[[torch.nn.Module, torch.Tensor], Any] | None = None,
+    agree: Callable[[Any, Any], tuple[float, float | None]] | None = None,
 ) -> Verification:
     """``found`` completed with how ``model`` agrees with ``runner`` (the file's framework; None: nothing to run) on
     ``images`` (None: ``count`` built-in ones), and how each convention flipped would: any model whose config has
-    ``padding`` and ``bn_eps`` and whose output's dimension 1 is the classes (logits, or per-pixel logits)."""
+    ``padding`` and ``bn_eps``. ``run(model, pixels)`` gives its outputs (None: :func:`ours`, logits whose dimension
+    1 is the classes) and ``agree(mine, theirs)`` scores them (None: :func:`compare`)."""
+    run, agree = run or ours, agree or compare
     if runner is None:
         return found
     with tempfile.TemporaryDirectory(prefix="mobilenet-verify-") as folder:
@@ -172,9 +180,9 @@ def beside(
         pixels = image_batch(files, model.preprocessing)
         theirs = runner(files)
         found.images = len(files)
-        mine = ours(model, pixels)
-        found.agreement, found.max_abs_diff = compare(mine, theirs)
-        found.conventions = conventions(model, pixels, mine, theirs, found.background_dropped)
+        mine = run(model, pixels)
+        found.agreement, found.max_abs_diff = agree(mine, theirs)
+        found.conventions = conventions(model, pixels, mine, theirs, found.background_dropped, run, agree)
     return found
 
 
@@ -207,10 +215,16 @@ def compare(mine: np.ndarray, theirs: np.ndarray) -> tuple[float, float | None]:
 
 
 def conventions(
-    model: torch.nn.Module, pixels: torch.Tensor, mine: np.ndarray, theirs: np.ndarray, background: bool
+    model: torch.nn.Module,
+    pixels: torch.Tensor,
+    mine: Any,
+    theirs: Any,
+    background: bool,
+    run: Callable[[torch.nn.Module, torch.Tensor], Any] = ours,
+    agree: Callable[[Any, Any], tuple[float, float | None]] = compare,
 ) -> list[Convention]:
-    """Each convention flipped in turn, scored against the reference's logits; ``pixels`` are the file's own
-    preprocessing of the images, ``mine`` our logits on them."""
+    """Each convention flipped in turn, scored against the reference's outputs; ``pixels`` are the file's own
+    preprocessing of the images, ``mine`` our outputs on them (``run`` and ``agree``: see :func:`beside`)."""
     config, pre = model.config, model.preprocessing
     found = []
     for name, other in (
@@ -219,7 +233,7 @@ def conventions(
     ):
         changed = type(model)(replace(config, **{name: other}))
         changed.load_state_dict(model.state_dict())
-        found.append(Convention(name, str(getattr(config, name)), str(other), *compare(ours(changed, pixels), theirs)))
+        found.append(Convention(name, str(getattr(config, name)), str(other), *agree(run(changed, pixels), theirs)))
     tf_pixels = abs(pre.mean[0] - 0.5) < 0.01  # [-1, 1]: TF's 0.5 (or Coral's 128/255)
     scales = {"[-1, 1]": (TF_MEAN, TF_STD), "ImageNet's mean/std": (IMAGENET_MEAN, IMAGENET_STD)}
     value, other = ("[-1, 1]", "ImageNet's mean/std") if tf_pixels else ("ImageNet's mean/std", "[-1, 1]")
@@ -227,7 +241,7 @@ def conventions(
     # The same images scaled the other way: back to [0, 1] pixels, then normalised as the other convention does.
     unscaled = pixels * torch.tensor(pre.std).view(-1, 1, 1) + torch.tensor(pre.mean).view(-1, 1, 1)
     rescaled = (unscaled - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
-    agreement = compare(ours(model, rescaled), theirs)
+    agreement = agree(run(model, rescaled), theirs)
     found.append(Convention("pixels", value, other, *agreement))
     if background:  # kept, index i of the 1001 outputs read as class i: every class one too high
         found.append(

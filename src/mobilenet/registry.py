@@ -158,8 +158,8 @@ def identified_kind(path: str | Path) -> ModelKind | None:
         )
     if path.suffix.lower() not in WEIGHTS_SUFFIXES:
         raise ValueError(
-            f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite or .pb file, or an .onnx "
-            "or .xml that mobilenet exported"
+            f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite, .h5, .keras, .onnx or .pb "
+            "file, or an .xml that mobilenet exported"
         )
     # The fallback kind's claim last: the other kinds know their own files best (an SSD's TFLite file, say).
     claimants = sorted((kind for kind in kinds() if kind.claims is not None), key=lambda kind: kind.fallback)

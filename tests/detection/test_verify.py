@@ -42,3 +42,5 @@ def test_google_ssd_agrees_with_litert_and_a_wrong_padding_is_named() -> None:
     assert [c.name for c in wrong.wrong_conventions] == ["padding"] and wrong.verdict.endswith(
         "this file needs tf_same"
     )
+    assert found.caveat is None  # real images given
+    assert "built-in images hold no objects" in verify(shared_path(SSD)).caveat

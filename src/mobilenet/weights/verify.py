@@ -79,6 +79,7 @@ class Verification:
     max_abs_diff: float | None = None
     conventions: list[Convention] = field(default_factory=list)
     measure: str = "top-1"  # what agreement counts: "top-1" of a classifier, "pixels" of a segmenter's masks
+    caveat: str | None = None  # what the figures cannot show (built-in images hold no objects)
 
     @property
     def threshold(self) -> float:
@@ -177,6 +178,11 @@ def beside(
     with tempfile.TemporaryDirectory(prefix="mobilenet-verify-") as folder:
         given = image_files([images]) if isinstance(images, str | Path) else list(images or [])
         files = [Path(file) for file in given] or built_in(Path(folder), count)
+        if not given and found.measure != "top-1":
+            found.caveat = (
+                f"the built-in images hold no objects, so agreement over {found.measure} says little: pass --images "
+                "with photos"
+            )
         pixels = image_batch(files, model.preprocessing)
         theirs = runner(files)
         found.images = len(files)

@@ -53,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
               f"{found.agreement:.1%}{largest}")  # fmt: skip
         for line in found.lines():
             print(f"  {line}")
+    if found.caveat:
+        print(f"  note: {found.caveat}")
     print(f"verdict: {found.verdict}")
     return 1 if wrong else 0

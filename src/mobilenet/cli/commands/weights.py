@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     print(f"cache: {cache_dir()} (set MOBILENET_CACHE to move it); * marks the DEFAULT of its model")
-    print(f"{'name':<44} {'task':<14} {'size':>7} {'top-1 pub.':>10}  {'measured here':<32} licence")
+    measured = max([len("measured here"), *(len(entry.top1_measured or "") for entry in entries)])  # one column
+    print(f"{'name':<44} {'task':<14} {'size':>7} {'top-1 pub.':>10}  {'measured here':<{measured}} licence")
     for entry in entries:
         size = "" if entry.size is None else f"{entry.size / 1e6:.1f}MB"
         top1 = "" if entry.top1_published is None else f"{entry.top1_published:g}"
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
         cached = " (cached)" if (cache_dir() / entry.filename).exists() else ""
         print(
             f"{mark}{entry.name:<43} {kind_of_model(entry.model).name:<14} {size:>7} {top1:>10}  "
-            f"{entry.top1_measured or '':<32} {entry.license}{cached}"
+            f"{entry.top1_measured or '':<{measured}} {entry.license}{cached}"
         )
     return 0

@@ -32,6 +32,9 @@ def randomized(model, seed: int = 0):
     generator = np.random.default_rng(seed)
     for layer in model.layers:
         weights = layer.get_weights()
+        if getattr(layer, "layers", None):  # a model inside the model
+            randomized(layer, seed + 1)
+            continue
         if not weights:
             continue
         if type(layer).__name__ == "BatchNormalization":
@@ -203,3 +206,26 @@ def test_verify_runs_keras_beside_on_real_weights_and_names_a_wrong_padding(tmp_
     wrong = verify(path, images, padding="symmetric")
     assert [c.name for c in wrong.wrong_conventions] == ["padding"], wrong.lines()
     assert wrong.verdict.endswith("this file needs tf_same")
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v1"])
+def test_a_keras_mobilenet_under_a_users_head(tmp_path, arch) -> None:
+    """Keras's way to fine-tune: ``Sequential([base(include_top=False), pooling, dropout, Dense(n)])``, in each of
+    Keras's formats; a head of more than one dense layer is refused in one line."""
+    keras = import_keras()
+    build = v2 if arch == "mobilenet_v2" else v1
+    base = build(keras, 0.5, 128, include_top=False)
+    pooled = [keras.Input((128, 128, 3)), base, keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.2)]
+    reference = randomized(keras.Sequential([*pooled, keras.layers.Dense(5)]))
+    legacy_h5(reference, tmp_path / "m.h5")
+    reference.save_weights(tmp_path / "m.weights.h5")
+    reference.save(tmp_path / "m.keras")
+    for name in ("m.h5", "m.weights.h5", "m.keras"):
+        mine, theirs = logits_of_both(keras, reference, tmp_path / name, 128)
+        assert mine.shape == (2, 5) and np.abs(mine - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max()), name
+
+    deeper = keras.Sequential([*pooled, keras.layers.Dense(8), keras.layers.Dense(5)])
+    deeper.save_weights(tmp_path / "deeper.weights.h5")
+    with pytest.raises(ValueError, match="has a head of its own after the MobileNet") as caught:
+        load_model(tmp_path / "deeper.weights.h5")
+    assert "\n" not in str(caught.value)

@@ -83,8 +83,11 @@ def keras_names(layers: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarra
     for conv, norm in layer_pairs(arch):
         named[conv] = take("depthwise_conv2d" if is_depthwise(conv) else "conv2d")
         named[norm] = take("batch_normalization")
-    named[CLASSIFIERS[arch]] = take("dense" if arch == "mobilenet_v2" else "conv2d")
-    return {name: arrays for name, arrays in named.items() if arrays}
+    if sum(name.startswith("dense") for name in layers) <= 1:  # Keras's classifier, or a user's one dense layer
+        named[CLASSIFIERS[arch]] = take("dense" if arch == "mobilenet_v2" or "dense" in layers else "conv2d")
+    taken = {id(arrays) for arrays in named.values()}
+    rest = {name: arrays for name, arrays in layers.items() if id(arrays) not in taken}  # a head of the user's
+    return {name: arrays for name, arrays in named.items() if arrays} | rest
 
 
 def is_keras(path: Path) -> bool:
@@ -110,7 +113,7 @@ def read_keras(path: str | Path) -> Checkpoint:
     config = match_config(shapes, **fields)
     if config is None or config.arch != arch:
         raise ValueError(f"{path}: its {len(shapes)} convolutions (first {shapes[0]}) match no {arch} of ours")
-    classifier = found.layers.get(CLASSIFIERS[arch])
+    classifier = found.layers.get(CLASSIFIERS[arch]) or own_head(found.layers, arch, str(path))
     if classifier:
         kernel, bias = classifier[0], classifier[1]
         config = replace(config, num_classes=kernel.shape[-1])
@@ -120,6 +123,21 @@ def read_keras(path: str | Path) -> Checkpoint:
         load_classifier(model, kernel.reshape(-1, kernel.shape[-1]).T, bias)
     preprocessing = Preprocessing(input_size=config.input_size, mean=TF_MEAN, std=TF_STD)
     return Checkpoint(model.state_dict(), ModelInfo(MOBILENET, config, None, preprocessing))
+
+
+def own_head(layers: dict[str, list[np.ndarray]], arch: str, source: str) -> list[np.ndarray] | None:
+    """The classifier of a MobileNet under a head of the user's (``Sequential([base, pooling, Dense(n)])``, Keras's
+    way to fine-tune): one dense layer; None where there is none (a backbone). More is no model of ours."""
+    known = {name for pair in layer_pairs(arch) for name in pair} | {CLASSIFIERS[arch]}
+    extra = [name for name in layers if name not in known]
+    if not extra:
+        return None
+    if len(extra) == 1 and layers[extra[0]][0].ndim == 2 and len(layers[extra[0]]) == 2:
+        return layers[extra[0]]
+    raise ValueError(
+        f"{source} has a head of its own after the MobileNet ({', '.join(extra)}): mobilenet builds one linear "
+        "classifier; save the base model alone (include_top=False) to fine-tune it here"
+    )
 
 
 def conv_norm(layers: dict[str, list[np.ndarray]], conv: str, norm: str, source: str) -> ConvNorm:
@@ -194,12 +212,16 @@ def opened(path: Path) -> Iterator[tuple[Any, dict[str, Any] | None]]:
 
 def legacy_layers(group: Any) -> dict[str, list[np.ndarray]]:
     """Keras 2's layout: the layers in ``layer_names``, each with its arrays named in ``weight_names``."""
-    layers = {}
+    layers: dict[str, list[np.ndarray]] = {}
     for raw in group.attrs["layer_names"]:
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
-        names = group[name].attrs.get("weight_names", [])
-        arrays = [np.asarray(group[name][w.decode() if isinstance(w, bytes) else str(w)]) for w in names]
-        if arrays:
+        names = [w.decode() if isinstance(w, bytes) else str(w) for w in group[name].attrs.get("weight_names", [])]
+        arrays = [np.asarray(group[name][w]) for w in names]
+        inner = [w.split("/")[0] for w in names]
+        if len(set(inner)) > 1:  # a model inside the model (a MobileNet under the user's head): its own layers
+            for layer, array in zip(inner, arrays, strict=True):
+                layers.setdefault(layer, []).append(array)
+        elif arrays:
             layers[name] = arrays
     return layers
 
@@ -208,6 +230,8 @@ def keras3_layers(group: Any) -> dict[str, list[np.ndarray]]:
     """Keras 3's layout: ``<name>/vars/0``, ``1``, ... in the order the layer made its variables."""
     layers = {}
     for name, layer in group.items():
+        if "layers" in layer:  # a model inside the model (a MobileNet under the user's head): its own layers
+            layers |= keras3_layers(layer["layers"])
         variables = layer.get("vars")
         if variables is not None and len(variables):
             layers[name] = [np.asarray(variables[str(i)]) for i in range(len(variables))]

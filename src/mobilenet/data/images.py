@@ -155,6 +155,13 @@ def normalize(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     return (pixels.float() / 255 - mean) / std
 
 
+def unnormalize(inputs: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """A model's float input back to pixels 0..255 (float): what :func:`normalize` undoes."""
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=inputs.device).view(-1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32, device=inputs.device).view(-1, 1, 1)
+    return (inputs * std + mean) * 255
+
+
 def to_tensor(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
     """An RGB image, already resized and cropped, as a normalized (3, H, W) float tensor."""
     return normalize(torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1), pre)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mobilenet.data.images import image_batch
+from mobilenet.data.images import image_batch, unnormalize
 from mobilenet.segmentation.huggingface import is_transformers_deeplab
 from mobilenet.segmentation.load import load_deeplab
 from mobilenet.segmentation.model import DeepLabV3
@@ -44,10 +44,9 @@ def litert_runner(_module: Any, path: Path, model: DeepLabV3) -> Runner:
     from mobilenet.segmentation.litert import LiteRTSegmenter
 
     segmenter, pre = LiteRTSegmenter(path), model.preprocessing
-    mean, std = (torch.tensor(values).view(-1, 1, 1) for values in (pre.mean, pre.std))
 
     def run(files: list[Path]) -> np.ndarray:
-        pixels = ((image_batch(files, pre) * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+        pixels = unnormalize(image_batch(files, pre), pre).round().clamp(0, 255).to(torch.uint8)
         return segmenter(pixels).numpy()
 
     return run

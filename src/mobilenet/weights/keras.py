@@ -26,6 +26,7 @@ import numpy as np
 from mobilenet.nn.config import MOBILENET
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
+from mobilenet.utils.optional import require
 from mobilenet.weights.chain import ConvNorm, load_chain, load_classifier, match_config
 from mobilenet.weights.format import Checkpoint, ModelInfo
 
@@ -73,11 +74,14 @@ def keras_names(layers: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarra
     if arch is None:
         return layers  # no MobileNet: read_keras says so
     ranks: Counter[str] = Counter()
+    taken: set[str] = set()
 
     def take(kind: str) -> list[np.ndarray]:
         rank = ranks[kind]
         ranks[kind] += 1
-        return layers.get(kind if rank == 0 else f"{kind}_{rank}", [])
+        name = kind if rank == 0 else f"{kind}_{rank}"
+        taken.add(name)
+        return layers.get(name, [])
 
     named = {}
     for conv, norm in layer_pairs(arch):
@@ -85,8 +89,7 @@ def keras_names(layers: dict[str, list[np.ndarray]]) -> dict[str, list[np.ndarra
         named[norm] = take("batch_normalization")
     if sum(name.startswith("dense") for name in layers) <= 1:  # Keras's classifier, or a user's one dense layer
         named[CLASSIFIERS[arch]] = take("dense" if arch == "mobilenet_v2" or "dense" in layers else "conv2d")
-    taken = {id(arrays) for arrays in named.values()}
-    rest = {name: arrays for name, arrays in layers.items() if id(arrays) not in taken}  # a head of the user's
+    rest = {name: arrays for name, arrays in layers.items() if name not in taken}  # a head of the user's
     return {name: arrays for name, arrays in named.items() if arrays} | rest
 
 
@@ -176,10 +179,7 @@ def input_size(path: Path, found: KerasFile) -> int:
 
 def read_file(path: Path) -> KerasFile:
     """The layers of a Keras weights file, or of the weights in a ``.keras`` archive, with its config."""
-    try:
-        import h5py
-    except ImportError:
-        raise ImportError("reading Keras files needs h5py: pip install 'mobilenet[keras]'") from None
+    h5py = require("h5py", "keras")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     try:

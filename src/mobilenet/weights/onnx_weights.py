@@ -19,6 +19,7 @@ import numpy as np
 from mobilenet.nn.config import MOBILENET
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
+from mobilenet.utils.optional import require
 from mobilenet.weights.chain import ConvNorm, load_chain, load_classifier, match_config
 from mobilenet.weights.format import Checkpoint, ModelInfo, parse_metadata
 
@@ -69,10 +70,7 @@ def read_onnx(path: str | Path) -> Checkpoint:
 
 
 def load_proto(path: Path) -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("reading ONNX files needs onnx: pip install 'mobilenet[onnx]'") from None
+    onnx = require("onnx", "onnx")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     try:

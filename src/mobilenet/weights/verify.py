@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobilenet.data.images import image_batch, image_files
+from mobilenet.data.images import image_batch, image_files, normalize, unnormalize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD
@@ -244,9 +244,8 @@ def conventions(
     scales = {"[-1, 1]": (TF_MEAN, TF_STD), "ImageNet's mean/std": (IMAGENET_MEAN, IMAGENET_STD)}
     value, other = ("[-1, 1]", "ImageNet's mean/std") if tf_pixels else ("ImageNet's mean/std", "[-1, 1]")
     mean, std = scales[other]
-    # The same images scaled the other way: back to [0, 1] pixels, then normalised as the other convention does.
-    unscaled = pixels * torch.tensor(pre.std).view(-1, 1, 1) + torch.tensor(pre.mean).view(-1, 1, 1)
-    rescaled = (unscaled - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    # The same images scaled the other way: back to pixels, then normalised as the other convention does.
+    rescaled = normalize(unnormalize(pixels, pre), replace(pre, mean=mean, std=std))
     agreement = agree(run(model, rescaled), theirs)
     found.append(Convention("pixels", value, other, *agreement))
     if background:  # kept, index i of the 1001 outputs read as class i: every class one too high

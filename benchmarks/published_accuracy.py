@@ -45,6 +45,7 @@ REGISTRY_SOURCE = {
     CORAL: "TF-slim float",  # Coral's entries give the float checkpoint's figure of the same architecture
     "https://download.pytorch.org/": "torchvision",
     "https://huggingface.co/timm/": "timm",
+    "https://github.com/rwightman/": "timm",
 }
 # Other published figures for the same files (ImageNet val top-1, %). TF-slim _quant: the 2018_08_02 rows of
 # tensorflow/models research/slim/nets/mobilenet_v1.md (measured on the TFLite files; V2 has no such row);

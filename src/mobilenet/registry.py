@@ -33,7 +33,7 @@ BUILTIN = (
 ENTRY_POINT_GROUP = "mobilenet.kinds"  # a plugin's distribution names its ModelKind objects here
 
 # What a weights file may be named: our formats, the published ones, a Lightning checkpoint, or no extension.
-WEIGHTS_SUFFIXES = (*FILE_SUFFIXES, ".ckpt", "")
+WEIGHTS_SUFFIXES = (*FILE_SUFFIXES, "")
 
 
 class Registry:
@@ -136,13 +136,15 @@ def identified_kind(path: str | Path) -> ModelKind | None:
     """The kind a weights file holds, told by its content: our safetensors by their header, an ONNX file or OpenVINO
     IR of ours by its metadata, other files by the kinds that claim them; None where none does."""
     from mobilenet.weights.format import read_kind
+    from mobilenet.weights.tf_checkpoint import index_of
 
     path = Path(path)
     if path.is_dir():  # a folder of another library's layout (transformers') is a model if a kind claims it
         if found := next((kind for kind in kinds() if kind.claims is not None and kind.call("claims", path)), None):
             return found
         raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
-    if not path.is_file():
+    checkpoint = index_of(path) is not None  # TensorFlow's, named by its prefix, its .index or a data shard
+    if not path.is_file() and not checkpoint:
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors" and (file_kind := read_kind(path)) is not None:
         return kind_of_file_kind(file_kind, str(path))
@@ -156,10 +158,10 @@ def identified_kind(path: str | Path) -> ModelKind | None:
         raise ValueError(
             f"{path} carries no mobilenet metadata (kind, config): run it with {GRAPHS[path.suffix]} directly"
         )
-    if path.suffix.lower() not in WEIGHTS_SUFFIXES:
+    if path.suffix.lower() not in WEIGHTS_SUFFIXES and not checkpoint:
         raise ValueError(
             f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite, .h5, .keras, .onnx or .pb "
-            "file, or an .xml that mobilenet exported"
+            "file, a TensorFlow checkpoint (model.ckpt), or an .xml that mobilenet exported"
         )
     # The fallback kind's claim last: the other kinds know their own files best (an SSD's TFLite file, say).
     claimants = sorted((kind for kind in kinds() if kind.claims is not None), key=lambda kind: kind.fallback)
@@ -289,8 +291,6 @@ def verify(weights: str | Path, images: Any = None, **overrides: Any) -> Any:
     """What a weights file is, and how our model agrees with the framework that wrote it, by the kind the file holds
     (a :class:`~mobilenet.weights.verify.Verification`; ``images``: a folder or image files, None: built-in ones).
     ``overrides``: conventions to read it with instead of its own (``padding``, ``bn_eps``)."""
-    if not Path(weights).exists():
-        raise FileNotFoundError(f"weights file not found: {weights}")
     found = kind_of_file(weights)
     if found.verify is None:
         verified = ", ".join(kind.name for kind in kinds() if kind.verify is not None)

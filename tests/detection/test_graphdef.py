@@ -26,13 +26,13 @@ from mobilenet.detection.graphdef import (
     anchor_specs,
     import_frozen_graph,
     label_names,
-    load_frozen_graph,
     postprocessing_settings,
     resize_bilinear_tf1,
     ssd_config_of,
 )
 from mobilenet.detection.postprocess import postprocess
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD
+from mobilenet.weights.graphdef import load_frozen_graph
 from tests.helpers.data import ROOT, shared_path
 
 pytest.importorskip("tensorboard", reason="frozen graphs are read with TensorBoard's protos: pip install tensorboard")

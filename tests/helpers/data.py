@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import lzma
 import os
 from pathlib import Path
 
@@ -20,6 +21,17 @@ def shared_path(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path}: the real data in ../shared (set MOBILENET_SHARED to point elsewhere)")
     return path
+
+
+def tensorflow_files(folder: Path) -> Path:
+    """``tests/data/tf_slim`` unpacked into ``folder``: TF-slim and DeepLab checkpoints and frozen graphs as
+    TensorFlow wrote them (see ``benchmarks/tf_slim_reference.py``), with ``reference.npz``, TensorFlow's outputs."""
+    for path in (ROOT / "tests" / "data" / "tf_slim").iterdir():
+        if path.suffix == ".xz":  # the data shards and graphs are stored xz-compressed
+            (folder / path.stem).write_bytes(lzma.decompress(path.read_bytes()))
+        else:
+            (folder / path.name).write_bytes(path.read_bytes())
+    return folder
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (48, 40)) -> None:

@@ -7,7 +7,8 @@ import pytest
 from benchmarks.references import import_transformers
 
 from mobilenet.registry import load, verify
-from mobilenet.segmentation.huggingface import HEAD, HEAD_BN_EPS
+from mobilenet.segmentation.config import TF_HEAD_BN_EPS
+from mobilenet.segmentation.huggingface import HEAD
 from mobilenet.weights.huggingface import MODEL_TYPES, key_names
 from tests.helpers.data import shared_path
 
@@ -49,7 +50,7 @@ def transformers_deeplab_of(model, folder, image_size: int) -> None:
         if f"{names.get(module)}.{tensor}" in ours:  # transformers' last 1x1 conv, which no head reads, stays
             value = ours[f"{names[module]}.{tensor}"].clone()
             if module.startswith("segmentation_head") and tensor == "running_var":  # its head's eps, not ours
-                value += (config.head_bn_eps or config.bn_eps) - HEAD_BN_EPS
+                value += (config.head_bn_eps or config.bn_eps) - TF_HEAD_BN_EPS
             theirs[key] = value
     reference.load_state_dict(theirs)
     reference.save_pretrained(folder)

@@ -74,6 +74,10 @@ def test_the_table_is_checked_against_the_shared_files() -> None:
             assert sha256_of(local) == entry.sha256 and local.stat().st_size == entry.size, entry.name
     names = mobilenet.list_models(pretrained=True)
     assert "mobilenet_v2_100.tv2_in1k" in names and "deeplabv3_mobilenet_v2.coral_uint8_voc" in names
+    # timm's deeper MobileNetV2s by name, each its model's DEFAULT; the hash in the file name starts its sha256.
+    timm = {entry.name: entry for entry in published_weights() if "rwightman" in entry.url}
+    assert timm["mobilenet_v2_120d.ra_in1k"].default and timm["mobilenet_v2_120d.ra_in1k"].top1_published == 77.3
+    assert all(re.fullmatch(r"[0-9a-f]{8}", entry.sha256) for entry in timm.values()) and len(timm) == 5
     assert mobilenet.list_models("mobilenet_v1*", pretrained=True) == [
         "mobilenet_v1_025.coral_uint8_128", "mobilenet_v1_050.coral_uint8_160", "mobilenet_v1_075.coral_uint8_192"
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The published classifiers known by name: Coral's uint8 TFLite MobileNets and torchvision's MobileNetV2."""
+"""The published classifiers known by name: Coral's uint8 TFLite MobileNets, torchvision's and timm's MobileNetV2s."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from mobilenet.weights.published import CORAL, CORAL_LICENSE, PublishedWeights
 
 TORCHVISION = "https://download.pytorch.org/models/"
 TORCHVISION_LICENSE = "BSD-3-Clause (torchvision)"
+TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
 
 
 def coral_classifier(
@@ -48,6 +49,26 @@ def torchvision_v2(
         top1_published=top1,
         top1_measured=None,
         note=note,
+        default=default,
+    )
+
+
+def timm_v2(model: str, tag: str, filename: str, top1: float, default: bool = True) -> PublishedWeights:
+    """One of timm's MobileNetV2 ImageNet weights released on GitHub (its deeper ``_110d``/``_120d`` among them):
+    bicubic, short side to 256, crop 224; top-1 from timm's ``results/results-imagenet.csv``. The DEFAULT of its
+    model where no other file is."""
+    return PublishedWeights(
+        name=f"{model}.{tag}",
+        model=model,
+        url=f"{TIMM}{filename}",
+        sha256=filename.rsplit("-", 1)[1].removesuffix(".pth"),
+        size=None,
+        license="Apache-2.0 (timm)",
+        preprocessing=Preprocessing(input_size=224, crop_pct=0.875, interpolation="bicubic"),
+        categories="ImageNet-1k (1000)",
+        top1_published=top1,
+        top1_measured=None,
+        note=f"timm {model.replace('mobilenet_v', 'mobilenetv')}.{tag}",
         default=default,
     )
 
@@ -98,4 +119,10 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
     torchvision_v2(
         "tv2_in1k", "mobilenet_v2-7ebf99e0.pth", 232, 72.154, "torchvision IMAGENET1K_V2 (its DEFAULT)", default=True
     ),
+    # timm's, the most accurate MobileNetV2s published (the file name's hash is the start of its sha256 too).
+    timm_v2("mobilenet_v2_050", "lamb_in1k", "mobilenetv2_050-3d30d450.pth", 65.928),
+    timm_v2("mobilenet_v2_100", "ra_in1k", "mobilenetv2_100_ra-b33bc2c4.pth", 72.910, default=False),
+    timm_v2("mobilenet_v2_110d", "ra_in1k", "mobilenetv2_110d_ra-77090ade.pth", 75.056),
+    timm_v2("mobilenet_v2_120d", "ra_in1k", "mobilenetv2_120d_ra-5987e2ed.pth", 77.300),
+    timm_v2("mobilenet_v2_140", "ra_in1k", "mobilenetv2_140_ra-21a4e913.pth", 76.528),
 )

@@ -1,9 +1,7 @@
-"""TensorFlow 1 frozen graphs (a ``.pb`` GraphDef) read without TensorFlow, and SSDLite graphs imported as our SSD.
+"""SSDLite frozen graphs of TensorFlow's Object Detection API (``frozen_inference_graph.pb``) imported as our SSD.
 
-The Object Detection API exports a model as a frozen graph: each variable became a Const node that the graph
-reads through an Identity named ``<variable>/read``, so the weights keep their checkpoint names. The protobuf
-classes and the TensorProto decoder are TensorBoard's copies of TensorFlow's (``tensorboard.compat.proto``,
-``tensorboard.util.tensor_util``): they need protobuf, not TensorFlow.
+The graph is read by :mod:`mobilenet.weights.graphdef` (no TensorFlow needed); its variables keep their checkpoint
+names.
 
 ``import_frozen_graph`` reads an ``ssdlite_mobilenet_v2`` graph's settings from the graph itself (input size,
 BatchNorm epsilon, [-1, 1] scaling, anchor scales and ratios, box coder, NMS thresholds and caps) and its weights
@@ -13,8 +11,6 @@ kernel in numpy, for inputs equal to TensorFlow's; ``detect`` resizes with PIL i
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,131 +21,13 @@ from mobilenet.detection.config import SSDConfig
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tfnames import SCOPE, load_tf_variables
 from mobilenet.nn.preprocessing import Preprocessing
-from mobilenet.utils.optional import require
+from mobilenet.weights.graphdef import FrozenGraph, load_frozen_graph
 
 # Variables every SSDLite-MobileNetV2 graph has: a classifier or another detector lacks one.
 SSDLITE_MARKERS = (f"{SCOPE}/Conv/weights", *(f"BoxPredictor_0/{p}Predictor/biases" for p in ("BoxEncoding", "Class")))
 ANCHOR_SCOPE = "MultipleGridAnchorGenerator"
 NMS_OPS = ("NonMaxSuppressionV3", "NonMaxSuppressionV4", "NonMaxSuppressionV5")  # score_threshold is input 4
 BOX_CODER_DIVISORS = tuple(f"Postprocessor/Decode/truediv{suffix}/y" for suffix in ("", "_1", "_2", "_3"))
-
-
-@dataclass(frozen=True)
-class GraphNode:
-    """One node: its op, the tensors it reads, and its attributes decoded to Python values.
-
-    ``inputs`` are tensor names as TF writes them: ``node`` (output 0), ``node:k``, or ``^node`` for a control
-    dependency. ``attrs`` values are str, int, float, bool, a dtype name (``"float32"``), a shape (a tuple, -1
-    for an unknown size; None for an unknown rank), a numpy array (a tensor), or a list of those.
-    """
-
-    name: str
-    op: str
-    inputs: tuple[str, ...]
-    attrs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FrozenGraph:
-    """A frozen graph's nodes (in file order) and every Const node's value, by node name."""
-
-    nodes: dict[str, GraphNode]
-    constants: dict[str, np.ndarray]
-
-    def op_counts(self) -> Counter[str]:
-        """How many nodes of each op type the graph has."""
-        return Counter(node.op for node in self.nodes.values())
-
-    def nodes_of(self, op: str) -> list[GraphNode]:
-        """The nodes of one op type (``"FusedBatchNorm"``, say), in file order."""
-        return [node for node in self.nodes.values() if node.op == op]
-
-    def producer(self, tensor: str) -> GraphNode:
-        """The node that computes a tensor named as in ``inputs`` (``name``, ``name:k`` or ``^name``)."""
-        name = tensor.lstrip("^").split(":")[0]
-        if name not in self.nodes:
-            raise ValueError(f"the graph has no node {name!r}: pick one of graph.nodes")
-        return self.nodes[name]
-
-    def consumers(self, name: str) -> list[GraphNode]:
-        """The nodes that read node ``name``'s outputs (control dependencies left out)."""
-        return [node for node in self.nodes.values() if any(t.split(":")[0] == name for t in node.inputs)]
-
-    def constant_input(self, node: GraphNode, index: int) -> np.ndarray | None:
-        """The value of a node's ``index``-th input when a Const gives it (through Identities), else None."""
-        source = self.producer(node.inputs[index])
-        while source.op == "Identity":
-            source = self.producer(source.inputs[0])
-        return self.constants.get(source.name)
-
-    def variables(self) -> dict[str, np.ndarray]:
-        """The frozen variables: constants read through ``<name>/read``, under their checkpoint names."""
-        return {
-            name: self.constants[name]
-            for name in self.constants
-            if (read := self.nodes.get(f"{name}/read")) is not None and read.op == "Identity" and read.inputs == (name,)
-        }
-
-
-def load_frozen_graph(path: str | Path) -> FrozenGraph:
-    """Parse a frozen GraphDef file: every node with its attributes, and every constant as a numpy array."""
-    graph_pb2 = require("tensorboard.compat.proto.graph_pb2", "tensorboard")
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder: pass the frozen graph inside it (frozen_inference_graph.pb, say)")
-    if not path.is_file():
-        raise FileNotFoundError(f"frozen graph not found: {path}")
-    decode_error = require("google.protobuf.message", "tensorboard").DecodeError
-    graph_def = graph_pb2.GraphDef()
-    try:
-        graph_def.ParseFromString(path.read_bytes())
-    except decode_error as error:
-        raise ValueError(f"{path} is not a TensorFlow GraphDef ({error}): pass a frozen graph .pb") from None
-    # Other bytes can parse as a GraphDef too (protobuf skips unknown fields): a graph has named nodes with ops.
-    if not graph_def.node or not all(node.name and node.op for node in graph_def.node):
-        raise ValueError(f"{path} holds no TensorFlow graph nodes: pass a frozen graph .pb (not a SavedModel)")
-    nodes = {node.name: _graph_node(node) for node in graph_def.node}
-    constants = {name: node.attrs["value"] for name, node in nodes.items() if node.op == "Const"}
-    return FrozenGraph(nodes, constants)
-
-
-def read_frozen_graph(path: str | Path) -> dict[str, np.ndarray]:
-    """Every Const node's value in a frozen GraphDef file, as a numpy array, by node name."""
-    return load_frozen_graph(path).constants
-
-
-def _graph_node(node: Any) -> GraphNode:
-    attrs = {key: _attr_value(value) for key, value in node.attr.items()}
-    return GraphNode(node.name, node.op, tuple(node.input), attrs)
-
-
-def _attr_value(value: Any) -> Any:
-    """An AttrValue proto as a Python value (see GraphNode); a function reference as its name."""
-    kind = value.WhichOneof("value")
-    if kind == "list":
-        listed = value.list
-        for field in ("s", "i", "f", "b", "type", "shape", "tensor", "func"):
-            items = getattr(listed, field)
-            if items:
-                return [_scalar(field, item) for item in items]
-        return []
-    return None if kind is None else _scalar(kind, getattr(value, kind))
-
-
-def _scalar(kind: str, item: Any) -> Any:
-    if kind == "s":
-        return item.decode("utf-8", errors="replace")
-    if kind == "type":
-        return require("tensorboard.compat.tensorflow_stub.dtypes", "tensorboard").as_dtype(item).name
-    if kind == "shape":
-        return None if item.unknown_rank else tuple(int(dim.size) for dim in item.dim)
-    if kind == "tensor":
-        return require("tensorboard.util.tensor_util", "tensorboard").make_ndarray(item)
-    if kind == "func":
-        return item.name
-    if kind == "placeholder":
-        return f"${item}"
-    return item  # i, f, b: already int, float, bool
 
 
 def ssd_config_of(graph: FrozenGraph, source: str = "the graph") -> SSDConfig:
@@ -166,7 +44,7 @@ def ssd_config_of(graph: FrozenGraph, source: str = "the graph") -> SSDConfig:
     sizes = [graph.constant_input(node, 1) for node in graph.nodes_of("ResizeBilinear")]
     if len(sizes) != 1 or sizes[0] is None or sizes[0].shape != (2,) or sizes[0][0] != sizes[0][1]:
         raise ValueError(f"{source} does not resize its input to one fixed square size: only fixed_shape_resizer")
-    epsilons = {node.attrs["epsilon"] for op in ("FusedBatchNorm", "FusedBatchNormV3") for node in graph.nodes_of(op)}
+    epsilons = graph.bn_epsilons()
     if len(epsilons) != 1:
         raise ValueError(f"{source} has {len(epsilons)} BatchNorm epsilons ({sorted(epsilons)}): expected one")
     paddings = {node.attrs["padding"] for op in ("Conv2D", "DepthwiseConv2dNative") for node in graph.nodes_of(op)}
@@ -175,7 +53,7 @@ def ssd_config_of(graph: FrozenGraph, source: str = "the graph") -> SSDConfig:
     # The lowest layer is (0.1, 1), (min_scale, 2), (min_scale, 0.5); the others end with the interpolated box.
     specs = anchor_specs(graph, source)
     config = SSDConfig(
-        num_classes=num_classes, input_size=int(sizes[0][0]), padding="tf_same", bn_eps=_round(epsilons.pop()),
+        num_classes=num_classes, input_size=int(sizes[0][0]), padding="tf_same", bn_eps=epsilons.pop(),
         min_scale=specs[0][-1][0], max_scale=specs[-1][0][0], aspect_ratios=tuple(r for _, r in specs[-1][:-1]),
         **_decoding_settings(graph, source),
     )  # fmt: skip

@@ -12,6 +12,7 @@ from mobilenet.detection.graphdef import import_frozen_graph
 from mobilenet.detection.model import SSD
 from mobilenet.detection.tflite import import_ssd_tflite, is_ssd_tflite
 from mobilenet.weights.format import read_kind
+from mobilenet.weights.graphdef import mentions
 from mobilenet.weights.load import load_task_file, task_model_from_classifier
 from mobilenet.weights.published import find_weights, is_weights_name
 
@@ -38,15 +39,15 @@ def load_detector(path: str | Path, emulate_int8: bool = False, **overrides: Any
 
 
 def is_detector_file(path: str | Path) -> bool:
-    """Whether a weights file holds a detector: a TFLite file ending in TF Lite's detection op, a TF frozen graph, or
-    our safetensors of its kind."""
+    """Whether a weights file holds a detector: a TFLite file ending in TF Lite's detection op, a TF frozen graph of
+    the Object Detection API, or our safetensors of its kind."""
     path = Path(path)
     if not path.is_file():
         return False
     if path.suffix == ".tflite":
         return is_ssd_tflite(path)
-    if path.suffix == ".pb":
-        return True
+    if path.suffix == ".pb":  # the Object Detection API's graph; a classifier's (TF-slim's) has no box predictor
+        return mentions(path, "BoxPredictor_0/")
     return path.suffix == ".safetensors" and read_kind(path) == KIND
 
 

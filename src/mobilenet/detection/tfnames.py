@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from mobilenet.detection.model import SSD
+from mobilenet.weights.chain import from_tf_layout
+from mobilenet.weights.tf_slim import layer_scopes
 
 SCOPE = "FeatureExtractor/MobilenetV2"
 # Our BatchNorm's parameter and buffer names -> TF's.
@@ -41,23 +43,13 @@ def conv_norm(tf_scope: str, conv_key: str, norm_key: str, conv: nn.Conv2d) -> N
 
 
 def backbone_names(model: SSD) -> Names:
-    """TF-slim's MobileNetV2: ``Conv``, ``expanded_conv[_k]/{expand,depthwise,project}``, ``Conv_1``."""
+    """TF-slim's MobileNetV2 scopes (``Conv``, ``expanded_conv[_k]/{expand,depthwise,project}``, ``Conv_1``), each
+    conv and the BatchNorm after it in order."""
     features = model.backbone.features
-    last = len(features) - 1
-    for index, layer in enumerate(features):
-        key = f"backbone.features.{index}"
-        if index in (0, last):
-            yield from conv_norm(f"{SCOPE}/{'Conv' if index == 0 else 'Conv_1'}", f"{key}.0", f"{key}.1", layer[0])
-            continue
-        scope = f"{SCOPE}/expanded_conv" + (f"_{index - 1}" if index > 1 else "")
-        convs = list(layer.conv)  # [expand,] depthwise (conv + norm + act), project conv, project norm
-        parts = ("expand", "depthwise") if len(convs) == 4 else ("depthwise",)
-        for position, part in enumerate(parts):
-            yield from conv_norm(
-                f"{scope}/{part}", f"{key}.conv.{position}.0", f"{key}.conv.{position}.1", convs[position][0]
-            )
-        project = len(parts)
-        yield from conv_norm(f"{scope}/project", f"{key}.conv.{project}", f"{key}.conv.{project + 1}", convs[project])
+    convs = [(key, module) for key, module in features.named_modules() if isinstance(module, nn.Conv2d)]
+    norms = [key for key, module in features.named_modules() if isinstance(module, nn.BatchNorm2d)]
+    for scope, (conv_key, conv), norm_key in zip(layer_scopes("mobilenet_v2"), convs, norms, strict=True):
+        yield from conv_norm(f"{SCOPE}/{scope}", f"backbone.features.{conv_key}", f"backbone.features.{norm_key}", conv)
 
 
 def extra_names(model: SSD) -> Names:
@@ -95,9 +87,7 @@ def tf_names(model: SSD) -> dict[str, str]:
 def tf_to_torch(array: np.ndarray, depthwise: bool) -> torch.Tensor:
     """A TF variable in PyTorch's layout: conv HWIO -> OIHW, depthwise HWC1 -> C1HW; vectors as they are."""
     value = np.asarray(array, dtype=np.float32)
-    if value.ndim == 4:
-        value = value.transpose(2, 3, 0, 1) if depthwise else value.transpose(3, 2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(value))
+    return torch.from_numpy(from_tf_layout(value, depthwise) if value.ndim == 4 else value)
 
 
 def load_tf_variables(model: SSD, variables: Mapping[str, np.ndarray], source: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
-from mobilenet.segmentation.config import DeepLabConfig
+from mobilenet.segmentation.config import TF_HEAD_BN_EPS, DeepLabConfig
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.weights.foreign import state_dict_file
 from mobilenet.weights.huggingface import (
@@ -28,7 +28,6 @@ from mobilenet.weights.huggingface import (
 from mobilenet.weights.load import load_state_dict
 
 SEGMENTER = "MobileNetV2ForSemanticSegmentation"
-HEAD_BN_EPS = 1e-5  # transformers' (and TF DeepLab's) head, whatever the backbone's layer_norm_eps
 # transformers' head layers -> ours: the pooled branch, the 1x1 branch, the projection, the logits.
 HEAD = {
     "segmentation_head.conv_pool.convolution": "image_pooling.0",
@@ -66,7 +65,7 @@ def import_transformers_deeplab(path: str | Path) -> DeepLabV3:
     config = DeepLabConfig(
         arch=layout.arch,
         num_classes=len(state_dict["logits.bias"]),
-        head_bn_eps=HEAD_BN_EPS,
+        head_bn_eps=TF_HEAD_BN_EPS,  # transformers' head, whatever the backbone's layer_norm_eps
         **{**common, "output_stride": settings.get("output_stride", 8)},
     )
     model = DeepLabV3(config)

@@ -11,6 +11,7 @@ from mobilenet.segmentation.config import KIND, SEGMENTATION_MODELS
 from mobilenet.segmentation.huggingface import import_transformers_deeplab, is_transformers_deeplab
 from mobilenet.segmentation.model import DeepLabV3
 from mobilenet.segmentation.published import PUBLISHED
+from mobilenet.segmentation.tf_deeplab import import_tf_deeplab, is_tf_deeplab
 from mobilenet.segmentation.tflite import import_deeplab_tflite
 from mobilenet.weights.download import fetch
 from mobilenet.weights.format import read_kind
@@ -20,8 +21,9 @@ from mobilenet.weights.tflite import read_tflite
 
 
 def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> DeepLabV3:
-    """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite``, a ``.safetensors`` of ours, or a Hugging Face
-    transformers folder of ``MobileNetV2ForSemanticSegmentation``.
+    """A :class:`DeepLabV3` from a Coral/TensorFlow DeepLab ``.tflite``, a ``.safetensors`` of ours, a Hugging Face
+    transformers folder of ``MobileNetV2ForSemanticSegmentation``, or TensorFlow DeepLab's checkpoint or
+    ``frozen_inference_graph.pb``.
 
     ``overrides`` change fields that keep the weights' shapes (``output_stride``, ``dropout``, ``input_size``).
     ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it.
@@ -30,11 +32,12 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
     def imported(file: Path, int8: bool) -> DeepLabV3:
         return import_deeplab_tflite(file, None, int8)
 
-    if is_transformers_deeplab(path):
-        if emulate_int8:
-            raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
-        model = import_transformers_deeplab(path)
-        return rebuilt(model, overrides) if overrides else model
+    for owns, read in ((is_transformers_deeplab, import_transformers_deeplab), (is_tf_deeplab, import_tf_deeplab)):
+        if owns(path):
+            if emulate_int8:
+                raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
+            model = read(path)
+            return rebuilt(model, overrides) if overrides else model
     return load_task_file(
         path, DeepLabV3, {".tflite": imported}, is_deeplab_file, not_segmentation(path), emulate_int8, **overrides
     )
@@ -42,10 +45,10 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
 
 def is_deeplab_file(path: str | Path) -> bool:
     """Whether a weights file holds a Mobile DeepLabv3: a TFLite file whose head reads the feature map (convolutions
-    after the global pooling that are not on the pooled vector), our safetensors of its kind, or a transformers
-    folder of one."""
+    after the global pooling that are not on the pooled vector), our safetensors of its kind, a transformers
+    folder of one, or TensorFlow DeepLab's checkpoint or frozen graph."""
     path = Path(path)
-    if is_transformers_deeplab(path):
+    if is_transformers_deeplab(path) or is_tf_deeplab(path):
         return True
     if path.suffix == ".tflite" and path.is_file():
         return read_tflite(path).dense_head
@@ -54,8 +57,9 @@ def is_deeplab_file(path: str | Path) -> bool:
 
 def not_segmentation(path: str | Path) -> str:
     return (
-        f"{path} holds no Mobile DeepLabv3: pass DeepLab weights (Coral's deeplabv3_*.tflite, or a .safetensors of "
-        f"the {KIND} kind); a classifier's weights start one, its backbone under a new head (deeplab_from_classifier)"
+        f"{path} holds no Mobile DeepLabv3: pass DeepLab weights (Coral's deeplabv3_*.tflite, DeepLab's frozen graph "
+        f"or checkpoint, or a .safetensors of the {KIND} kind); a classifier's weights start one, its backbone under "
+        "a new head (deeplab_from_classifier)"
     )
 
 

@@ -10,6 +10,7 @@ does. ``aspp=True`` adds the three 3x3 atrous branches (rates 6, 12, 18 at outpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +23,9 @@ from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.layers import ConvNormAct
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
+from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import KIND, DeepLabConfig
+from mobilenet.weights.chain import conv_shapes
 
 
 def last_bottleneck(network: MobileNet) -> int:
@@ -74,3 +77,16 @@ class DeepLabV3(nn.Module):
         merged = torch.cat([pooled, *(branch(features) for branch in self.branches)], dim=1)
         logits = self.logits(self.dropout(self.projection(merged)))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def with_backbone(base: DeepLabConfig, shapes: Sequence[tuple[int, ...]]) -> DeepLabConfig | None:
+    """``base`` at the architecture and width (at any published width, with either channel rounding) whose backbone
+    convolutions have exactly ``shapes``, in order; None where none has."""
+    for model in MODELS.values():
+        for divisible_by in (8, 1):
+            config = replace(base, arch=model.arch, width_mult=model.width_mult, divisible_by=divisible_by)
+            with torch.device("meta"):  # shapes only: nothing allocated or initialised
+                candidate = DeepLabV3(config)
+            if conv_shapes(candidate.backbone) == list(shapes):
+                return config
+    return None

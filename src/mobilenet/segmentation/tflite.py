@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 
-from mobilenet.nn.variants import MODELS
 from mobilenet.segmentation.config import DeepLabConfig
 from mobilenet.segmentation.data import VOC_CLASSES
-from mobilenet.segmentation.model import DeepLabV3
-from mobilenet.weights.chain import conv_shapes, load_folded
+from mobilenet.segmentation.model import DeepLabV3, with_backbone
+from mobilenet.weights.chain import load_folded
 from mobilenet.weights.int8 import round_input, round_output
 from mobilenet.weights.tflite import (
     TF_BN_EPS,
@@ -62,11 +61,8 @@ def match_deeplab(net: TFLiteClassifier, head: DeepLabHead, path: str | Path) ->
         head_channels=len(head.projection.weight), padding="tf_same", bn_eps=TF_BN_EPS,
     )  # fmt: skip
     shapes = [tuple(conv.weight.shape) for conv in net.convs]
-    for model in MODELS.values():
-        for divisible_by in (8, 1):
-            config = replace(base, arch=model.arch, width_mult=model.width_mult, divisible_by=divisible_by)
-            if conv_shapes(DeepLabV3(config).backbone) == shapes:
-                return config
+    if (config := with_backbone(base, shapes)) is not None:
+        return config
     raise TFLiteError(
         f"{path}'s backbone of {len(shapes)} convolutions (first {shapes[0]}, last {shapes[-1]}) "
         "matches no MobileNetV1/V2 of a published width"

@@ -1,5 +1,6 @@
 """What a DeepLab file is, and whether our model segments as the framework that wrote it does: LiteRT for Google's
-TFLite files (Coral's, 8-bit), transformers for its ``MobileNetV2ForSemanticSegmentation`` folders. Agreement is
+TFLite files (Coral's, 8-bit), transformers for its ``MobileNetV2ForSemanticSegmentation`` folders, TensorFlow for
+DeepLab's frozen graphs (where it is installed beside). Agreement is
 counted over pixels, on the same pixels fed to both; each convention is flipped in turn as for a classifier
 (:mod:`mobilenet.weights.verify`)."""
 
@@ -17,18 +18,22 @@ from mobilenet.data.images import image_batch, unnormalize
 from mobilenet.segmentation.huggingface import is_transformers_deeplab
 from mobilenet.segmentation.load import load_deeplab
 from mobilenet.segmentation.model import DeepLabV3
-from mobilenet.weights.frameworks import Runner, reference_for
+from mobilenet.segmentation.tf_deeplab import is_tf_deeplab
+from mobilenet.weights.frameworks import Runner, reference_for, tensorflow_graph
 from mobilenet.weights.verify import ImageFiles, Verification, beside
 
+FORMATS = {".tflite": "tflite", ".pb": "tf_graph"}
 # A 513-pixel DeepLab costs some twenty classifiers an image: fewer built-in images are as telling, over pixels.
 BUILT_IN_IMAGES = 4
 
 
 def verify_deeplab(path: str | Path, images: ImageFiles = None, **overrides: Any) -> Verification:
-    """Read a DeepLab file (Google's TFLite, a transformers folder, ours) and run it beside the framework it came
-    from; ``overrides``: conventions to read it with instead of its own (``padding``, ``bn_eps``)."""
+    """Read a DeepLab file (Google's TFLite, a transformers folder, TensorFlow's, ours) and run it beside the
+    framework it came from; ``overrides``: conventions to read it with instead of its own (``padding``, ``bn_eps``)."""
     path = Path(path)
-    fmt = "transformers" if is_transformers_deeplab(path) else "tflite" if path.suffix == ".tflite" else "mobilenet"
+    fmt = "transformers" if is_transformers_deeplab(path) else FORMATS.get(path.suffix, "mobilenet")
+    if fmt == "mobilenet" and is_tf_deeplab(path):
+        fmt = "tf_checkpoint"
     model = load_deeplab(path, **overrides).eval()
     config = model.config
     found = Verification(
@@ -66,4 +71,16 @@ def transformers_runner(module: Any, path: Path, model: DeepLabV3) -> Runner:
     return run
 
 
-REFERENCES = {"tflite": litert_runner, "transformers": transformers_runner}
+def tensorflow_runner(module: Any, path: Path, model: DeepLabV3) -> Runner:
+    """TensorFlow on the frozen graph fed our pixels; its logits at the output stride, upsampled as ours are."""
+    run_graph = tensorflow_graph(module, path)
+
+    def run(files: list[Path]) -> np.ndarray:
+        pixels = image_batch(files, model.preprocessing)
+        logits = torch.from_numpy(run_graph(pixels.permute(0, 2, 3, 1).numpy())).permute(0, 3, 1, 2)
+        return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=True).numpy()
+
+    return run
+
+
+REFERENCES = {"tflite": litert_runner, "transformers": transformers_runner, "tf_graph": tensorflow_runner}

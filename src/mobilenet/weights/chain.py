@@ -40,6 +40,15 @@ class ConvNorm:
     norm: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
+def from_tf_layout(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
+    """A TensorFlow (and Keras) conv kernel in PyTorch's layout: (kh, kw, in, out) -> (out, in, kh, kw); a depthwise
+    kernel (kh, kw, channels, multiplier) -> (channels * multiplier, 1, kh, kw)."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if depthwise:
+        return np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(-1, 1, *kernel.shape[:2]))
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
 def conv_shapes(module: nn.Module) -> list[tuple[int, ...]]:
     """The weight shapes of a module's convolutions in order: what a file's chain of convolutions is matched with."""
     return [tuple(m.weight.shape) for m in module.modules() if isinstance(m, nn.Conv2d)]

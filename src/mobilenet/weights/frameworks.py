@@ -1,6 +1,7 @@
 """The frameworks a classifier's weights file comes from, run on image files as each runs it: LiteRT for a TFLite
 file (fed as its input quantization says), transformers for its folders (with its own image processor), timm and
-torchvision for their state dicts, Keras for its files, ONNX Runtime for ONNX graphs. What
+torchvision for their state dicts, Keras for its files, ONNX Runtime for ONNX graphs, TensorFlow for frozen graphs
+(where it is installed beside). What
 :mod:`mobilenet.weights.verify` compares our model with."""
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ MODULES = {
     "torchvision": "torchvision",
     "keras": "keras",
     "onnx": "onnxruntime",
+    "tf_graph": "tensorflow",
 }
-SHOWN = {"ai_edge_litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
+SHOWN = {"ai_edge_litert": "LiteRT", "onnxruntime": "ONNX Runtime", "tensorflow": "TensorFlow"}
+# Formats whose framework cannot run the file alone, and why.
+NOT_RUN = {
+    "tf_checkpoint": "a checkpoint holds no network (the code that trained it builds one): TensorFlow cannot run it "
+    "alone; the tests check this reader against TensorFlow's outputs",
+}
+# Where TensorFlow's MobileNet graphs start and what they end with: a classifier's logits, DeepLab's at its stride.
+TF_STEMS = ("MobilenetV1/Conv2d_0/Conv2D", "MobilenetV2/Conv/Conv2D")
+TF_LOGITS = ("Logits/Conv2d_1c_1x1/BiasAdd", "logits/semantic/BiasAdd")
 PACKAGES = {"ai_edge_litert": "ai-edge-litert"}
 
 
@@ -44,17 +54,25 @@ def reference_for(
     """The framework the file came from, as a function of image files to outputs (in our class order), with its
     name; or why there is none. ``references``: format -> ``(module, path, model) -> Runner`` (the classifiers')."""
     references = REFERENCES if references is None else references
+    if fmt in NOT_RUN:
+        return None, None, NOT_RUN[fmt]
     if fmt not in references:
         return None, None, "the file is mobilenet's own: it was written by this library"
     if fmt == "keras":  # Keras 3 on PyTorch, the framework already here; a backend the user chose stays
         os.environ.setdefault("KERAS_BACKEND", "torch")
+    if fmt == "tf_graph":  # TensorFlow's start-up chatter, and its oneDNN kernels (they round differently per CPU)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     name = MODULES[fmt]
     try:
-        runner = references[fmt](importlib.import_module(name), path, model)
+        module = importlib.import_module(name)
+        runner = references[fmt](module, path, model)
     except Exception as error:  # not installed, installed but broken on this torch, or no model of the file's
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return None, None, f"{name} cannot run the file here ({first}): install it to compare with {fmt}"
-    return runner, f"{SHOWN.get(name, name)} {metadata.version(PACKAGES.get(name, name))}", None
+    # The module's own version where it has one: one module ships in several distributions (tensorflow-cpu, ...).
+    version = getattr(module, "__version__", None) or metadata.version(PACKAGES.get(name, name))
+    return runner, f"{SHOWN.get(name, name)} {version}", None
 
 
 def litert_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
@@ -128,6 +146,34 @@ def onnxruntime_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
     return run
 
 
+def tensorflow_graph(module: Any, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """TensorFlow running a frozen MobileNet graph from its stem conv (fed our NHWC pixels, past any preprocessing
+    in the graph) to its logits' BiasAdd: [N, H, W, classes], H = W = 1 for a classifier."""
+    tf = module.compat.v1
+    graph_def = tf.GraphDef.FromString(path.read_bytes())
+    names = [node.name for node in graph_def.node]
+    stem = next((name for name in names if name.endswith(TF_STEMS)), None)
+    logits = next((name for name in names if name.endswith(TF_LOGITS)), None)
+    if stem is None or logits is None:
+        raise ValueError(f"no {' or '.join(TF_STEMS)} and logits in the graph")
+    graph = module.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    session = tf.Session(graph=graph)
+    feed = graph.get_operation_by_name(stem).inputs[0]
+    return lambda pixels: session.run(f"{logits}:0", {feed: pixels})
+
+
+def tensorflow_runner(module: Any, path: Path, model: MobileNet) -> Runner:
+    run_graph = tensorflow_graph(module, path)
+
+    def run(files: list[Path]) -> np.ndarray:  # a frozen graph fed as read: ours is TF-slim's evaluation
+        logits = run_graph(image_batch(files, model.preprocessing).permute(0, 2, 3, 1).numpy()).reshape(len(files), -1)
+        return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+
+    return run
+
+
 def state_dict_runner(build: Callable[[Any, MobileNet], torch.nn.Module]) -> Callable[..., Runner]:
     """A runner for a state dict file: the framework's own model, built by ``build``, loading the file's tensors."""
 
@@ -164,4 +210,5 @@ REFERENCES = {
     "torchvision": state_dict_runner(torchvision_model),
     "keras": keras_runner,
     "onnx": onnxruntime_runner,
+    "tf_graph": tensorflow_runner,
 }

@@ -27,7 +27,7 @@ from mobilenet.nn.config import MOBILENET
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.utils.optional import require
-from mobilenet.weights.chain import ConvNorm, load_chain, load_classifier, match_config
+from mobilenet.weights.chain import ConvNorm, from_tf_layout, load_chain, load_classifier, match_config
 from mobilenet.weights.format import Checkpoint, ModelInfo
 
 SUFFIXES = (".h5", ".keras")
@@ -147,13 +147,8 @@ def conv_norm(layers: dict[str, list[np.ndarray]], conv: str, norm: str, source:
     """One Keras conv and its BatchNorm, in PyTorch's layout."""
     if conv not in layers or norm not in layers:
         raise ValueError(f"{source} has no layer {conv if conv not in layers else norm!r}: it is no Keras MobileNet")
-    kernel = layers[conv][0]
-    if is_depthwise(conv):  # (kh, kw, in, 1) -> (in, 1, kh, kw)
-        weight = kernel.transpose(2, 3, 0, 1).reshape(-1, 1, *kernel.shape[:2])
-    else:  # (kh, kw, in, out) -> (out, in, kh, kw)
-        weight = kernel.transpose(3, 2, 0, 1)
     gamma, beta, mean, variance = layers[norm][:4]
-    return ConvNorm(weight, None, (gamma, beta, mean, variance))
+    return ConvNorm(from_tf_layout(layers[conv][0], is_depthwise(conv)), None, (gamma, beta, mean, variance))
 
 
 def bn_settings(config: dict[str, Any] | None, arch: str) -> tuple[float, float]:

@@ -16,16 +16,20 @@ from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 from mobilenet.weights.huggingface import architecture, read_transformers
 from mobilenet.weights.keras import is_keras, read_keras
+from mobilenet.weights.tf_slim import is_tf_slim_file, read_tf_slim
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read any supported weights file: ``.safetensors``, ``.tflite``, Keras's ``.h5``/``.keras``, a classifier's
-    ONNX graph, a PyTorch state dict, or a Hugging Face transformers folder of a MobileNet classifier."""
+    ONNX graph, TF-slim's checkpoints and frozen graphs, a PyTorch state dict, or a Hugging Face transformers folder
+    of a MobileNet classifier."""
     path = Path(path)
     if architecture(path) is not None:  # a transformers folder, or the weights file in one: its config.json says
         return read_transformers(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder: pass the weights file inside it (best.safetensors, say)")
+    if is_tf_slim_file(path):  # a TensorFlow checkpoint (by its prefix, .index or a data shard), a frozen graph
+        return read_tf_slim(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
@@ -44,7 +48,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         from mobilenet.weights.onnx_weights import read_onnx
 
         return read_onnx(path)
-    if path.suffix in (".xml", ".pb"):
+    if path.suffix == ".xml":
         raise ValueError(f"{path} is an inference graph, not weights: pass the .safetensors it was exported from")
     return read_torch(path)
 

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.weights.tf_checkpoint import index_of
 
 # google-coral/test_data pinned to one commit, so a file can never change under its checksum.
 CORAL = "https://github.com/google-coral/test_data/raw/104342d2d3480b3e66203073dac24f4e2dbb4c41/"
 CORAL_LICENSE = "Apache-2.0"
 # What a weights file is called: anything else without a "/" that does not exist is taken for a name.
-FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx", ".pb", ".h5", ".keras")
+FILE_SUFFIXES = (
+    *(".safetensors", ".pth", ".pt", ".bin", ".tflite", ".xml", ".onnx", ".pb", ".h5", ".keras"),
+    *(".ckpt", ".index"),  # TensorFlow's checkpoints: model.ckpt names model.ckpt.index and its data shards
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def is_weights_name(weights: str | Path) -> bool:
     text = str(weights)
     if text == "DEFAULT":
         return True
-    return not (Path(text).exists() or "/" in text or Path(text).suffix in FILE_SUFFIXES)
+    return not (Path(text).exists() or "/" in text or Path(text).suffix in FILE_SUFFIXES or index_of(text) is not None)
 
 
 def find_weights(entries: Sequence[PublishedWeights], model: str, weights: str) -> PublishedWeights:

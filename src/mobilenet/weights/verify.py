@@ -31,6 +31,7 @@ from mobilenet.weights.frameworks import Runner, reference_for
 from mobilenet.weights.huggingface import BACKGROUND, architecture, class_names, read_folder
 from mobilenet.weights.keras import is_keras
 from mobilenet.weights.load import load_model, read_checkpoint
+from mobilenet.weights.tf_checkpoint import index_of
 
 BUILT_IN_IMAGES = 16
 ImageFiles = str | Path | Sequence[str | Path] | None  # a folder, image files, or None: built-in images
@@ -124,6 +125,10 @@ def file_format(path: Path) -> str:
         return "keras"
     if path.suffix == ".onnx":
         return "onnx"
+    if path.suffix == ".pb":
+        return "tf_graph"
+    if index_of(path) is not None:
+        return "tf_checkpoint"
     return "timm" if is_timm(torch_state_dict(path)) else "torchvision"
 
 
@@ -146,7 +151,7 @@ def verify(
         The :class:`Verification`; its ``verdict`` is one line.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and index_of(path) is None:
         raise FileNotFoundError(f"weights file not found: {path}")
     fmt = file_format(path)
     model = load_model(path, expect(path, model_name), **overrides).eval()
@@ -275,6 +280,10 @@ def background_dropped(path: Path, fmt: str, model: MobileNet) -> bool:
 
         classifier = walk(load_proto(path).graph, str(path)).classifier
         return classifier is not None and len(classifier[0]) == 1001 and model.num_classes == 1000
+    if fmt in ("tf_graph", "tf_checkpoint"):
+        from mobilenet.weights.tf_slim import logits_classes
+
+        return logits_classes(path) == 1001 and model.num_classes == 1000
     return False
 
 

@@ -115,13 +115,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, kinds: list[ModelKind], w
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     add_inference_flags(parser)
     writers = [kind for kind in kinds if kind.writes]
-    if writers:
-        files = "; ".join(f"{kind.name}: {', '.join(kind.writes)}" for kind in writers)
-        group = parser.add_argument_group(f"{' and '.join(kind.name for kind in writers)} files")
-        group.add_argument("--out", type=Path, metavar="DIR",
-                           help=f"write each image's files in DIR ({files}; {{name}}: the image's name, with its "
-                           "folder's where names repeat)")  # fmt: skip
-        group.add_argument("--force", action="store_true", help="replace files of those names that exist in DIR")
+    files = "; ".join(f"{kind.name}: {', '.join(kind.writes)}" for kind in writers)
+    folder = (f"; or a folder, for each image's files ({files}; {{name}}: the image's name, with its folder's where "
+              "names repeat)") if writers else ""  # fmt: skip
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help="a results file, results.jsonl: each image's result as a JSON line, in order, written "
+                        "as it goes; the same command after a kill goes on where it stopped" + folder)  # fmt: skip
+    parser.add_argument("--force", action="store_true",
+                        help="start the results file again, or replace files of those names in the folder")  # fmt: skip
     add_kind_options(parser, "predict", kinds)
 
 
@@ -130,6 +131,8 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
     from mobilenet import registry
     from mobilenet.data.images import image_files
     from mobilenet.inference.backends import backend_for
+    from mobilenet.inference.bulk import SUFFIX as RESULTS
+    from mobilenet.inference.bulk import predict_to_file, results_done
     from mobilenet.inference.deploy import deploy
     from mobilenet.utils.outputs import check_folder, check_outputs, planned_outputs
 
@@ -140,11 +143,16 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
     kind = weights_kind(args.weights, wanted)
     options = kind_options(args, kind, "predict", kinds)
     images = image_files(args.images)
-    out = getattr(args, "out", None)
-    if out is not None:  # checked before the model loads: nothing of the user's is overwritten unless asked
+    out = args.out
+    bulk = out is not None and out.suffix == RESULTS
+    if bulk:  # checked before the model loads: nothing of the user's is overwritten unless asked
+        check_outputs([out], images, overwrite=True)
+        if not args.force:
+            results_done(out, images)
+    elif out is not None:
         if not kind.writes:
-            raise ValueError(f"--out writes files of models that draw or mask: {args.weights} holds a {kind.name} "
-                             "model, whose results are printed (--json for JSON)")  # fmt: skip
+            raise ValueError(f"--out DIR writes files of models that draw or mask: {args.weights} holds a {kind.name} "
+                             f"model; --out results{RESULTS} writes its results")  # fmt: skip
         check_folder(out)
         planned = planned_outputs(images, out, kind.writes)
         check_outputs((path for paths in planned for path in paths), images, args.force, allow="--force")
@@ -157,6 +165,10 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
         runner = registry.load_deployed(
             args.weights, args.backend, args.precision, args.calibration, images=len(images)
         )
+    if bulk:
+        done = predict_to_file(lambda files: kind.call("predict", runner, files, **options), images, out, args.force)
+        print(done.summary())
+        return 0
     results = kind.call("predict", runner, images, **options)
     return print_per_image(results, args.json, lambda result: kind.call("describe", result))
 

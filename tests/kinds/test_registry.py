@@ -158,5 +158,5 @@ def test_an_option_is_declared_by_the_kinds_that_take_it() -> None:
     option = Option("ids", "the ids", Path)
     assert option.flag_name == "--ids"
     takers = {kind.name: [o.name for o in kind.eval_options] for kind in registry.kinds()}
-    assert takers == {"classification": ["class_index"], "segmentation": ["ids"],
+    assert takers == {"classification": ["class_index"], "segmentation": ["ids", "scales", "flip"],
                       "detection": ["split", "max_detections"]}  # fmt: skip

@@ -20,6 +20,7 @@ KIND = "deeplabv3"  # what our weights files of this model say they hold
 OUTPUTS = ("{name}.png", "{name}_overlay.png")
 # DeepLab's atrous rates at output stride 16 (`--atrous_rates=6,12,18`); output stride 8 doubles them.
 ATROUS_RATES_OS16 = (6, 12, 18)
+DEEPLAB_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # DeepLab's --eval_scales for Table 7's "MF" rows
 TF_HEAD_BN_EPS = 1e-5  # TensorFlow's DeepLab normalises its head at 1e-5, its MobileNetV2 backbone at 1e-3
 
 

@@ -8,7 +8,7 @@ code, on the same inputs. Every process scores its share, and the confusion matr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import torch
 from mobilenet.data.shards import batches, summed
 from mobilenet.segmentation.data import CROP, Padded, SegmentationPairs, crop_back, pad_to_crop, segmentation_dataset
 from mobilenet.segmentation.metrics import ConfusionMatrix, SegmentationEvaluation
+from mobilenet.segmentation.multiscale import inference
 from mobilenet.segmentation.predict import Predictor, class_indices, model_predictor
 from mobilenet.utils.modes import evaluating
 
@@ -74,13 +75,13 @@ def evaluate_segmentation(
 
 def evaluate_model(
     model: Any, dataset: SegmentationPairs, batch_size: int = 4, workers: int = 0, progress: bool = False,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", scales: Sequence[float] | None = None, flip: bool = False,
 ) -> SegmentationEvaluation:  # fmt: skip
-    """:func:`evaluate_segmentation` of a Mobile DeepLabv3 (or a deployed one) at its own input size, in eval mode."""
+    """:func:`evaluate_segmentation` of a Mobile DeepLabv3 (or a deployed one) at its own input size, in eval mode;
+    multi-scale and flipped with ``scales`` and ``flip`` (see :mod:`mobilenet.segmentation.multiscale`)."""
+    predict = inference(model_predictor(model), model, scales, flip)
     with evaluating(model):
-        return evaluate_segmentation(
-            model_predictor(model), dataset, model.config.input_size, batch_size, workers, progress, device
-        )
+        return evaluate_segmentation(predict, dataset, model.config.input_size, batch_size, workers, progress, device)
 
 
 def evaluate_files(
@@ -90,8 +91,11 @@ def evaluate_files(
     workers: int = 2,
     progress: bool = False,
     ids: str | Path | None = None,
+    scales: Sequence[float] | None = None,
+    flip: bool = False,
 ) -> SegmentationEvaluation:
     """Score a segmentation model on a VOC folder (``ids``: the images to score, one a line) or COCO128's masks;
-    ``load(images)`` gives the model (told how many images it will run on)."""
+    ``load(images)`` gives the model (told how many images it will run on); ``scales`` and ``flip``: multi-scale
+    and flipped inference."""
     dataset = segmentation_dataset(data, ids)  # first: a bad folder fails before a model is built
-    return evaluate_model(load(len(dataset)), dataset, batch_size, workers, progress)
+    return evaluate_model(load(len(dataset)), dataset, batch_size, workers, progress, scales=scales, flip=flip)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobilenet.kinds import ModelKind, Option
-from mobilenet.segmentation.config import KIND as FILE_KIND
 from mobilenet.segmentation.config import (
+    DEEPLAB_SCALES,
     OUTPUTS,
     RECIPES,
     SEGMENTATION_MODELS,
@@ -14,7 +14,16 @@ from mobilenet.segmentation.config import (
     DeepLabConfig,
     SegmentationSettings,
 )
+from mobilenet.segmentation.config import KIND as FILE_KIND
 from mobilenet.segmentation.published import PUBLISHED
+from mobilenet.utils.values import positive_floats
+
+# Multi-scale and flipped inference (Table 7's "MF" rows), in segment, predict and eval.
+INFERENCE_OPTIONS = (
+    Option("scales", "run at each scale and average the class probabilities (DeepLab's MF: "
+           f"{','.join(f'{s:g}' for s in DEEPLAB_SCALES)}; needs --backend torch)", positive_floats, "S,S,..."),
+    Option("flip", "also run each scale mirrored left to right, and average", None, flag=True),
+)  # fmt: skip
 
 KIND = ModelKind(
     name=TASK,
@@ -37,7 +46,11 @@ KIND = ModelKind(
     describe="mobilenet.segmentation.predict:describe",
     evaluate="mobilenet.segmentation.evaluate:evaluate_files",
     writes=OUTPUTS,
-    eval_options=(Option("ids", "the ids of the images to score, one a line (VOC's ImageSets/Segmentation)", Path),),
+    predict_options=INFERENCE_OPTIONS,
+    eval_options=(
+        Option("ids", "the ids of the images to score, one a line (VOC's ImageSets/Segmentation)", Path),
+        *INFERENCE_OPTIONS,
+    ),
     published=PUBLISHED,
     tables={"table7": "mobilenet.segmentation.table7:paper_table"},
 )

@@ -8,7 +8,7 @@ every one of them is run, and scored, by the same code on the same inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,9 @@ def predict_mask(predict: Predictor, image: AnyImage, crop: int = CROP) -> torch
     return crop_back(class_indices(predict(padded.pixels[None]), padded.pixels[None])[0], padded)
 
 
-def segment(model: Any, images: AnyImages) -> list[np.ndarray]:
+def segment(
+    model: Any, images: AnyImages, scales: Sequence[float] | None = None, flip: bool = False
+) -> list[np.ndarray]:
     """The class of every pixel of each image, at the image's own size.
 
     Each image is evaluated as DeepLab does: padded at the bottom and right to the model's input size with
@@ -66,11 +68,16 @@ def segment(model: Any, images: AnyImages) -> list[np.ndarray]:
     Args:
         model: a Mobile DeepLabv3, or what :func:`~mobilenet.inference.deploy.deploy` made of one.
         images: one image or several, of any kind :func:`~mobilenet.data.images.each_image` takes.
+        scales: run at each of these scales and average the class probabilities (None: as it is; DeepLab's best
+            rows: ``(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)``, see :mod:`mobilenet.segmentation.multiscale`).
+        flip: also run each scale mirrored left to right, and average.
 
     Returns:
         Per image a uint8 (H, W) array of class indices.
     """
-    predict, crop = model_predictor(model), model.config.input_size
+    from mobilenet.segmentation.multiscale import inference
+
+    predict, crop = inference(model_predictor(model), model, scales, flip), model.config.input_size
     with evaluating(model):
         return [predict_mask(predict, image, crop).numpy().astype(np.uint8) for image in each_image(images)]
 
@@ -114,7 +121,12 @@ def class_shares(mask: np.ndarray, class_names: list[str] | None) -> dict[str, f
 
 
 def segment_files(
-    model: Any, images: list[str], out: str | Path | None = None, overwrite: bool = False
+    model: Any,
+    images: list[str],
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    scales: Sequence[float] | None = None,
+    flip: bool = False,
 ) -> list[dict[str, Any]]:
     """Segment image files: per image its class shares, and with ``out`` the mask and overlay PNGs written there.
 
@@ -124,6 +136,8 @@ def segment_files(
         out: a folder for each image's ``<name>.png`` and ``<name>_overlay.png``, ``<name>`` its stem (with its
             folder's name where stems repeat).
         overwrite: replace files that exist there; without it they are refused before any image is read.
+        scales: multi-scale inference, as :func:`segment` takes it.
+        flip: flipped inference too, as :func:`segment` takes it.
 
     Returns:
         Per image: ``image``, ``classes`` (shares by name), and ``mask`` and ``overlay`` when written.
@@ -131,7 +145,7 @@ def segment_files(
     written = checked_outputs(images, out, OUTPUTS, overwrite) if out is not None else None
 
     def result(path: str, image: Image.Image) -> dict[str, Any]:
-        (mask,) = segment(model, [image])
+        (mask,) = segment(model, [image], scales, flip)
         found: dict[str, Any] = {"image": path, "classes": class_shares(mask, model.class_names)}
         if written is not None:
             mask_path, overlay_path = written(path)

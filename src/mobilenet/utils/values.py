@@ -41,3 +41,8 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def positive_floats(text: str) -> tuple[float, ...]:
+    """Finite numbers > 0 separated by commas: ``"0.5,0.75,1"``."""
+    return tuple(positive_float(part) for part in text.split(","))

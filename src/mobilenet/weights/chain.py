@@ -97,6 +97,13 @@ def load_chain(module: nn.Module, sources: Sequence[ConvNorm]) -> None:
             norm.running_var.fill_(1.0 - norm.eps)
 
 
+def without_background(classifier: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A (weight, bias) classifier of TensorFlow's 1001 classes without the first, "background": ImageNet's order;
+    any other classifier as it is."""
+    weight, bias = classifier
+    return (weight[1:], bias[1:]) if len(bias) == 1001 else classifier
+
+
 def load_classifier(model: MobileNet, weight: np.ndarray, bias: np.ndarray) -> None:
     """Load a (classes, features) matrix, or a 1x1 conv of that shape, into the model's classifier."""
     classifier = model.classifier[1]

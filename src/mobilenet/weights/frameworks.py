@@ -75,6 +75,12 @@ def reference_for(
     return runner, f"{SHOWN.get(name, name)} {version}", None
 
 
+def in_our_classes(logits: np.ndarray, model: MobileNet) -> np.ndarray:
+    """A framework's logits in our class order: TensorFlow's first class, "background", left out where we have one
+    class less."""
+    return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+
+
 def litert_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
     from mobilenet.weights.tflite import litert_logits
 
@@ -99,7 +105,7 @@ def transformers_runner(module: Any, path: Path, model: MobileNet) -> Runner:
     def run(files: list[Path]) -> np.ndarray:
         with torch.no_grad():
             logits = reference(pixel_values=pixels(files)).logits.numpy()
-        return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+        return in_our_classes(logits, model)
 
     return run
 
@@ -141,7 +147,7 @@ def onnxruntime_runner(_module: Any, path: Path, model: MobileNet) -> Runner:
         step = fixed or len(pixels)
         runs = [session.run(None, {graph_input.name: pixels[i : i + step]})[0] for i in range(0, len(pixels), step)]
         logits = np.concatenate(runs).reshape(len(files), -1)
-        return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+        return in_our_classes(logits, model)
 
     return run
 
@@ -169,7 +175,7 @@ def tensorflow_runner(module: Any, path: Path, model: MobileNet) -> Runner:
 
     def run(files: list[Path]) -> np.ndarray:  # a frozen graph fed as read: ours is TF-slim's evaluation
         logits = run_graph(image_batch(files, model.preprocessing).permute(0, 2, 3, 1).numpy()).reshape(len(files), -1)
-        return logits[:, 1:] if logits.shape[1] == model.num_classes + 1 else logits
+        return in_our_classes(logits, model)
 
     return run
 

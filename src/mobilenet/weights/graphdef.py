@@ -119,11 +119,6 @@ def load_frozen_graph(path: str | Path) -> FrozenGraph:
     return FrozenGraph(nodes, constants)
 
 
-def read_frozen_graph(path: str | Path) -> dict[str, np.ndarray]:
-    """Every Const node's value in a frozen GraphDef file, as a numpy array, by node name."""
-    return load_frozen_graph(path).constants
-
-
 def _graph_node(node: Any) -> GraphNode:
     attrs = {key: _attr_value(value) for key, value in node.attr.items()}
     return GraphNode(node.name, node.op, tuple(node.input), attrs)

@@ -20,7 +20,7 @@ from mobilenet.nn.config import MOBILENET
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.utils.optional import require
-from mobilenet.weights.chain import ConvNorm, load_chain, load_classifier, match_config
+from mobilenet.weights.chain import ConvNorm, load_chain, load_classifier, match_config, without_background
 from mobilenet.weights.format import Checkpoint, ModelInfo, parse_metadata
 
 # Ops that hand the pooled features on unchanged in value: the classifier reads what comes out of them.
@@ -54,9 +54,7 @@ def read_onnx(path: str | Path) -> Checkpoint:
     if config is None:
         first = f" (first {shapes[0]}, last {shapes[-1]})" if shapes else ""
         raise ValueError(f"{path}: its {len(shapes)} convolutions{first} match no MobileNetV1/V2 of ours")
-    classifier = found.classifier
-    if classifier is not None and len(classifier[0]) == 1001:  # TensorFlow's background first: ImageNet's order
-        classifier = (classifier[0][1:], classifier[1][1:])
+    classifier = None if found.classifier is None else without_background(found.classifier)
     config = replace(config, num_classes=0 if classifier is None else len(classifier[0]))
     if info.config is not None:  # ours: the settings it was exported with (dropout, activation, ...)
         config = replace(info.config, num_classes=config.num_classes)

@@ -22,7 +22,14 @@ import numpy as np
 from mobilenet.nn.config import MOBILENET
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
-from mobilenet.weights.chain import ConvNorm, from_tf_layout, load_chain, load_classifier, match_config
+from mobilenet.weights.chain import (
+    ConvNorm,
+    from_tf_layout,
+    load_chain,
+    load_classifier,
+    match_config,
+    without_background,
+)
 from mobilenet.weights.format import Checkpoint, ModelInfo
 from mobilenet.weights.tf_checkpoint import index_of, read_tf_checkpoint
 
@@ -80,8 +87,7 @@ def read_tf_slim(path: str | Path) -> Checkpoint:
         raise ValueError(f"{path}: its {len(shapes)} convolutions (first {shapes[0]}) match no {arch} of ours")
     weights, biases = (read(variables, f"{prefix}{LOGITS}/{name}") for name in ("weights", "biases"))
     classifier = None if weights is None or biases is None else (weights.reshape(-1, weights.shape[-1]).T, biases)
-    if classifier is not None and len(classifier[1]) == 1001:  # TensorFlow's background first: ImageNet's order
-        classifier = (classifier[0][1:], classifier[1][1:])
+    classifier = None if classifier is None else without_background(classifier)
     config = replace(config, num_classes=0 if classifier is None else len(classifier[1]))
     model = MobileNet(config)
     load_chain(model.features, chain)

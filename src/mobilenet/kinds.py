@@ -89,6 +89,9 @@ class ModelKind:
       it also reads every file that no kind claims.
     - ``predict``: ``(model, images, **predict options) -> list[dict]``: one JSON-able result per image file, in
       order; an unreadable image's is ``{"image", "error"}``. ``model`` is a module or what ``deploy`` made of one.
+    - ``serve``: ``(model, images, **predict options) -> list[dict]``: decoded RGB images (PIL) run as one batch, a
+      result each as ``predict`` gives it for a file (without ``"image"``) with what a page draws besides (a
+      segmenter's mask, as a PNG data URL): what ``mobilenet serve`` answers; None: the kind is not served.
     - ``describe``: ``(result) -> str``: one ``predict`` result for people.
     - ``evaluate``: ``(load, data, batch_size, workers, progress, **eval options) -> Report``: the scores of a model
       on the labelled data at ``data``; ``load(images)`` gives the model, told how many images it will run on.
@@ -116,6 +119,7 @@ class ModelKind:
     evaluate: Ref
     claims: Ref | None = None
     verify: Ref | None = None
+    serve: Ref | None = None
     fallback: bool = False  # reads every file that no other kind claims (the MobileNet classifier)
     predict_options: tuple[Option, ...] = ()
     # Files ``predict`` writes per image given ``out`` (a folder), ``{name}`` standing for the image's name (see

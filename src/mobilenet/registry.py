@@ -132,6 +132,20 @@ def kind_of_file(path: str | Path) -> ModelKind:
     return identified_kind(path) or next(candidate for candidate in kinds() if candidate.fallback)
 
 
+def kind_of_weights(weights: str | Path) -> ModelKind:
+    """The kind of a weights file (:func:`kind_of_file`), or of the model that published weights of that name load
+    into; one line for an unknown name ("DEFAULT" names no model's: its model must be given)."""
+    if not is_weights_name(weights):
+        return kind_of_file(weights)
+    if str(weights) == "DEFAULT":
+        raise ValueError("weights DEFAULT needs a model: the default weights of which model? (--model NAME)")
+    entry = next((entry for entry in published_weights() if entry.name == str(weights)), None)
+    if entry is None:
+        known = ", ".join(entry.name for entry in published_weights())
+        raise ValueError(f"{weights}: no such file, nor published weights of that name ({known})")
+    return kind_of_model(entry.model)
+
+
 def identified_kind(path: str | Path) -> ModelKind | None:
     """The kind a weights file holds, told by its content: our safetensors by their header, an ONNX file or OpenVINO
     IR of ours by its metadata, other files by the kinds that claim them; None where none does."""

@@ -35,6 +35,7 @@ KIND = ModelKind(
     claims="mobilenet.classification.load:is_classifier_file",
     verify="mobilenet.weights.verify:verify",
     predict="mobilenet.classification.predict:classify",
+    serve="mobilenet.classification.predict:classify_images",
     describe="mobilenet.classification.predict:describe",
     evaluate="mobilenet.classification.evaluate:evaluate_files",
     fallback=True,

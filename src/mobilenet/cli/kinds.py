@@ -23,20 +23,10 @@ def weights_kind(weights: str, wanted: ModelKind | None = None) -> ModelKind:
     """The kind of a weights file (or of the model that published weights load into); with ``wanted``, a file of
     another kind is refused in one line naming the command that runs it."""
     from mobilenet import registry
-    from mobilenet.weights.published import is_weights_name
 
-    if is_weights_name(weights):
-        if weights == "DEFAULT":
-            if wanted is None:
-                raise ValueError("--weights DEFAULT needs --model: the default weights of which model?")
-            return wanted
-        entry = next((entry for entry in registry.published_weights() if entry.name == weights), None)
-        if entry is None:
-            known = ", ".join(entry.name for entry in registry.published_weights())
-            raise ValueError(f"--weights {weights}: no such file, nor published weights of that name ({known})")
-        found = registry.kind_of_model(entry.model)
-    else:
-        found = registry.kind_of_file(weights)
+    if weights == "DEFAULT" and wanted is not None:
+        return wanted
+    found = registry.kind_of_weights(weights)
     if wanted is not None and found is not wanted:
         raise ValueError(f"{registry.wrong_kind(weights, found, wanted)}: run it with `mobilenet {found.command}`")
     return found

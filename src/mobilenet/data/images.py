@@ -31,8 +31,11 @@ AnyImage = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
 AnyImages = AnyImage | Sequence[AnyImage]
 
 
-def load_image(source: str | Path | bytes) -> Image.Image:
-    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error."""
+def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Image.Image:
+    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error.
+
+    ``max_pixels`` refuses a larger image from its header, before its pixels are decoded (a server's uploads); without
+    it, PIL's own limit holds."""
     what = f"of {len(source)} bytes" if isinstance(source, bytes) else source
     if not isinstance(source, bytes) and Path(source).is_dir():
         held = "no image files" if not image_files_under(Path(source)) else "image files: pass those"
@@ -41,14 +44,17 @@ def load_image(source: str | Path | bytes) -> Image.Image:
         with warnings.catch_warnings():  # large but decodable: read it, without PIL's warning on the terminal
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                if max_pixels is not None and image.width * image.height > max_pixels:
+                    raise Image.DecompressionBombError(f"{image.width}x{image.height}")
                 image.load()
                 return image.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"image not found: {source}") from None
     except Image.DecompressionBombError:
+        limit = 2 * Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
         raise ValueError(
-            f"cannot read image {what}: it has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, more than is decoded "
-            "safely (a decompression bomb, or a huge scan): downscale it first"
+            f"cannot read image {what}: it has more than {limit:,} pixels, more than is decoded safely (a "
+            "decompression bomb, or a huge scan): downscale it first"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         # PIL's own words would name the in-memory buffer of bytes by its address

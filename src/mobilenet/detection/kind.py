@@ -25,6 +25,7 @@ KIND = ModelKind(
     claims="mobilenet.detection.load:is_detector_file",
     verify="mobilenet.detection.verify:verify_detector",
     predict="mobilenet.detection.predict:detect_files",
+    serve="mobilenet.detection.predict:detect_images",
     describe="mobilenet.detection.predict:describe",
     evaluate="mobilenet.detection.evaluate:evaluate_files",
     predict_options=(Option("score", "show detections scoring at least S (default: 0.3)", probability, "S"),),

@@ -43,6 +43,7 @@ KIND = ModelKind(
     claims="mobilenet.segmentation.load:is_deeplab_file",
     verify="mobilenet.segmentation.verify:verify_deeplab",
     predict="mobilenet.segmentation.predict:segment_files",
+    serve="mobilenet.segmentation.predict:segment_images",
     describe="mobilenet.segmentation.predict:describe",
     evaluate="mobilenet.segmentation.evaluate:evaluate_files",
     writes=OUTPUTS,

@@ -8,6 +8,8 @@ every one of them is run, and scored, by the same code on the same inputs.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,12 +55,20 @@ def class_indices(output: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def predict_mask(predict: Predictor, image: AnyImage, crop: int = CROP) -> torch.Tensor:
     """One image's (H, W) class mask at its own size: padded to ``crop``, predicted, cropped back."""
-    padded = pad_to_crop(as_rgb_image(image), crop=crop)
-    return crop_back(class_indices(predict(padded.pixels[None]), padded.pixels[None])[0], padded)
+    return predict_masks(predict, [image], crop)[0]
+
+
+@torch.inference_mode()
+def predict_masks(predict: Predictor, images: Sequence[AnyImage], crop: int = CROP) -> list[torch.Tensor]:
+    """Each image's (H, W) class mask at its own size, the images run as one batch: each padded to ``crop``."""
+    padded = [pad_to_crop(as_rgb_image(image), crop=crop) for image in images]
+    pixels = torch.stack([one.pixels for one in padded])
+    classes = class_indices(predict(pixels), pixels)
+    return [crop_back(found, one) for found, one in zip(classes, padded, strict=True)]
 
 
 def segment(
-    model: Any, images: AnyImages, scales: Sequence[float] | None = None, flip: bool = False
+    model: Any, images: AnyImages, scales: Sequence[float] | None = None, flip: bool = False, batch_size: int = 1
 ) -> list[np.ndarray]:
     """The class of every pixel of each image, at the image's own size.
 
@@ -71,6 +81,7 @@ def segment(
         scales: run at each of these scales and average the class probabilities (None: as it is; DeepLab's best
             rows: ``(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)``, see :mod:`mobilenet.segmentation.multiscale`).
         flip: also run each scale mirrored left to right, and average.
+        batch_size: images per forward pass (each is padded to the model's input size: 1 keeps memory low).
 
     Returns:
         Per image a uint8 (H, W) array of class indices.
@@ -78,8 +89,12 @@ def segment(
     from mobilenet.segmentation.multiscale import inference
 
     predict, crop = inference(model_predictor(model), model, scales, flip), model.config.input_size
+    items = each_image(images)
+    masks = []
     with evaluating(model):
-        return [predict_mask(predict, image, crop).numpy().astype(np.uint8) for image in each_image(images)]
+        for start in range(0, len(items), batch_size):
+            masks += predict_masks(predict, items[start : start + batch_size], crop)
+    return [mask.numpy().astype(np.uint8) for mask in masks]
 
 
 def voc_palette(classes: int = 256) -> list[int]:
@@ -95,11 +110,41 @@ def voc_palette(classes: int = 256) -> list[int]:
     return palette
 
 
-def save_mask(mask: np.ndarray, path: str | Path) -> None:
-    """A palette PNG whose pixel values are the class indices (as VOC's SegmentationClass files are)."""
+def mask_image(mask: np.ndarray) -> Image.Image:
+    """A palette image whose pixel values are the class indices (as VOC's SegmentationClass files are)."""
     image = Image.fromarray(mask.astype(np.uint8), mode="P")
     image.putpalette(voc_palette())
+    return image
+
+
+def save_mask(mask: np.ndarray, path: str | Path) -> None:
+    """The class mask as a palette PNG (:func:`mask_image`)."""
+    image = mask_image(mask)
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def class_colors(mask: np.ndarray, class_names: list[str] | None) -> dict[str, str]:
+    """The colour of each class present in the mask (VOC's palette, as ``#rrggbb``), by name (or index)."""
+    palette = np.array(voc_palette(), dtype=np.uint8).reshape(-1, 3)
+    name = (lambda i: class_names[i]) if class_names else str
+    return {name(int(i)): "#{:02x}{:02x}{:02x}".format(*palette[i]) for i in np.unique(mask)}
+
+
+def segment_images(
+    model: Any, images: list[Image.Image], scales: Sequence[float] | None = None, flip: bool = False
+) -> list[dict[str, Any]]:
+    """Decoded images run as one batch (the server's batches): per image its class shares, the colour of each class
+    present, and the mask as a palette PNG data URL whose background (class 0) is transparent, to lay over it."""
+    results = []
+    for mask in segment(model, images, scales, flip, batch_size=max(1, len(images))):
+        encoded = io.BytesIO()
+        mask_image(mask).save(encoded, format="PNG", transparency=0)
+        results.append({
+            "classes": class_shares(mask, model.class_names),
+            "colors": class_colors(mask, model.class_names),
+            "mask": "data:image/png;base64," + base64.b64encode(encoded.getvalue()).decode(),
+        })  # fmt: skip
+    return results
 
 
 def save_overlay(image: Image.Image, mask: np.ndarray, path: str | Path, alpha: float = 0.5) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +142,9 @@ def create_app(models: list[ServedModel], limits: Limits | None = None) -> Starl
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def batch_metrics(metrics: Metrics, name: str) -> Any:
+def batch_metrics(metrics: Metrics, name: str) -> Callable[[BatchDone], None]:
+    """What a model's batcher reports after each batch: its size and time, into the metrics."""
+
     def record(done: BatchDone) -> None:
         metrics.batch_size.labels(name).observe(done.size)
         metrics.batch_seconds.labels(name).observe(done.seconds)

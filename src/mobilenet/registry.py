@@ -139,11 +139,7 @@ def kind_of_weights(weights: str | Path) -> ModelKind:
         return kind_of_file(weights)
     if str(weights) == "DEFAULT":
         raise ValueError("weights DEFAULT needs a model: the default weights of which model? (--model NAME)")
-    entry = next((entry for entry in published_weights() if entry.name == str(weights)), None)
-    if entry is None:
-        known = ", ".join(entry.name for entry in published_weights())
-        raise ValueError(f"{weights}: no such file, nor published weights of that name ({known})")
-    return kind_of_model(entry.model)
+    return kind_of_model(published_entry(weights).model)
 
 
 def identified_kind(path: str | Path) -> ModelKind | None:
@@ -220,6 +216,15 @@ def published_weights() -> list[PublishedWeights]:
     return [entry for candidate in kinds() for entry in candidate.published]
 
 
+def published_entry(name: str | Path) -> PublishedWeights:
+    """The published weights called ``name``, or one line listing the names there are."""
+    entry = next((entry for entry in published_weights() if entry.name == str(name)), None)
+    if entry is None:
+        known = ", ".join(entry.name for entry in published_weights())
+        raise ValueError(f"{name}: no such file, nor published weights of that name ({known})")
+    return entry
+
+
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered model names, of every kind, or the names of published weights.
 
@@ -293,11 +298,7 @@ def load(weights: str | Path, **overrides: Any) -> nn.Module:
         The model with its class names and preprocessing.
     """
     if is_weights_name(weights):
-        entry = next((entry for entry in published_weights() if entry.name == str(weights)), None)
-        if entry is None:
-            known = ", ".join(entry.name for entry in published_weights())
-            raise ValueError(f"no published weights are named {str(weights)!r}: known names are {known}")
-        return create_model(entry.model, weights, **overrides)
+        return create_model(published_entry(weights).model, weights, **overrides)
     return kind_of_file(weights).call("load", weights, **overrides)
 
 

@@ -111,7 +111,7 @@ def test_bad_uploads_get_one_line_and_the_server_goes_on(tiny_models: list) -> N
     from mobilenet.serve import Limits, running
 
     good = jpeg(1)
-    with running(tiny_models[:1], Limits(max_upload_bytes=200_000)) as url:
+    with running(tiny_models[:1], Limits(max_upload_mb=200_000 / 2**20)) as url:
         predict = f"{url}/v1/models/classifier:predict"
         cases = {
             "not an image": (b"hello, this is text", 400, "no image format"),

@@ -125,9 +125,18 @@ def save_mask(mask: np.ndarray, path: str | Path) -> None:
 
 def class_colors(mask: np.ndarray, class_names: list[str] | None) -> dict[str, str]:
     """The colour of each class present in the mask (VOC's palette, as ``#rrggbb``), by name (or index)."""
-    palette = np.array(voc_palette(), dtype=np.uint8).reshape(-1, 3)
-    name = (lambda i: class_names[i]) if class_names else str
-    return {name(int(i)): "#{:02x}{:02x}{:02x}".format(*palette[i]) for i in np.unique(mask)}
+    name, colours = class_namer(class_names), palette_colors()
+    return {name(int(i)): "#{:02x}{:02x}{:02x}".format(*colours[i]) for i in np.unique(mask)}
+
+
+def palette_colors() -> np.ndarray:
+    """VOC's palette as (256, 3) uint8 RGB rows, class i's colour at row i."""
+    return np.array(voc_palette(), dtype=np.uint8).reshape(-1, 3)
+
+
+def class_namer(class_names: list[str] | None) -> Callable[[int], str]:
+    """A class index's name, or the index as text for a model without names."""
+    return (lambda i: class_names[i]) if class_names else str
 
 
 def segment_images(
@@ -149,7 +158,7 @@ def segment_images(
 
 def save_overlay(image: Image.Image, mask: np.ndarray, path: str | Path, alpha: float = 0.5) -> None:
     """The image with each labelled (non-background) pixel blended with its class colour."""
-    colours = np.array(voc_palette(), dtype=np.float32).reshape(-1, 3)[mask]
+    colours = palette_colors().astype(np.float32)[mask]
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     labelled = (mask > 0)[..., None]
     blended = np.where(labelled, (1 - alpha) * pixels + alpha * colours, pixels)
@@ -161,7 +170,7 @@ def class_shares(mask: np.ndarray, class_names: list[str] | None) -> dict[str, f
     """The share of the image's pixels of each class present, largest first, by name (or index)."""
     counts = np.bincount(mask.ravel())
     shares = {index: count / mask.size for index, count in enumerate(counts) if count}
-    name = (lambda i: class_names[i]) if class_names else str
+    name = class_namer(class_names)
     return {name(i): round(float(share), 6) for i, share in sorted(shares.items(), key=lambda item: -item[1])}
 
 

@@ -47,16 +47,22 @@ class Limits:
     max_batch: int = 32
     max_wait_ms: float = 5.0
     max_queue: int | None = None  # None: 4 batches' worth per worker
-    max_upload_bytes: int = 20 * 2**20
+    max_upload_mb: float = 20.0
     max_pixels: int = 50_000_000  # refused from the image's header, before its pixels are decoded
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_queue", "max_upload_bytes", "max_pixels"):
+        for name in ("max_batch", "max_queue", "max_pixels"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_bytes', '_mb').replace('_', '-')} must be positive, got {value}")
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_mb:g}")
         if self.max_wait_ms < 0:
             raise ValueError(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms:g}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return round(self.max_upload_mb * 2**20)
 
     def queue_size(self, workers: int) -> int:
         return self.max_queue if self.max_queue is not None else 4 * self.max_batch * workers

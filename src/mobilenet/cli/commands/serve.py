@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     specs = with_options(specs, {name: value for name, value in options.items() if value not in (None, False)})
     limits = Limits(
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        max_upload_bytes=round(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
     )  # fmt: skip
     sock = listening(args.host, args.port)
     models = load_models(specs, args.backend, args.precision, args.calibration, args.workers)

@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel
 
@@ -165,3 +167,20 @@ def test_a_task_without_calibration_images_refuses_qat_before_anything_is_writte
     with pytest.raises(ValueError, match="qat calibrates on the task's images, which the detection task does not"):
         trainer(make_config("ssdlite", data=str(tmp_path), weights="w.safetensors", qat=True, out=str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_threads_and_processes_load_the_same_batches(tmp_path) -> None:
+    """``--loader threads`` trains on exactly the batches worker processes give: the same weights, bit for bit."""
+    rng = np.random.default_rng(0)
+    for label, tint in (("warm", (60, 0, -40)), ("cold", (-40, 0, 60))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for index in range(20):
+            pixels = rng.integers(0, 200, (48, 64, 3)) + np.array(tint) + 40
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(tmp_path / "data" / label / f"{index}.jpg")
+    weights = {}
+    for loader in ("processes", "threads"):
+        config = make_config(**{**TINY, "epochs": 1, "batch_size": 8, "input_size": 32}, data=str(tmp_path / "data"),
+                             workers=2, loader=loader, out=str(tmp_path / loader))  # fmt: skip
+        weights[loader] = load_file(train(config, progress=False).run_dir / "last.safetensors")
+    assert weights["processes"].keys() == weights["threads"].keys()
+    assert all(torch.equal(weights["processes"][name], weights["threads"][name]) for name in weights["threads"])

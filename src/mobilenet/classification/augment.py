@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from mobilenet.classification.data import LabelledImages
-from mobilenet.data.images import to_tensor
+from mobilenet.data.crops import Box, crop_resized
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,9 @@ class Augmentation:
     hflip: bool = True
 
 
-def random_resized_crop(image: Image.Image, size: int, aug: Augmentation, rng: np.random.Generator) -> Image.Image:
-    """Crop a random area and aspect ratio of the image and resize it to ``size`` x ``size``."""
-    width, height = image.size
+def crop_box(width: int, height: int, aug: Augmentation, rng: np.random.Generator) -> Box:
+    """A random box of area ``aug.scale`` and aspect ``aug.ratio`` of a ``width`` x ``height`` image (left, top,
+    right, bottom), drawn as torchvision's ``RandomResizedCrop`` draws it."""
     area = width * height
     for _ in range(10):
         target = area * rng.uniform(*aug.scale)
@@ -37,20 +37,22 @@ def random_resized_crop(image: Image.Image, size: int, aug: Augmentation, rng: n
         w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
         if 0 < w <= width and 0 < h <= height:
             left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-            break
-    else:  # fall back to the central crop of the largest allowed aspect
-        w, h = width, height
-        if width / height > aug.ratio[1]:
-            w = round(height * aug.ratio[1])
-        elif width / height < aug.ratio[0]:
-            h = round(width / aug.ratio[0])
-        left, top = (width - w) // 2, (height - h) // 2
-    return image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
+            return left, top, left + w, top + h
+    # else the central crop of the largest allowed aspect
+    w, h = width, height
+    if width / height > aug.ratio[1]:
+        w = round(height * aug.ratio[1])
+    elif width / height < aug.ratio[0]:
+        h = round(width / aug.ratio[0])
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
 
 
 class AugmentedImages(Dataset):
-    """Training samples of ``images``, indexed by ``(index, seed)``: randomly cropped and flipped, or None if the
-    image is unreadable."""
+    """Training samples of ``images``, indexed by ``(index, seed)``: a random box of each, resized to the input size
+    and perhaps flipped, as uint8 pixels (3, size, size) that the task normalises on the device; None if the image is
+    unreadable. The box is drawn from the image's header, before its pixels are decoded, so that a JPEG is decoded at
+    the smallest scale the box allows (see :mod:`mobilenet.data.crops`)."""
 
     def __init__(self, images: LabelledImages, augmentation: Augmentation) -> None:
         self.images, self.augmentation = images, augmentation
@@ -58,15 +60,12 @@ class AugmentedImages(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def augmented(self, image: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        size = self.images.pre.input_size
+        pixels = crop_resized(image, crop_box(*image.size, self.augmentation, rng), (size, size))
+        return pixels.flip(-1) if self.augmentation.hflip and rng.random() < 0.5 else pixels
+
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int] | None:
         index, seed = key
-        item = self.images.image(index)
-        if item is None:
-            return None
-        image, label = item
         rng = np.random.default_rng(seed)
-        pre = self.images.pre
-        image = random_resized_crop(image, pre.input_size, self.augmentation, rng)
-        if self.augmentation.hflip and rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return to_tensor(image, pre), label
+        return self.images.read(index, lambda image: self.augmented(image, rng))

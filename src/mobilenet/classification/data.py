@@ -6,20 +6,23 @@ evaluation never stops for one bad file.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, load_image, preprocess_rgb
+from mobilenet.data.images import IMAGE_SUFFIXES, opened_image, preprocess_rgb
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
 
+T = TypeVar("T")
 Sample = tuple[str | Path | Image.Image, int]  # an image file (or a PIL image) and its label
 
 
@@ -32,18 +35,23 @@ class LabelledImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def image(self, index: int) -> tuple[Image.Image, int] | None:
-        """Sample ``index`` as an RGB image and its label, or None (with a warning) if it is unreadable or tiny."""
+    def read(self, index: int, decode: Callable[[Image.Image], T]) -> tuple[T, int] | None:
+        """``decode`` of sample ``index``'s image (a file opened with only its header read, or the image in memory)
+        and its label, or None (with a warning) if it is unreadable or tiny."""
         source, label = self.samples[index]
         try:
-            image = source.convert("RGB") if isinstance(source, Image.Image) else load_image(source)
+            with contextlib.nullcontext(source) if isinstance(source, Image.Image) else opened_image(source) as image:
+                if min(image.size) < MIN_SIDE:
+                    warnings.warn(f"skipped: {source} is only {image.size[0]}x{image.size[1]} pixels", stacklevel=2)
+                    return None
+                return decode(image), label
         except (OSError, ValueError) as error:
             warnings.warn(f"skipped: {error}", stacklevel=2)
             return None
-        if min(image.size) < MIN_SIDE:
-            warnings.warn(f"skipped: {source} is only {image.size[0]}x{image.size[1]} pixels", stacklevel=2)
-            return None
-        return image, label
+
+    def image(self, index: int) -> tuple[Image.Image, int] | None:
+        """Sample ``index`` as an RGB image and its label, or None (with a warning) if it is unreadable or tiny."""
+        return self.read(index, lambda image: image.convert("RGB"))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
         item = self.image(index)

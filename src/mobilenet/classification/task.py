@@ -16,6 +16,7 @@ from mobilenet.classification.data import LabelledImages, collate, load_digits_i
 from mobilenet.classification.evaluate import evaluate_dataset
 from mobilenet.classification.metrics import EvalResult
 from mobilenet.classification.mixing import mix_batch
+from mobilenet.data.images import normalize
 from mobilenet.data.subsets import split_fraction, spread
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
@@ -85,6 +86,7 @@ class ClassificationTask:
     def __init__(self) -> None:
         self.num_classes = 0
         self.options = ClassificationSettings()
+        self.preprocessing = Preprocessing()
 
     def prepare(self, config: TrainConfig, model: nn.Module | None = None) -> tuple[nn.Module, TrainingData]:
         """The model to train and its datasets, preprocessed as the model's weights expect.
@@ -101,6 +103,7 @@ class ClassificationTask:
             model = classifier(config, self.options, classes)
         pre = replace(model.preprocessing, input_size=config.input_size or model.preprocessing.input_size)
         model.class_names, model.preprocessing = list(classes), pre
+        self.preprocessing = pre
         augmentation = Augmentation(scale=(self.options.crop_scale_min, 1.0), hflip=config.hflip)
         self.num_classes = len(classes)
         training = AugmentedImages(LabelledImages(train, classes, pre), augmentation)
@@ -113,6 +116,8 @@ class ClassificationTask:
         self, net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        # Training images arrive as uint8 pixels (a quarter of the bytes to move), normalised here on the device.
+        images = normalize(images, self.preprocessing)
         images, targets = mix_batch(self.options, images, labels, self.num_classes, generator)
         logits = net(images)
         loss = nn.functional.cross_entropy(logits.float(), targets, label_smoothing=self.options.label_smoothing)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,11 @@ AnyImage = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
 AnyImages = AnyImage | Sequence[AnyImage]
 
 
-def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Image.Image:
-    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error.
+@contextmanager
+def opened_image(source: str | Path | bytes, max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """An image file, or its bytes, with only its header read: its size and format are known and its pixels are
+    decoded on ``load()`` (after a JPEG's ``draft`` if asked, at a reduced scale); closed on leaving. Any failure
+    to read it, there or in the block, is a clear error.
 
     ``max_pixels`` refuses a larger image from its header, before its pixels are decoded (a server's uploads); without
     it, PIL's own limit holds."""
@@ -46,8 +50,7 @@ def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Ima
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
                 if max_pixels is not None and image.width * image.height > max_pixels:
                     raise Image.DecompressionBombError(f"{image.width}x{image.height}")
-                image.load()
-                return image.convert("RGB")
+                yield image
     except FileNotFoundError:
         raise FileNotFoundError(f"image not found: {source}") from None
     except Image.DecompressionBombError:
@@ -60,6 +63,14 @@ def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Ima
         # PIL's own words would name the in-memory buffer of bytes by its address
         reason = "no image format that PIL reads" if isinstance(error, UnidentifiedImageError) else error
         raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
+
+
+def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Image.Image:
+    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error
+    (see :func:`opened_image`)."""
+    with opened_image(source, max_pixels) as image:
+        image.load()
+        return image.convert("RGB")
 
 
 def each_file(paths: Sequence[str], describe: Callable[[str, Image.Image], dict]) -> list[dict]:
@@ -158,7 +169,8 @@ def normalize(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     the weights' mean and std per channel."""
     mean = torch.tensor(pre.mean, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
     std = torch.tensor(pre.std, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
-    return (pixels.float() / 255 - mean) / std
+    # One new tensor, then in place (the same arithmetic): each new batch-sized tensor costs more than the arithmetic.
+    return pixels.to(torch.float32, copy=True).div_(255).sub_(mean).div_(std)
 
 
 def unnormalize(inputs: torch.Tensor, pre: Preprocessing) -> torch.Tensor:

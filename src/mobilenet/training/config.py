@@ -76,7 +76,12 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the model (minutes of compilation)")
     sync_bn: bool = setting(False, "synchronise BatchNorm statistics across processes (CUDA only)")
     seed: int = setting(0, "seeds the initial weights, the data order and every augmentation")
-    workers: int = setting(2, "data-loading worker processes per training process (0: load in the process itself)")
+    workers: int = setting(2, "data loaders per training process (0: load in the process itself)")
+    loader: Literal["processes", "threads"] = setting(
+        "processes",
+        "--workers as worker processes (any task), or threads of the training process (nothing copied between "
+        "processes: more images/s for work outside the GIL, as the classifier's JPEG crops); the batches are the same",
+    )
     threads: int | None = setting(
         None,
         "CPU threads per training process (none: PyTorch's count at the start, recorded in config.json; the figures "
@@ -156,7 +161,7 @@ def _names(names: set[str]) -> str:
 
 # What a resumed run may change: how long it goes on, and where and how fast it runs; nothing that shapes
 # the result of the steps already taken.
-RESUMABLE_CHANGES = ("epochs", "workers", "device", "checkpoint_every")
+RESUMABLE_CHANGES = ("epochs", "workers", "loader", "device", "checkpoint_every")
 
 
 def check_resumable(changes: dict[str, Any]) -> None:

@@ -21,12 +21,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mobilenet.training.checkpoint import POINTER, Position, load_checkpoint, save_checkpoint
 from mobilenet.training.config import TrainConfig, check_resumable, read_options, resume_config
 from mobilenet.training.hooks import Extra, Hook, hooks_for
+from mobilenet.training.loading import training_batches
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
 from mobilenet.training.runlog import SUMMARY, RunLog
 from mobilenet.training.sampling import ShardedSampler
@@ -294,7 +294,7 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
 
-    def loader(self, epoch: int, first_step: int) -> DataLoader:
+    def loader(self, epoch: int, first_step: int) -> Iterator[tuple]:
         sampler = ShardedSampler(
             len(self.data.train),
             self.micro_batch,
@@ -306,14 +306,15 @@ class Trainer:
         )
         # Its own generator: a DataLoader otherwise draws from the global RNG, which drives dropout and is
         # restored on resume, so an extra draw would shift every later step.
-        return DataLoader(
+        return training_batches(
             self.data.train,
-            batch_size=self.micro_batch,
-            sampler=sampler,
-            collate_fn=self.task.collate,
-            num_workers=self.config.workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(epoch),
+            sampler,
+            self.micro_batch,
+            self.task.collate,
+            self.config.workers,
+            self.config.loader,
+            self.device,
+            torch.Generator().manual_seed(epoch),
         )
 
     def micro_step(self, inputs: torch.Tensor, targets: Any, seed: int, sync: bool) -> None:
@@ -353,7 +354,7 @@ class Trainer:
         first_step = self.position.step_in_epoch
         if first_step == 0:
             self.stats.zero_()
-        batches = iter(self.loader(epoch, first_step))
+        batches = self.loader(epoch, first_step)
         self.net.train()
         if self.config.freeze_bn:
             for module in self.model.modules():

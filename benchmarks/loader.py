@@ -12,6 +12,7 @@ images (640x480). Each pipeline is fed by the trainer's sampler through a ``Data
   loader as it was until this script (PIL decodes at full size, resizes, flips, normalises to float in the worker),
   rebuilt here from the same crop boxes; ``torchvision`` is ``RandomResizedCrop`` + ``RandomHorizontalFlip`` +
   ``ToTensor`` + ``Normalize`` on PIL images, the usual PyTorch recipe.
+  ``from tar shards`` is ours reading the same files out of tar shards (``mobilenet shard``'s layout) by offset.
 - **evaluation**: resize the short side to 256, centre crop 224 and normalise: ours (``LabelledImages``) and
   torchvision's ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize``.
 
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +46,7 @@ from benchmarks.references import import_torchvision
 from mobilenet.classification.augment import Augmentation, AugmentedImages, crop_box
 from mobilenet.classification.data import LabelledImages, collate
 from mobilenet.data.images import IMAGE_SUFFIXES, load_image, normalize
+from mobilenet.data.tars import ShardWriter, shard_samples
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.training.loading import threaded_batches
 from mobilenet.training.sampling import ShardedSampler
@@ -104,10 +108,19 @@ def threaded_rate(dataset: Dataset, batch: int, threads: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def pipelines(samples: list, size: int, batch: int) -> dict[str, Callable[[], float]]:
+def sharded(samples: list, folder: Path) -> list:
+    """The same images in tar shards of 1,000 under ``folder``, as (member, label) samples."""
+    with ShardWriter(folder) as writer:
+        for number, (path, _) in enumerate(samples):
+            writer.add(f"{number:08d}", {"jpg": Path(path).read_bytes(), "cls": b"0"})
+    return [(files["jpg"], 0) for _, files in shard_samples(writer.written)]
+
+
+def pipelines(samples: list, size: int, batch: int, scratch: Path) -> dict[str, Callable[[], float]]:
     transforms = import_torchvision().transforms
     pre = Preprocessing(input_size=size)
     images = LabelledImages(samples, ["any"], pre)
+    in_shards = AugmentedImages(LabelledImages(sharded(samples, scratch), ["any"], pre), Augmentation())
     normalise = transforms.Normalize(pre.mean, pre.std)
     train_tv = transforms.Compose(
         [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalise]
@@ -121,6 +134,7 @@ def pipelines(samples: list, size: int, batch: int) -> dict[str, Callable[[], fl
         "train: torchvision, per core": lambda: rate(Torchvision(samples, train_tv), batch, 0, True),
         "train: ours, per core": lambda: rate(ours, batch, 0, True),
         "train: ours + normalise, per core": lambda: rate(ours, batch, 0, True, pre),
+        "train: ours, from tar shards, per core": lambda: rate(in_shards, batch, 0, True),
         "train: before, 2 workers": lambda: rate(before, batch, 2, True),
         "train: ours, 2 workers": lambda: rate(ours, batch, 2, True),
         "train: ours, 2 threads": lambda: threaded_rate(ours, batch, 2),
@@ -165,17 +179,19 @@ def main() -> None:
         files = sorted(p for p in (SHARED / folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             sys.exit(f"no images under {SHARED / folder}: this benchmark reads ../shared (or $MOBILENET_SHARED)")
-        runs = pipelines([(str(f), 0) for f in files], args.size, args.batch_size)
+        scratch = Path(tempfile.mkdtemp(prefix="loader-shards-"))
+        runs = pipelines([(str(f), 0) for f in files], args.size, args.batch_size, scratch / "shards")
         seen: dict[str, list[float]] = {key: [] for key in runs}
         for _ in range(args.rounds):
             for key, run in runs.items():
                 seen[key].append(run())
+        shutil.rmtree(scratch)
         results[name] = {key: statistics.median(values) for key, values in seen.items()}
         print(f"\n{name}: {len(files)} images, median of {args.rounds} rounds")
         for key, value in results[name].items():
             base = results[name]["train: before, 2 workers" if "2 " in key else "train: before, per core"]
             ratio = f"{value / base:5.2f}x before" if key.startswith("train") else ""
-            print(f"  {key:36s} {value:7.0f} images/s  {ratio}")
+            print(f"  {key:40s} {value:7.0f} images/s  {ratio}")
     if args.plot:
         plot(results, args.plot)
         print(f"\nplot: {args.plot}")

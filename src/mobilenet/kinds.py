@@ -95,6 +95,9 @@ class ModelKind:
     - ``describe``: ``(result) -> str``: one ``predict`` result for people.
     - ``evaluate``: ``(load, data, batch_size, workers, progress, **eval options) -> Report``: the scores of a model
       on the labelled data at ``data``; ``load(images)`` gives the model, told how many images it will run on.
+    - ``shard``: ``(source, out, shard_size, progress) -> record with summary()``: its labelled data at ``source``
+      written as tar shards in the new folder ``out``, which its ``evaluate`` and task read in its place; None: its
+      data is not sharded.
     - ``tables``: flag name -> ``(quick) -> PaperTable``: the paper's tables this kind recomputes.
     - ``verify``: ``(path, images, **overrides) -> Verification`` (:mod:`mobilenet.weights.verify`): what a file of
       this kind is, and how our model agrees with the framework that wrote it; None: not verified.
@@ -120,6 +123,7 @@ class ModelKind:
     claims: Ref | None = None
     verify: Ref | None = None
     serve: Ref | None = None
+    shard: Ref | None = None
     fallback: bool = False  # reads every file that no other kind claims (the MobileNet classifier)
     predict_options: tuple[Option, ...] = ()
     # Files ``predict`` writes per image given ``out`` (a folder), ``{name}`` standing for the image's name (see

@@ -1,4 +1,5 @@
-"""Labelled images: class folders and the embedded digits, read and preprocessed as a model evaluates them.
+"""Labelled images: class folders, their tar shards and the embedded digits, read and preprocessed as a model
+evaluates them.
 
 An unreadable or tiny image is ``None`` (and a warning), which :func:`collate` drops and counts: a run or an
 evaluation never stops for one bad file.
@@ -18,12 +19,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from mobilenet.data.images import IMAGE_SUFFIXES, opened_image, preprocess_rgb
+from mobilenet.data.tars import Member, is_shards, shard_paths, shard_samples
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
 
 T = TypeVar("T")
-Sample = tuple[str | Path | Image.Image, int]  # an image file (or a PIL image) and its label
+Sample = tuple[str | Path | Member | Image.Image, int]  # an image file, a shard's or a PIL image, and its label
 
 
 class LabelledImages(Dataset):
@@ -84,6 +86,38 @@ def scan_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
             raise ValueError(f"class folder {root / name} has no images: remove it or add images")
         samples += [(path, label) for path in files]
     return samples, classes
+
+
+CLASSES = "classes.txt"  # beside classification shards: the class names, one a line, in index order
+
+
+def scan_shards(source: str | Path) -> tuple[list[tuple[Member, int]], list[str]]:
+    """The (image, label) samples of classification shards (see ``mobilenet shard``) and the class names: those of
+    ``classes.txt`` beside the first shard, else the indices."""
+    shards = shard_paths(source)
+    samples = []
+    for key, files in shard_samples(shards):
+        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
+        label = files.get("cls")
+        if image is None or label is None:
+            has = ", ".join(sorted(files))
+            raise ValueError(f"sample {key} of {source} has {has}: a classification shard holds an image and a .cls")
+        text = label.read_bytes().strip()
+        if not text.isdigit():
+            raise ValueError(f"{label} holds {text[:20]!r}, not a class index: is this a classification shard?")
+        samples.append((image, int(text)))
+    names = shards[0].parent / CLASSES
+    count = max((label for _, label in samples), default=-1) + 1
+    classes = names.read_text().splitlines() if names.is_file() else [str(index) for index in range(count)]
+    if count > len(classes):
+        raise ValueError(f"{names} names {len(classes)} classes, but a sample is labelled {count - 1}")
+    return samples, classes
+
+
+def scan_labelled(source: str | Path) -> tuple[Sequence[Sample], list[str]]:
+    """Labelled images from ``root/<class>/<image>`` folders or their shards (a folder of ``.tar`` files, one, or
+    a brace pattern), as (image, label) samples and the class names."""
+    return scan_shards(source) if is_shards(source) else scan_folder(source)
 
 
 def load_digits_images() -> tuple[list[tuple[Image.Image, int]], list[str]]:

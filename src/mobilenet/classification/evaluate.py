@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenet.classification.data import LabelledImages, collate, imagenet_targets, scan_folder
+from mobilenet.classification.data import LabelledImages, collate, imagenet_targets, scan_labelled
 from mobilenet.classification.load import load_classifier
 from mobilenet.classification.metrics import EvalResult, Tally
 from mobilenet.data.images import ImageSource
@@ -54,13 +54,13 @@ def evaluate_files(
     progress: bool = False,
     class_index: str | Path | None = None,
 ) -> EvalResult:
-    """Score a classifier on ``data/<class>/<image>``, mapping folders to the model's classes.
+    """Score a classifier on ``data/<class>/<image>`` (or its shards), mapping folders to the model's classes.
 
     ``load(images)`` gives the model (told how many images it will run on). Folders named like the model's classes
     map by name; ImageNet synset folders map through ``class_index`` (synset -> index, the format of
     ``imagenet_class_index.json``).
     """
-    samples, classes = scan_folder(data)
+    samples, classes = scan_labelled(data)
     runner = load(len(samples))
     index = None
     if class_index is not None:

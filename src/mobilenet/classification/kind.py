@@ -19,7 +19,8 @@ from mobilenet.utils.values import positive_int
 KIND = ModelKind(
     name=TASK,
     description="the top classes of each image, with MobileNetV1 and V2",
-    evaluates="top-1 and top-5 on root/<class>/<image> folders (ImageNet synset folders with --class-index)",
+    evaluates="top-1 and top-5 on root/<class>/<image> folders or their shards (ImageNet synset folders with "
+    "--class-index)",
     file_kind=MOBILENET,
     command="predict",
     config=ModelConfig,
@@ -38,6 +39,7 @@ KIND = ModelKind(
     serve="mobilenet.classification.predict:classify_images",
     describe="mobilenet.classification.predict:describe",
     evaluate="mobilenet.classification.evaluate:evaluate_files",
+    shard="mobilenet.classification.shards:write_shards",
     fallback=True,
     predict_options=(Option("top", "how many classes to show per image (default: 5)", positive_int, "K"),),
     eval_options=(

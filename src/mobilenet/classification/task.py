@@ -12,7 +12,7 @@ from torch import nn
 
 from mobilenet.classification.augment import Augmentation, AugmentedImages
 from mobilenet.classification.config import TASK, ClassificationSettings
-from mobilenet.classification.data import LabelledImages, collate, load_digits_images, scan_folder
+from mobilenet.classification.data import LabelledImages, collate, load_digits_images, scan_labelled
 from mobilenet.classification.evaluate import evaluate_dataset
 from mobilenet.classification.metrics import EvalResult
 from mobilenet.classification.mixing import mix_batch
@@ -41,14 +41,14 @@ def labelled_samples(config: TrainConfig) -> tuple[list, list, list[str], str]:
         return train, val, classes, "scikit-learn digits (embedded)"
     root = Path(config.data)
     if config.val_data is not None:
-        train, classes = scan_folder(root)
-        val, val_classes = scan_folder(config.val_data)
+        train, classes = scan_labelled(root)
+        val, val_classes = scan_labelled(config.val_data)
         if val_classes != classes:
             raise ValueError(f"{config.val_data} has classes {val_classes[:3]}... but {root} has {classes[:3]}...")
         return train, val, classes, f"{root} + {config.val_data}"
     if (root / "train").is_dir() and (root / "val").is_dir():
         return labelled_samples(replace(config, data=str(root / "train"), val_data=str(root / "val")))
-    samples, classes = scan_folder(root)
+    samples, classes = scan_labelled(root)
     train, val = stratified(samples, config.val_fraction, config.seed)
     return train, val, classes, f"{root} (validation: {config.val_fraction:.0%} of each class)"
 

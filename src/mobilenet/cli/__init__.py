@@ -18,8 +18,8 @@ from mobilenet import __version__
 
 # The commands, in the order ``mobilenet --help`` lists them: each is mobilenet.cli.commands.<command>.
 COMMANDS = (
-    "list", "weights", "verify", "profile", "convert", "predict", "eval", "segment", "detect", "train", "export",
-    "bench", "serve", "pick", "paper",
+    "list", "weights", "verify", "profile", "convert", "predict", "eval", "segment", "detect", "shard", "train",
+    "export", "bench", "serve", "pick", "paper",
 )  # fmt: skip
 
 DESCRIPTION = (

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mobilenet.data.subsets import spread
+from mobilenet.data.tars import Member
 from mobilenet.nn.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -33,21 +34,22 @@ AnyImages = AnyImage | Sequence[AnyImage]
 
 
 @contextmanager
-def opened_image(source: str | Path | bytes, max_pixels: int | None = None) -> Iterator[Image.Image]:
-    """An image file, or its bytes, with only its header read: its size and format are known and its pixels are
-    decoded on ``load()`` (after a JPEG's ``draft`` if asked, at a reduced scale); closed on leaving. Any failure
-    to read it, there or in the block, is a clear error.
+def opened_image(source: str | Path | bytes | Member, max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """An image file, its bytes or a shard's member, with only its header read: its size and format are known and
+    its pixels are decoded on ``load()`` (after a JPEG's ``draft`` if asked, at a reduced scale); closed on leaving.
+    Any failure to read it, there or in the block, is a clear error.
 
     ``max_pixels`` refuses a larger image from its header, before its pixels are decoded (a server's uploads); without
     it, PIL's own limit holds."""
     what = f"of {len(source)} bytes" if isinstance(source, bytes) else source
-    if not isinstance(source, bytes) and Path(source).is_dir():
+    if isinstance(source, str | Path) and Path(source).is_dir():
         held = "no image files" if not image_files_under(Path(source)) else "image files: pass those"
         raise ValueError(f"{source} is a folder, not an image, and it holds {held}")
     try:
         with warnings.catch_warnings():  # large but decodable: read it, without PIL's warning on the terminal
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            data = source.read_bytes() if isinstance(source, Member) else source
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
                 if max_pixels is not None and image.width * image.height > max_pixels:
                     raise Image.DecompressionBombError(f"{image.width}x{image.height}")
                 yield image

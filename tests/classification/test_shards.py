@@ -46,7 +46,7 @@ def class_folder(root: Path, per_class: int = 7) -> Path:
 def test_shards_hold_the_files_unchanged_in_webdatasets_layout(tmp_path) -> None:
     source = class_folder(tmp_path / "source")
     written = write_shards(source, tmp_path / "out", shard_size=8, progress=False)
-    assert (written.samples, written.classes, len(written.shards)) == (21, 3, 3)
+    assert (written.samples, written.what, len(written.shards)) == (21, "images of 3 classes", 3)
     assert [Path(s).name for s in written.shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     assert (tmp_path / "out" / "classes.txt").read_text().split() == ["cat", "dog", "owl"]
     with tarfile.open(written.shards[0]) as tar:

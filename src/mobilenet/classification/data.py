@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from mobilenet.data.images import IMAGE_SUFFIXES, opened_image, preprocess_rgb
-from mobilenet.data.tars import Member, is_shards, shard_paths, shard_samples
+from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths, shard_samples
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
@@ -88,9 +88,6 @@ def scan_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return samples, classes
 
 
-CLASSES = "classes.txt"  # beside classification shards: the class names, one a line, in index order
-
-
 def scan_shards(source: str | Path) -> tuple[list[tuple[Member, int]], list[str]]:
     """The (image, label) samples of classification shards (see ``mobilenet shard``) and the class names: those of
     ``classes.txt`` beside the first shard, else the indices."""
@@ -106,12 +103,7 @@ def scan_shards(source: str | Path) -> tuple[list[tuple[Member, int]], list[str]
         if not text.isdigit():
             raise ValueError(f"{label} holds {text[:20]!r}, not a class index: is this a classification shard?")
         samples.append((image, int(text)))
-    names = shards[0].parent / CLASSES
-    count = max((label for _, label in samples), default=-1) + 1
-    classes = names.read_text().splitlines() if names.is_file() else [str(index) for index in range(count)]
-    if count > len(classes):
-        raise ValueError(f"{names} names {len(classes)} classes, but a sample is labelled {count - 1}")
-    return samples, classes
+    return samples, shard_classes(shards, max((label for _, label in samples), default=-1) + 1)
 
 
 def scan_labelled(source: str | Path) -> tuple[Sequence[Sample], list[str]]:

@@ -67,9 +67,9 @@ def opened_image(source: str | Path | bytes | Member, max_pixels: int | None = N
         raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
 
 
-def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> Image.Image:
-    """An image file, or its bytes, decoded as RGB (grayscale, palette, CMYK, alpha are converted), or a clear error
-    (see :func:`opened_image`)."""
+def load_image(source: str | Path | bytes | Member, max_pixels: int | None = None) -> Image.Image:
+    """An image file, its bytes or a shard's member, decoded as RGB (grayscale, palette, CMYK, alpha are converted),
+    or a clear error (see :func:`opened_image`)."""
     with opened_image(source, max_pixels) as image:
         image.load()
         return image.convert("RGB")

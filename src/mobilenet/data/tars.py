@@ -14,11 +14,17 @@ import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from mobilenet.utils.outputs import OutputRefused
+
 SUFFIX = ".tar"
+CLASSES = "classes.txt"  # beside shards of labelled samples: the class names, one a line, in index order
 SMALL = 512  # members up to this size (labels, annotations) are read with the scan: no second read per sample
 
 
@@ -86,6 +92,16 @@ def shard_paths(source: str | Path) -> list[Path]:
     if not shards:
         raise ValueError(f"{source} names no shards: give a folder of them, a .tar or a pattern like a-{{00..09}}.tar")
     return shards
+
+
+def shard_classes(shards: Sequence[Path], count: int) -> list[str]:
+    """The class names of labels 0..``count - 1``: those of ``classes.txt`` beside the first shard, else the
+    indices."""
+    names = shards[0].parent / CLASSES
+    classes = names.read_text().splitlines() if names.is_file() else [str(index) for index in range(count)]
+    if count > len(classes):
+        raise ValueError(f"{names} names {len(classes)} classes, but a sample is labelled {count - 1}")
+    return classes
 
 
 def key_and_extension(name: str) -> tuple[str, str]:
@@ -165,3 +181,53 @@ class ShardWriter:
         final = self.folder / self.partial.name[1:].removesuffix(".partial")
         os.replace(self.partial, final)
         self.written.append(final)
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """What :func:`write_shards` wrote: the folder, its shards, how many samples, and what they are."""
+
+    out: str
+    shards: list[str]
+    samples: int
+    bytes: int
+    what: str  # for people: "images of 3 classes", "images with masks"
+
+    def summary(self) -> str:
+        size = f"{self.bytes / 1e6:.1f} MB"
+        return f"{self.out}: {self.samples} {self.what} in {len(self.shards)} shards ({size})"
+
+
+def sample_keys(paths: Sequence[Path], root: Path) -> list[str]:
+    """A key per file: its path under ``root`` without the suffix, dots made underscores (a key ends at its first
+    dot), and the file's number added where two would be the same (``a.jpg`` and ``a.png``)."""
+    keys = [str(path.relative_to(root).with_suffix("")).replace(".", "_") for path in paths]
+    counts = Counter(keys)
+    return [f"{key}_{number}" if counts[key] > 1 else key for number, key in enumerate(keys)]
+
+
+def write_shards(
+    out: str | Path,
+    samples: Iterable[tuple[str, dict[str, bytes]]],
+    count: int,
+    what: str,
+    shard_size: int = 1000,
+    beside: dict[str, str] | None = None,
+    progress: bool = True,
+) -> Sharded:
+    """``samples`` (key, files by type; read as they are written) as shards of ``shard_size`` in the new folder
+    ``out``, with the text files ``beside`` (name -> text) next to them; ``count`` samples, for the progress bar.
+    ``out`` must not exist; if the work fails, nothing of it is left."""
+    if shard_size < 1:
+        raise ValueError(f"the shard size must be at least 1 sample, got {shard_size}")
+    out = Path(out)
+    if out.exists():
+        raise OutputRefused(f"{out} exists: name a new folder for the shards (nothing is written into or over one)")
+    with ShardWriter(out, shard_size) as writer:
+        for key, files in tqdm(samples, total=count, unit="img", desc="sharding", disable=not progress):
+            writer.add(key, files)
+        writer.finish()
+        for name, text in (beside or {}).items():
+            (out / name).write_text(text)
+    size = sum(shard.stat().st_size for shard in writer.written)
+    return Sharded(str(out), [str(shard) for shard in writer.written], count, size, what)

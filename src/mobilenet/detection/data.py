@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from mobilenet.data.images import IMAGE_SUFFIXES
+from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths, shard_samples
 
 # COCO's category ids (index = id; 0 is TF's background column, "n/a" the ids that no annotation uses), and its 80
 # classes numbered 1..80 (YOLO's 0..79 plus one, as COCO128's JSON does) <-> COCO's own ids 1..90.
@@ -43,7 +44,7 @@ COCO80_NAMES = tuple(COCO91_NAMES[i] for i in COCO80_TO_91.values())
 
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value: records compare by identity
 class DetectionRecord:
-    image: Path
+    image: Path | Member  # a file, or a shard's member
     width: int
     height: int
     boxes: np.ndarray  # float32 [n, 4] xyxy pixels
@@ -274,10 +275,38 @@ def _yolo_classes(root: Path) -> list[str] | None:
     return None
 
 
+ANNOTATION = "json"  # a sample's boxes in a shard: ``<key>.json`` beside ``<key>.jpg``
+
+
+def shard_detection(source: str | Path) -> DetectionSet:
+    """The records of detection shards (see ``mobilenet shard --task detection``): each image with a JSON of its
+    ``width``, ``height``, ``boxes`` (xyxy pixels) and ``labels`` (0-based); the classes in ``classes.txt``."""
+    shards, report, records = shard_paths(source), DataReport(), []
+    for key, files in shard_samples(shards):
+        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
+        if image is None or ANNOTATION not in files:
+            has = ", ".join(sorted(files))
+            raise ValueError(f"sample {key} of {source} has {has}: a detection shard holds an image and a .json")
+        try:
+            note = json.loads(files[ANNOTATION].read_bytes())
+            size, boxes, labels = (note["width"], note["height"]), note["boxes"], note["labels"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{files[ANNOTATION]} is no annotation of boxes ({error}): expected width, height, "
+                             "boxes and labels") from None  # fmt: skip
+        records.append(_record(image, size, boxes, labels, report))
+    count = max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1
+    return DetectionSet(records, shard_classes(shards, count), report)
+
+
 def detection_dataset(path: str | Path, split: str | None = None) -> DetectionSet:
     """Whatever detection data ``path`` holds: a COCO JSON file (or a folder with one per split), a VOC folder,
-    or a YOLO folder (``images/<split>``, ``labels/<split>``, classes in ``classes.txt`` or a data YAML)."""
+    a YOLO folder (``images/<split>``, ``labels/<split>``, classes in ``classes.txt`` or a data YAML), or shards
+    (a folder of them, one, a pattern; or a folder of ``<split>/`` shard folders)."""
+    if is_shards(path):
+        return shard_detection(path)
     path = Path(path)
+    if split is not None and is_shards(path / split):
+        return shard_detection(path / split)
     if path.is_file() and path.suffix == ".json":
         return coco_detection(path)
     if not path.is_dir():

@@ -10,7 +10,7 @@ from mobilenet.utils.values import positive_int, probability
 KIND = ModelKind(
     name=TASK,
     description="boxes, classes and scores of the objects in each image, with SSDLite and SSD",
-    evaluates="COCO's mAP, AP50 and AP75 (pycocotools) on a COCO .json, or a COCO, VOC or YOLO folder",
+    evaluates="COCO's mAP, AP50 and AP75 (pycocotools) on a COCO .json, a COCO, VOC or YOLO folder, or their shards",
     file_kind=FILE_KIND,
     command="detect",
     config=SSDConfig,
@@ -28,6 +28,7 @@ KIND = ModelKind(
     serve="mobilenet.detection.predict:detect_images",
     describe="mobilenet.detection.predict:describe",
     evaluate="mobilenet.detection.evaluate:evaluate_files",
+    shard="mobilenet.detection.shards:write_shards",
     predict_options=(Option("score", "show detections scoring at least S (default: 0.3)", probability, "S"),),
     writes=OUTPUTS,
     eval_options=(

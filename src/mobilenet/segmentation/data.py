@@ -6,6 +6,7 @@ Masks are checked as they are read, because a wrong mask does not fail: it silen
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from mobilenet.data.images import IMAGE_SUFFIXES, load_image
+from mobilenet.data.tars import Member, is_shards, shard_paths, shard_samples
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -26,6 +28,7 @@ VOC_CLASSES = (
 IGNORE_INDEX = 255  # VOC's void border: scored by no metric
 CROP = 513  # DeepLab's evaluation crop for PASCAL VOC: every VOC image (at most 500x500) fits
 PAD_PIXEL = 128  # the mean pixel: 0 after DeepLab's normalization (pixel / 127.5 - 1)
+Pair = tuple[Path | Member, Path | Member]  # an image and its mask: files, or members of a shard
 
 # COCO category id -> VOC class, as torchvision's segmentation reference (references/segmentation, CAT_LIST).
 # The ids are COCO's official ones, which the panoptic categories and COCO128's semantic masks use (its config.yaml:
@@ -47,9 +50,10 @@ def coco_to_voc_table() -> torch.Tensor:
     return table
 
 
-def read_mask(path: Path) -> torch.Tensor:
-    """A mask file's class indices as an int64 (H, W) tensor: a palette PNG's indices, or 8-bit gray values."""
-    with Image.open(path) as mask:
+def read_mask(path: Path | Member) -> torch.Tensor:
+    """A mask file's (or a shard member's) class indices as an int64 (H, W) tensor: a palette PNG's indices, or 8-bit
+    gray values."""
+    with Image.open(io.BytesIO(path.read_bytes()) if isinstance(path, Member) else path) as mask:
         if mask.mode not in ("P", "L"):
             raise ValueError(f"mask {path} has mode {mask.mode}: expected class indices (palette or 8-bit gray)")
         return torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
@@ -64,7 +68,7 @@ class SegmentationPairs(Dataset):
 
     def __init__(
         self,
-        pairs: Sequence[tuple[Path, Path]],
+        pairs: Sequence[Pair],
         classes: Sequence[str] = VOC_CLASSES,
         label_map: torch.Tensor | None = None,
         ignore_index: int = IGNORE_INDEX,
@@ -157,9 +161,32 @@ def coco128_voc(root: str | Path, split: str = "val2017") -> SegmentationPairs:
     return SegmentationPairs(pairs, label_map=coco_to_voc_table())
 
 
+MASK = "seg.png"  # a mask's type in a shard: ``<key>.seg.png`` beside ``<key>.jpg``
+
+
+def shard_pairs(source: str | Path) -> list[Pair]:
+    """The (image, mask) pairs of segmentation shards (see ``mobilenet shard --task segmentation``), in order."""
+    pairs = []
+    for key, files in shard_samples(shard_paths(source)):
+        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
+        if image is None or MASK not in files:
+            has = ", ".join(sorted(files))
+            raise ValueError(f"sample {key} of {source} has {has}: a segmentation shard holds an image and a {MASK}")
+        pairs.append((image, files[MASK]))
+    return pairs
+
+
+def pairs_of(source: str | Path) -> Sequence[Pair]:
+    """The pairs of a VOC folder (see :func:`voc_pairs`) or of its shards (a folder of them, one, or a pattern)."""
+    return shard_pairs(source) if is_shards(source) else voc_pairs(source)
+
+
 def segmentation_dataset(root: str | Path, ids: str | Path | None = None) -> SegmentationPairs:
     """The pairs of a folder as it is laid out: VOC's devkit (``JPEGImages/``, ``SegmentationClass/``, an optional
-    ids list) or COCO128's (``images/val2017``, ``semantic_segmentation/masks/val2017``, mapped to VOC's classes)."""
+    ids list), its shards, or COCO128's (``images/val2017``, ``semantic_segmentation/masks/val2017``, mapped to VOC's
+    classes)."""
+    if is_shards(root):
+        return SegmentationPairs(shard_pairs(root))
     root = Path(root)
     if (root / "JPEGImages").is_dir():
         return SegmentationPairs(voc_pairs(root, ids))

@@ -28,7 +28,8 @@ INFERENCE_OPTIONS = (
 KIND = ModelKind(
     name=TASK,
     description="the class of every pixel, with Mobile DeepLabv3",
-    evaluates="mIoU with DeepLab's protocol on a VOC folder (JPEGImages/, SegmentationClass/) or COCO128's masks",
+    evaluates="mIoU with DeepLab's protocol on a VOC folder (JPEGImages/, SegmentationClass/), its shards, or "
+    "COCO128's masks",
     file_kind=FILE_KIND,
     command="segment",
     config=DeepLabConfig,
@@ -46,6 +47,7 @@ KIND = ModelKind(
     serve="mobilenet.segmentation.predict:segment_images",
     describe="mobilenet.segmentation.predict:describe",
     evaluate="mobilenet.segmentation.evaluate:evaluate_files",
+    shard="mobilenet.segmentation.shards:write_shards",
     writes=OUTPUTS,
     predict_options=INFERENCE_OPTIONS,
     eval_options=(

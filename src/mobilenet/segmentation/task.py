@@ -25,7 +25,16 @@ from mobilenet.data.subsets import split_fraction, spread
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.segmentation.augment import AugmentedPairs, Crop, collate_crops
 from mobilenet.segmentation.config import SEGMENTATION_MODELS, TASK, SegmentationSettings
-from mobilenet.segmentation.data import CROP, IGNORE_INDEX, VOC_CLASSES, SegmentationPairs, pad_to_crop, voc_pairs
+from mobilenet.segmentation.data import (
+    CROP,
+    IGNORE_INDEX,
+    VOC_CLASSES,
+    Pair,
+    SegmentationPairs,
+    pad_to_crop,
+    pairs_of,
+    voc_pairs,
+)
 from mobilenet.segmentation.evaluate import evaluate_segmentation
 from mobilenet.segmentation.load import is_deeplab_file, load_deeplab
 from mobilenet.segmentation.metrics import SegmentationEvaluation
@@ -38,14 +47,14 @@ from mobilenet.weights.load import start_from
 
 DEFAULT_MODEL = "deeplabv3_mobilenet_v2"
 
-Pairs = list[tuple[Path, Path]]
+Pairs = Sequence[Pair]
 
 
 def training_pairs(config: TrainConfig) -> tuple[Pairs, Pairs, str]:
     """(train, val) image-mask pairs and where they came from.
 
-    ``--data`` is a VOC folder (``JPEGImages/``, ``SegmentationClass/``) or a root with ``train/`` and ``val/``
-    ones; validation is ``--val-data``, that ``val/``, the devkit's ``ImageSets/Segmentation/val.txt``, or else
+    ``--data`` is a VOC folder (``JPEGImages/``, ``SegmentationClass/``), its shards, or a root with ``train/`` and
+    ``val/`` ones; validation is ``--val-data``, that ``val/``, the devkit's ``ImageSets/Segmentation/val.txt``, or else
     ``--val-fraction`` of the pairs.
     """
     if config.data is None:
@@ -55,13 +64,13 @@ def training_pairs(config: TrainConfig) -> tuple[Pairs, Pairs, str]:
         )
     root = Path(config.data)
     if config.val_data is not None:
-        return voc_pairs(root), voc_pairs(config.val_data), f"{root} + {config.val_data}"
+        return pairs_of(root), pairs_of(config.val_data), f"{root} + {config.val_data}"
     if (root / "train").is_dir() and (root / "val").is_dir():
-        return voc_pairs(root / "train"), voc_pairs(root / "val"), f"{root / 'train'} + {root / 'val'}"
+        return pairs_of(root / "train"), pairs_of(root / "val"), f"{root / 'train'} + {root / 'val'}"
     sets = root / "ImageSets" / "Segmentation"  # the VOC devkit itself
     if (sets / "train.txt").is_file() and (sets / "val.txt").is_file():
         return voc_pairs(root, sets / "train.txt"), voc_pairs(root, sets / "val.txt"), f"{root} (devkit train, val)"
-    train, val = split_fraction(voc_pairs(root), config.val_fraction, config.seed)
+    train, val = split_fraction(pairs_of(root), config.val_fraction, config.seed)
     return train, val, f"{root} (validation: {config.val_fraction:.0%} of it)"
 
 

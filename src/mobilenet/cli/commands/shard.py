@@ -10,10 +10,11 @@ from pathlib import Path
 
 HELP = "write labelled data as tar shards (webdataset's layout) for train and eval"
 DESCRIPTION = (
-    "Write a task's labelled data as tar shards in a new folder: the image files unchanged, each with its label, "
-    "a shard per --shard-size images. train and eval read the shards as they read the data (--data OUT, one .tar, "
-    "or a pattern like 'OUT/shard-{000000..000009}.tar'), by random access: a shuffled order, exact resume and "
-    "torchrun as on folders. Nothing is written into or over an existing folder."
+    "Write a task's labelled data as tar shards in a new folder, in webdataset's layout: the image files unchanged, "
+    "each with its label (a class index, a mask, its boxes as JSON), a shard per --shard-size images. train and "
+    "eval read the shards as they read the data (--data OUT, one .tar, or a pattern like "
+    "'OUT/shard-{000000..000009}.tar'), by random access: a shuffled order, exact resume and torchrun as on folders. "
+    "Nothing is written into or over an existing folder."
 )
 
 

@@ -4,6 +4,7 @@ PIL's decoding and resize (the loader it replaced, and what torchvision's transf
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,11 +84,14 @@ def test_jpegs_decode_to_pils_pixels_at_full_scale(tmp_path) -> None:
         assert box == (0, 0, 300, 200) and np.array_equal(pixels, np.asarray(load_image(file)))
 
 
-def test_cmyk_jpegs_and_other_formats_go_through_pil(tmp_path) -> None:
+def test_cmyk_jpegs_jpegs_libjpeg_warns_about_and_other_formats_go_through_pil(tmp_path) -> None:
     cmyk = jpeg(tmp_path, scene(120, 90).convert("CMYK"), "cmyk.jpg")
     png = tmp_path / "scene.png"
     scene(120, 90).save(png)
-    for file in (cmyk, png):
+    whole = Path(jpeg(tmp_path, scene(120, 90))).read_bytes()
+    start_of_scan = whole.index(b"\xff\xda")  # stray bytes before it: libjpeg warns, PIL decodes, simplejpeg refuses
+    (tmp_path / "stray.jpg").write_bytes(whole[:start_of_scan] + b"\x00\x00" + whole[start_of_scan:])
+    for file in (cmyk, png, tmp_path / "stray.jpg"):
         with Image.open(file) as image:
             pixels, _ = decode_for(image, (0, 0, 120, 90), (64, 64))
         assert np.array_equal(pixels, np.asarray(load_image(file)))

@@ -31,25 +31,34 @@ def reduction(box: Box, size: tuple[int, int]) -> int:
     return next((s for s in SCALES if width // s >= size[0] and height // s >= size[1]), 1)
 
 
+def decoded_jpeg(image: Image.Image, scale: int) -> np.ndarray | None:
+    """A JPEG that PIL has opened but not decoded, decoded at 1/``scale`` by libjpeg-turbo through simplejpeg, which
+    writes the array itself (PIL decodes into its own 4-byte pixels and copies them out again: 15-20% more time); the
+    pixels are PIL's, decoded by the same library. None for what PIL should decode: another format, a CMYK JPEG
+    (libjpeg cannot make RGB of it), and a file libjpeg warns about (extraneous bytes, say), which simplejpeg refuses
+    where PIL decodes it, or fails on with its own error."""
+    if image.format != "JPEG" or not image.tile or image.mode not in ("RGB", "L"):
+        return None
+    image.fp.seek(0)
+    width, height = image.size
+    try:  # the smallest decoded size at least 1/scale of the full one is exactly that (rounded up): libjpeg's M/8
+        return simplejpeg.decode_jpeg(
+            image.fp.read(), colorspace="RGB", min_width=-(-width // scale), min_height=-(-height // scale)
+        )
+    except ValueError:
+        return None
+
+
 def decode_for(image: Image.Image, box: Box, size: tuple[int, int]) -> tuple[np.ndarray, Box]:
     """The pixels of ``image`` (opened, perhaps not yet decoded) as an (H, W, 3) uint8 array, decoded at the smallest
     scale that keeps ``box`` at least ``size`` across, and ``box`` in that array's pixels.
 
-    A JPEG not yet decoded goes to libjpeg-turbo through simplejpeg, which writes the array itself (PIL decodes to its
-    own 4-byte pixels and copies them out again, 15-20% more time); its pixels are PIL's, decoded by the same library.
-    CMYK JPEGs, which libjpeg cannot turn into RGB, and every other format go through PIL."""
-    if image.format == "JPEG" and image.tile and image.mode in ("RGB", "L"):
-        scale = reduction(box, size)
-        image.fp.seek(0)
-        full_width, full_height = image.size
-        # The smallest decoded size at least 1/scale of the full one is exactly 1/scale (rounded up): libjpeg's M/8.
-        pixels = simplejpeg.decode_jpeg(
-            image.fp.read(), colorspace="RGB", min_width=-(-full_width // scale), min_height=-(-full_height // scale)
-        )
-    else:
+    A JPEG not yet decoded goes to libjpeg-turbo through :func:`decoded_jpeg`; any other image through PIL."""
+    full_width, full_height = image.size
+    pixels = decoded_jpeg(image, reduction(box, size))
+    if pixels is None:
         image.load()
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-        full_width, full_height = image.size
     height, width = pixels.shape[:2]
     if (width, height) == (full_width, full_height):
         return pixels, box

@@ -115,6 +115,7 @@ def shard_samples(shards: Sequence[Path]) -> Iterator[tuple[str, dict[str, Membe
     """(key, its files by type: ``{"jpg": Member, "cls": Member}``) of every sample in the shards, in order."""
     for shard in shards:
         samples: dict[str, dict[str, Member]] = {}
+        path = str(shard)  # one string for all its members
         try:
             with tarfile.open(shard, "r:") as tar:
                 for info in tar:
@@ -123,7 +124,7 @@ def shard_samples(shards: Sequence[Path]) -> Iterator[tuple[str, dict[str, Membe
                     key, extension = key_and_extension(info.name)
                     extracted = tar.extractfile(info) if info.size <= SMALL else None
                     data = extracted.read() if extracted is not None else None
-                    member = Member(str(shard), info.name, info.offset_data, info.size, data)
+                    member = Member(path, info.name, info.offset_data, info.size, data)
                     samples.setdefault(key, {})[extension] = member
         except (tarfile.TarError, OSError) as error:
             reason = f"{shard} is not a readable tar shard ({error})"

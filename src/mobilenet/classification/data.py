@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, opened_image, preprocess_rgb
-from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths, shard_samples
+from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members, opened_image, preprocess_rgb
+from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
@@ -91,14 +91,8 @@ def scan_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
 def scan_shards(source: str | Path) -> tuple[list[tuple[Member, int]], list[str]]:
     """The (image, label) samples of classification shards (see ``mobilenet shard``) and the class names: those of
     ``classes.txt`` beside the first shard, else the indices."""
-    shards = shard_paths(source)
-    samples = []
-    for key, files in shard_samples(shards):
-        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
-        label = files.get("cls")
-        if image is None or label is None:
-            has = ", ".join(sorted(files))
-            raise ValueError(f"sample {key} of {source} has {has}: a classification shard holds an image and a .cls")
+    shards, samples = shard_paths(source), []
+    for image, label in labelled_members(shards, "cls", "classification"):
         text = label.read_bytes().strip()
         if not text.isdigit():
             raise ValueError(f"{label} holds {text[:20]!r}, not a class index: is this a classification shard?")

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mobilenet.data.subsets import spread
-from mobilenet.data.tars import Member
+from mobilenet.data.tars import Member, shard_samples
 from mobilenet.nn.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -65,6 +65,17 @@ def opened_image(source: str | Path | bytes | Member, max_pixels: int | None = N
         # PIL's own words would name the in-memory buffer of bytes by its address
         reason = "no image format that PIL reads" if isinstance(error, UnidentifiedImageError) else error
         raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
+
+
+def labelled_members(shards: Sequence[Path], label: str, task: str) -> Iterator[tuple[Member, Member]]:
+    """(image, its ``label`` member: ``"cls"``, ``"seg.png"``, ``"json"``) of every sample of the ``task``'s
+    ``shards``, in order; a sample without either is an error in one line that names it and its shard."""
+    for key, files in shard_samples(shards):
+        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
+        if image is None or label not in files:
+            has, shard = ", ".join(sorted(files)), next(iter(files.values())).shard
+            raise ValueError(f"sample {key} of {shard} has {has}: a {task} shard holds an image and a .{label}")
+        yield image, files[label]
 
 
 def load_image(source: str | Path | bytes | Member, max_pixels: int | None = None) -> Image.Image:

@@ -227,7 +227,6 @@ def write_shards(
     with ShardWriter(out, shard_size) as writer:
         for key, files in tqdm(samples, total=count, unit="img", desc="sharding", disable=not progress):
             writer.add(key, files)
-        writer.finish()
         for name, text in (beside or {}).items():
             (out / name).write_text(text)
     size = sum(shard.stat().st_size for shard in writer.written)

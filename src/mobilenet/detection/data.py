@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mobilenet.data.images import IMAGE_SUFFIXES
-from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths, shard_samples
+from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members
+from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths
 
 # COCO's category ids (index = id; 0 is TF's background column, "n/a" the ids that no annotation uses), and its 80
 # classes numbered 1..80 (YOLO's 0..79 plus one, as COCO128's JSON does) <-> COCO's own ids 1..90.
@@ -282,16 +282,12 @@ def shard_detection(source: str | Path) -> DetectionSet:
     """The records of detection shards (see ``mobilenet shard --task detection``): each image with a JSON of its
     ``width``, ``height``, ``boxes`` (xyxy pixels) and ``labels`` (0-based); the classes in ``classes.txt``."""
     shards, report, records = shard_paths(source), DataReport(), []
-    for key, files in shard_samples(shards):
-        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
-        if image is None or ANNOTATION not in files:
-            has = ", ".join(sorted(files))
-            raise ValueError(f"sample {key} of {source} has {has}: a detection shard holds an image and a .json")
+    for image, annotation in labelled_members(shards, ANNOTATION, "detection"):
         try:
-            note = json.loads(files[ANNOTATION].read_bytes())
+            note = json.loads(annotation.read_bytes())
             size, boxes, labels = (note["width"], note["height"]), note["boxes"], note["labels"]
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{files[ANNOTATION]} is no annotation of boxes ({error}): expected width, height, "
+            raise ValueError(f"{annotation} is no annotation of boxes ({error}): expected width, height, "
                              "boxes and labels") from None  # fmt: skip
         records.append(_record(image, size, boxes, labels, report))
     count = max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1

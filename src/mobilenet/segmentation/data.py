@@ -18,8 +18,8 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, load_image
-from mobilenet.data.tars import Member, is_shards, shard_paths, shard_samples
+from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members, load_image
+from mobilenet.data.tars import Member, is_shards, shard_paths
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -166,14 +166,7 @@ MASK = "seg.png"  # a mask's type in a shard: ``<key>.seg.png`` beside ``<key>.j
 
 def shard_pairs(source: str | Path) -> list[Pair]:
     """The (image, mask) pairs of segmentation shards (see ``mobilenet shard --task segmentation``), in order."""
-    pairs = []
-    for key, files in shard_samples(shard_paths(source)):
-        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
-        if image is None or MASK not in files:
-            has = ", ".join(sorted(files))
-            raise ValueError(f"sample {key} of {source} has {has}: a segmentation shard holds an image and a {MASK}")
-        pairs.append((image, files[MASK]))
-    return pairs
+    return list(labelled_members(shard_paths(source), MASK, "segmentation"))
 
 
 def pairs_of(source: str | Path) -> Sequence[Pair]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +34,22 @@ def timm():
     from benchmarks.references import import_timm
 
     return import_timm()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hugging_face_cache(tmp_path_factory) -> Iterator[None]:
+    """Hugging Face datasets' cache (where Parquet is converted to Arrow) in the session's temporary folder, for this
+    process and the commands it starts: never the user's ~/.cache."""
+    cache = str(tmp_path_factory.mktemp("hf-datasets"))
+    before = os.environ.get("HF_DATASETS_CACHE")
+    os.environ["HF_DATASETS_CACHE"] = cache
+    if "datasets" in sys.modules:  # imported already: it read the variable then
+        sys.modules["datasets"].config.HF_DATASETS_CACHE = cache
+    yield
+    if before is None:
+        del os.environ["HF_DATASETS_CACHE"]
+    else:
+        os.environ["HF_DATASETS_CACHE"] = before
 
 
 @pytest.fixture

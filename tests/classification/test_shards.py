@@ -3,28 +3,25 @@ and trained and scored on exactly as the folder is."""
 
 from __future__ import annotations
 
-import json
 import tarfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from mobilenet.classification.augment import Augmentation, AugmentedImages
 from mobilenet.classification.data import LabelledImages, scan_folder, scan_labelled
 from mobilenet.classification.shards import write_shards
 from mobilenet.data.tars import expand_braces, is_shards, shard_paths
 from mobilenet.nn.preprocessing import Preprocessing
-from mobilenet.tasks import make_config, train
 from mobilenet.utils.outputs import OutputRefused
 from tests.helpers.runs import (
     TINY,
     assert_sigkill_then_resume_is_bitwise_equal,
     assert_torchrun_matches_accumulation,
+    assert_trained_and_scored_alike,
     cli,
 )
 from tests.helpers.samples import SAMPLES
@@ -76,19 +73,10 @@ def test_shards_read_back_as_the_folder_from_a_folder_a_pattern_or_one_file(tmp_
 def test_training_and_scoring_on_shards_are_training_and_scoring_on_the_folder(tmp_path) -> None:
     source = class_folder(tmp_path / "source", per_class=12)
     write_shards(source, tmp_path / "shards", shard_size=10, progress=False)
-    runs = {}
-    for name, data in (("folder", source), ("shards", tmp_path / "shards")):
-        config = make_config(**{**TINY, "epochs": 1, "batch_size": 8, "input_size": 32}, data=str(data), workers=0,
-                             out=str(tmp_path / f"run-{name}"))  # fmt: skip
-        runs[name] = train(config, progress=False).run_dir
-    folder, shards = (load_file(runs[name] / "last.safetensors") for name in ("folder", "shards"))
-    assert all(torch.equal(folder[key], shards[key]) for key in folder)  # the same batches, bit for bit
-    weights = str(runs["folder"] / "last.safetensors")
-    scored = [cli("eval", "--weights", weights, "--data", str(data), "--json", "--workers", "0") for data in
-              (source, str(tmp_path / "shards" / "shard-{000000..000003}.tar"))]  # fmt: skip
-    folder_scores, shard_scores = (json.loads(run.stdout) for run in scored)
-    assert folder_scores["n"] == shard_scores["n"] == 36
-    assert folder_scores["top1"] == shard_scores["top1"] and folder_scores["confusion"] == shard_scores["confusion"]
+    settings = {**TINY, "epochs": 1, "batch_size": 8, "input_size": 32, "workers": 0}
+    data = {"folder": {"data": str(source)}, "shards": {"data": str(tmp_path / "shards")}}
+    scored = [source, tmp_path / "shards" / "shard-{000000..000003}.tar"]
+    assert_trained_and_scored_alike(tmp_path, settings, data, scored, ("top1", "confusion"), 36)
 
 
 def test_an_unreadable_image_in_a_shard_is_skipped_naming_it(tmp_path) -> None:

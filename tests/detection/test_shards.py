@@ -8,14 +8,11 @@ import tarfile
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from mobilenet.detection.data import detection_dataset
 from mobilenet.detection.shards import write_shards
-from mobilenet.tasks import make_config, train
 from tests.helpers.data import shared_path
-from tests.helpers.runs import cli
+from tests.helpers.runs import assert_trained_and_scored_alike
 from tests.helpers.samples import DETECTION_TINY, write_voc_boxes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,18 +49,11 @@ def test_coco128s_json_is_read_back_from_shards_as_the_same_records(tmp_path) ->
 def test_training_and_scoring_on_shards_are_training_and_scoring_on_the_folder(tmp_path) -> None:
     voc = write_voc_boxes(tmp_path / "voc", 6, 2)
     write_shards(voc, tmp_path / "shards", shard_size=5, progress=False)
-    runs = {}
-    for name, data in (("folder", voc), ("shards", tmp_path / "shards")):
-        config = make_config(**{**DETECTION_TINY, "epochs": 1}, data=str(data), val_data=str(data),
-                             out=str(tmp_path / f"run-{name}"))  # fmt: skip
-        runs[name] = train(config, progress=False).run_dir
-    folder, shards = (load_file(runs[name] / "last.safetensors") for name in ("folder", "shards"))
-    assert all(torch.equal(folder[key], shards[key]) for key in folder)  # the same batches, bit for bit
-    weights = str(runs["folder"] / "last.safetensors")
-    scored = [cli("eval", "--weights", weights, "--data", str(data), "--json", "--workers", "0")
-              for data in (voc, tmp_path / "shards")]  # fmt: skip
-    folder_scores, shard_scores = (json.loads(run.stdout) for run in scored)
-    assert folder_scores["n"] == shard_scores["n"] == 8 and folder_scores["map"] == shard_scores["map"]
+    sources = {"folder": voc, "shards": tmp_path / "shards"}
+    data = {name: {"data": str(source), "val_data": str(source)} for name, source in sources.items()}
+    assert_trained_and_scored_alike(
+        tmp_path, {**DETECTION_TINY, "epochs": 1}, data, list(sources.values()), ("map",), 8
+    )
 
 
 def test_bad_detection_shards_are_refused_in_one_line(tmp_path) -> None:

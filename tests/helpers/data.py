@@ -50,3 +50,14 @@ def png_bytes(height: int, width: int, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def saved_dataset(folder: Path, splits: dict[str, dict[str, list]], features: dict) -> Path:
+    """A Hugging Face dataset as ``DatasetDict.save_to_disk`` writes it: one split per entry of ``splits`` (columns
+    of values; image columns as file paths, whose bytes ``datasets`` embeds), of the ``features`` given."""
+    import datasets
+
+    typed = datasets.Features(features)
+    parts = {name: datasets.Dataset.from_dict(columns, features=typed) for name, columns in splits.items()}
+    datasets.DatasetDict(parts).save_to_disk(str(folder))
+    return folder

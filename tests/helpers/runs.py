@@ -85,3 +85,21 @@ def assert_torchrun_matches_accumulation(tmp_path: Path, settings: dict, metric:
     if config.freeze_bn:
         column = f"val_{metric}"
         assert float(metrics_rows(ddp)[0][column]) == pytest.approx(float(metrics_rows(one)[0][column]), abs=1e-3)
+
+
+def assert_trained_and_scored_alike(
+    tmp_path: Path, settings: dict, data: dict[str, dict], scored: list, metrics: tuple[str, ...], count: int
+) -> None:
+    """One data set in several forms (a folder, its shards, a Hugging Face dataset): training with ``settings`` on
+    each of ``data`` (name -> its data settings) gives the same weights bit for bit, and ``mobilenet eval`` of them
+    on each of ``scored`` the same ``metrics`` on ``count`` samples."""
+    runs = [train(make_config(**settings, **given, out=str(tmp_path / f"run-{name}")), progress=False).run_dir
+            for name, given in data.items()]  # fmt: skip
+    first, *others = (load_file(run / "last.safetensors") for run in runs)
+    for other in others:
+        assert all(torch.equal(first[key], other[key]) for key in first)  # the same batches, bit for bit
+    weights = str(runs[0] / "last.safetensors")
+    scores = [json.loads(cli("eval", "--weights", weights, "--data", str(source), "--json", "--workers", "0").stdout)
+              for source in scored]  # fmt: skip
+    for other in scores[1:]:
+        assert other["n"] == scores[0]["n"] == count and all(other[key] == scores[0][key] for key in metrics)

@@ -4,12 +4,14 @@ duplicates, a half-written line cut away, and nobody's file written over."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
+from mobilenet.data.images import image_files
 from mobilenet.inference.bulk import predict_to_file
 from mobilenet.registry import kind, load
 from mobilenet.utils.outputs import OutputRefused
@@ -68,6 +70,59 @@ def test_an_interrupted_run_resumed_equals_one_run(tmp_path, images, model_kind)
     assert [json.loads(line)["image"] for line in out.read_text().splitlines()] == images
 
 
+def without_nulls(value):
+    """A value read back from Parquet as the JSON it was: the nulls that fill a row's missing fields taken away."""
+    if isinstance(value, dict):
+        return {key: without_nulls(entry) for key, entry in value.items() if entry is not None}
+    return [without_nulls(entry) for entry in value] if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("model_kind", KINDS)
+def test_a_parquet_file_holds_the_lines_and_is_written_whole_after_an_interruption(tmp_path, images, model_kind):
+    parquet = pytest.importorskip("pyarrow.parquet")
+    predict = real_predict(model_kind, tmp_path)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    files = [*images[:14], str(broken), *images[14:]]  # a row of an error only, and every kind's own fields
+    predict_to_file(predict, files, tmp_path / "lines.jsonl", chunk=6, progress=False)
+    out, journal = tmp_path / "results.parquet", tmp_path / ".results.parquet.jsonl"
+    with pytest.raises(Interrupted):
+        predict_to_file(stopping_after(predict, 2), files, out, chunk=6, progress=False)
+    assert not out.exists() and len(journal.read_text().splitlines()) == 12
+    resumed = predict_to_file(predict, files, out, chunk=6, progress=False)
+    assert (resumed.resumed, resumed.written, resumed.errors) == (12, 9, 1) and not journal.exists()
+    rows = [without_nulls(row) for row in parquet.read_table(out).to_pylist()]
+    assert rows == [json.loads(line) for line in (tmp_path / "lines.jsonl").read_text().splitlines()]
+    again = predict_to_file(predict, files, out, progress=False)
+    assert (again.resumed, again.written) == (21, 0)
+    with pytest.raises(OutputRefused, match="is not a results file of these images"):
+        predict_to_file(predict, files[:5], out, progress=False)
+
+
+def test_shards_and_datasets_are_predicted_on_by_name(tmp_path, images) -> None:
+    datasets = pytest.importorskip("datasets")
+    from mobilenet.classification.shards import write_shards
+
+    folder = tmp_path / "folder" / "only"
+    folder.mkdir(parents=True)
+    for image in images[:6]:
+        shutil.copy(image, folder)
+    write_shards(folder.parent, tmp_path / "shards", shard_size=4, progress=False)
+    files = sorted(str(path) for path in folder.iterdir())
+    table = datasets.Dataset.from_dict({"image": files}, features=datasets.Features({"image": datasets.Image()}))
+    table.save_to_disk(str(tmp_path / "table"))
+    predict, lines = real_predict("classifier", tmp_path), {}
+    for name in ("folder", "shards", "table"):
+        predict_to_file(predict, image_files([str(tmp_path / name)]), tmp_path / f"{name}.jsonl", progress=False)
+        lines[name] = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    assert [line["image"] for line in lines["table"]] == [f"{tmp_path / 'table'}/{row}" for row in range(6)]
+    assert [line["image"].split(":")[-1] for line in lines["shards"]] == [
+        f"only/{i}.jpg" for i in (0, 1, 10, 11, 12, 13)
+    ]
+    assert [line["top"] for line in lines["shards"]] == [line["top"] for line in lines["folder"]]
+    assert [line["top"] for line in lines["table"]] == [line["top"] for line in lines["folder"]]
+
+
 def test_a_half_written_line_is_cut_away_and_written_again(tmp_path, images) -> None:
     predict = real_predict("classifier", tmp_path)
     out = tmp_path / "results.jsonl"
@@ -105,7 +160,7 @@ def test_nobodys_file_is_written_over(tmp_path, images) -> None:
     with pytest.raises(OutputRefused, match="is one of the inputs"):
         predict_to_file(predict, [str(notes)], notes, progress=False)
     assert predict_to_file(predict, images, other, force=True, progress=False).written == 20
-    with pytest.raises(ValueError, match=r"must end in \.jsonl"):
+    with pytest.raises(ValueError, match=r"must end in \.jsonl .* or \.parquet"):
         predict_to_file(predict, images, tmp_path / "results.json", progress=False)
 
 

@@ -3,17 +3,14 @@ scored on exactly as the folder is."""
 
 from __future__ import annotations
 
-import json
 import tarfile
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from mobilenet.segmentation.data import pairs_of, segmentation_dataset, voc_pairs
 from mobilenet.segmentation.shards import write_shards
-from mobilenet.tasks import make_config, train
-from tests.helpers.runs import cli
+from tests.helpers.runs import assert_trained_and_scored_alike, cli
 from tests.helpers.samples import SEGMENTATION_TINY, write_voc_masks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,17 +37,9 @@ def test_training_and_scoring_on_shards_are_training_and_scoring_on_the_folders(
     write_voc_masks(voc / "val", 4, seed=1)
     for split in ("train", "val"):
         write_shards(voc / split, tmp_path / "shards" / split, shard_size=5, progress=False)
-    runs = {}
-    for name, data in (("folders", voc), ("shards", tmp_path / "shards")):
-        config = make_config(**{**SEGMENTATION_TINY, "epochs": 1}, data=str(data), out=str(tmp_path / f"run-{name}"))
-        runs[name] = train(config, progress=False).run_dir
-    folders, shards = (load_file(runs[name] / "last.safetensors") for name in ("folders", "shards"))
-    assert all(torch.equal(folders[key], shards[key]) for key in folders)  # the same batches, bit for bit
-    weights = str(runs["folders"] / "last.safetensors")
-    scored = [cli("eval", "--weights", weights, "--data", str(data), "--json", "--workers", "0")
-              for data in (voc / "val", tmp_path / "shards" / "val" / "shard-000000.tar")]  # fmt: skip
-    folder_scores, shard_scores = (json.loads(run.stdout) for run in scored)
-    assert folder_scores["n"] == shard_scores["n"] == 4 and folder_scores["miou"] == shard_scores["miou"]
+    data = {"folders": {"data": str(voc)}, "shards": {"data": str(tmp_path / "shards")}}
+    scored = [voc / "val", tmp_path / "shards" / "val" / "shard-000000.tar"]
+    assert_trained_and_scored_alike(tmp_path, {**SEGMENTATION_TINY, "epochs": 1}, data, scored, ("miou",), 4)
 
 
 def test_a_shard_without_masks_is_refused_in_one_line(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -32,6 +33,8 @@ def test_a_hub_folder_round_trips_with_its_card(tmp_path) -> None:
 def test_a_repository_offline_is_one_clear_error(tmp_path, monkeypatch) -> None:
     pytest.importorskip("huggingface_hub", reason="the Hub needs huggingface_hub: pip install 'mobilenet[hub]'")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    constants = importlib.import_module("huggingface_hub.constants")  # read the variable at import: 45 s of retries
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(OSError, match="cannot fetch someone/mobilenet-missing from the Hugging Face Hub"):
         from_pretrained("someone/mobilenet-missing")

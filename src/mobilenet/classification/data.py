@@ -18,14 +18,15 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members, opened_image, preprocess_rgb
+from mobilenet.data.images import IMAGE_SUFFIXES, Stored, labelled_members, opened_image, preprocess_rgb
+from mobilenet.data.tables import Row, Table, is_table
 from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths
 from mobilenet.nn.preprocessing import Preprocessing
 
 MIN_SIDE = 8  # smaller images carry no usable content at any network resolution: skipped
 
 T = TypeVar("T")
-Sample = tuple[str | Path | Member | Image.Image, int]  # an image file, a shard's or a PIL image, and its label
+Sample = tuple[str | Path | Stored | Image.Image, int]  # an image (file, shard's, table's, PIL image), its label
 
 
 class LabelledImages(Dataset):
@@ -100,9 +101,28 @@ def scan_shards(source: str | Path) -> tuple[list[tuple[Member, int]], list[str]
     return samples, shard_classes(shards, max((label for _, label in samples), default=-1) + 1)
 
 
+def scan_table(source: str | Path) -> tuple[list[tuple[Row, int]], list[str]]:
+    """The (image, label) samples of a Hugging Face dataset (see :mod:`mobilenet.data.tables`) and the class names:
+    its image column, and its ``ClassLabel`` column's names (or an integer ``label`` column's indices)."""
+    table = Table(source)
+    image, named = table.image_column(), table.columns_of("ClassLabel")
+    column = named[0] if named else next((c for c in ("label", "labels") if c in table.dataset.column_names), None)
+    if column is None:
+        raise ValueError(f"{source} has no column of class labels (its columns: {', '.join(table.dataset.column_names)}"
+                         "): a classification dataset has a ClassLabel column or an integer 'label'")  # fmt: skip
+    labels = table.values(column)
+    if not all(isinstance(label, int) and label >= 0 for label in labels):
+        raise ValueError(f"{source}'s column {column!r} holds values that are no class index (0, 1, ...)")
+    names = table.dataset.features[column].names if named else [str(i) for i in range(max(labels, default=-1) + 1)]
+    return list(zip(table.rows(image), labels, strict=True)), list(names)
+
+
 def scan_labelled(source: str | Path) -> tuple[Sequence[Sample], list[str]]:
-    """Labelled images from ``root/<class>/<image>`` folders or their shards (a folder of ``.tar`` files, one, or
-    a brace pattern), as (image, label) samples and the class names."""
+    """Labelled images from ``root/<class>/<image>`` folders, their shards (a folder of ``.tar`` files, one, or a
+    brace pattern) or a Hugging Face dataset (saved, Arrow, Parquet or ``hf:NAME``), as (image, label) samples and
+    the class names."""
+    if is_table(source):
+        return scan_table(source)
     return scan_shards(source) if is_shards(source) else scan_folder(source)
 
 

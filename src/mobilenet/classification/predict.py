@@ -12,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mobilenet.data.imagenet import imagenet_names_for
-from mobilenet.data.images import AnyImages, each_image, image_batch, model_input
+from mobilenet.data.images import AnyImages, Stored, each_image, image_batch, model_input
 from mobilenet.inference.deploy import Deployed
 from mobilenet.utils.modes import evaluating
 
@@ -58,7 +58,7 @@ def classify_batch(model: Any, items: list, results: list[dict[str, Any]], rows:
     tensors, read = [], []
     for row in rows:
         item = items[row]
-        results[row]["image"] = str(item) if isinstance(item, str | Path) else None
+        results[row]["image"] = str(item) if isinstance(item, str | Path | Stored) else None
         try:
             tensors.append(model_input(item, model.preprocessing))
             read.append(row)

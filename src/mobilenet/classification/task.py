@@ -17,7 +17,7 @@ from mobilenet.classification.evaluate import evaluate_dataset
 from mobilenet.classification.metrics import EvalResult
 from mobilenet.classification.mixing import mix_batch
 from mobilenet.data.images import normalize
-from mobilenet.data.subsets import split_fraction, spread
+from mobilenet.data.subsets import split_folders, split_fraction, spread
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
@@ -46,8 +46,8 @@ def labelled_samples(config: TrainConfig) -> tuple[list, list, list[str], str]:
         if val_classes != classes:
             raise ValueError(f"{config.val_data} has classes {val_classes[:3]}... but {root} has {classes[:3]}...")
         return train, val, classes, f"{root} + {config.val_data}"
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return labelled_samples(replace(config, data=str(root / "train"), val_data=str(root / "val")))
+    if (splits := split_folders(root)) is not None:
+        return labelled_samples(replace(config, data=str(splits[0]), val_data=str(splits[1])))
     samples, classes = scan_labelled(root)
     train, val = stratified(samples, config.val_fraction, config.seed)
     return train, val, classes, f"{root} (validation: {config.val_fraction:.0%} of each class)"

@@ -97,7 +97,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, kinds: list[ModelKind], w
     """The arguments of a command that runs a model on image files (``predict``, ``segment``, ``detect``)."""
     models = sorted(name for kind in kinds for name in kind.models)
     parser.add_argument("images", nargs="+", metavar="IMAGE",
-                        help="image files to run the model on, or folders of them")  # fmt: skip
+                        help="image files to run the model on, folders of them, tar shards or Hugging Face "
+                        "datasets")  # fmt: skip
     parser.add_argument("--weights", required=True, help=weights_help)
     parser.add_argument("--model", choices=models, metavar="NAME",
                         help="the model of a bare state dict or of published weights (default: the file's "
@@ -110,7 +111,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, kinds: list[ModelKind], w
               "names repeat)") if writers else ""  # fmt: skip
     parser.add_argument("--out", type=Path, metavar="PATH",
                         help="a results file, results.jsonl: each image's result as a JSON line, in order, written "
-                        "as it goes; the same command after a kill goes on where it stopped" + folder)  # fmt: skip
+                        "as it goes (results.parquet: a Parquet file of them, written at the end); the same command "
+                        "after a kill goes on where it stopped" + folder)  # fmt: skip
     parser.add_argument("--force", action="store_true",
                         help="start the results file again, or replace files of those names in the folder")  # fmt: skip
     add_kind_options(parser, "predict", kinds)
@@ -121,8 +123,8 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
     from mobilenet import registry
     from mobilenet.data.images import image_files
     from mobilenet.inference.backends import backend_for
-    from mobilenet.inference.bulk import SUFFIX as RESULTS
-    from mobilenet.inference.bulk import predict_to_file, results_done
+    from mobilenet.inference.bulk import SUFFIXES as RESULTS
+    from mobilenet.inference.bulk import check_results_file, predict_to_file
     from mobilenet.inference.deploy import deploy
     from mobilenet.utils.outputs import check_folder, check_outputs, planned_outputs
 
@@ -134,15 +136,13 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
     options = kind_options(args, kind, "predict", kinds)
     images = image_files(args.images)
     out = args.out
-    bulk = out is not None and out.suffix == RESULTS
+    bulk = out is not None and out.suffix in RESULTS
     if bulk:  # checked before the model loads: nothing of the user's is overwritten unless asked
-        check_outputs([out], images, overwrite=True)
-        if not args.force:
-            results_done(out, images)
+        check_results_file(out, images, args.force)
     elif out is not None:
         if not kind.writes:
             raise ValueError(f"--out DIR writes files of models that draw or mask: {args.weights} holds a {kind.name} "
-                             f"model; --out results{RESULTS} writes its results")  # fmt: skip
+                             f"model; --out results.jsonl (or .parquet) writes its results")  # fmt: skip
         check_folder(out)
         planned = planned_outputs(images, out, kind.writes)
         check_outputs((path for paths in planned for path in paths), images, args.force, allow="--force")

@@ -14,7 +14,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from mobilenet.data.subsets import spread
-from mobilenet.data.tars import Member, shard_samples
+from mobilenet.data.tables import Row, Table, is_table
+from mobilenet.data.tars import Member, is_shards, shard_paths, shard_samples
 from mobilenet.nn.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -25,19 +26,37 @@ RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
 }
 
-# One image as users hold it: a file path, the bytes of an encoded file (JPEG, PNG, ...), a PIL image, or RGB
-# pixels 0..255 as a uint8 NumPy array (H, W, 3), (H, W, 4) or (H, W) or a uint8 tensor (3, H, W) or (1, H, W).
+
+@dataclass(frozen=True)
+class Encoded:
+    """An encoded image held in memory under a name (a Ray batch's bytes and their path): read as its file would be."""
+
+    name: str
+    data: bytes
+
+    def read_bytes(self) -> bytes:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# An image read by its own read_bytes() and named by its str(): a shard's member, a table's row, named bytes.
+Stored = Member | Row | Encoded
+# One image as users hold it: a file path, an image stored in shards or a table, the bytes of an encoded file (JPEG,
+# PNG, ...), a PIL image, or RGB pixels 0..255 as a uint8 NumPy array (H, W, 3), (H, W, 4) or (H, W) or a uint8
+# tensor (3, H, W) or (1, H, W).
 # A float tensor (C, H, W) is the model's input, already preprocessed (as image_batch takes a float batch).
-AnyImage = str | Path | bytes | Image.Image | np.ndarray | torch.Tensor
+AnyImage = str | Path | bytes | Stored | Image.Image | np.ndarray | torch.Tensor
 # One image or several: a list or tuple of them, where an (N, ...) array or tensor counts as N images.
 AnyImages = AnyImage | Sequence[AnyImage]
 
 
 @contextmanager
-def opened_image(source: str | Path | bytes | Member, max_pixels: int | None = None) -> Iterator[Image.Image]:
-    """An image file, its bytes or a shard's member, with only its header read: its size and format are known and
-    its pixels are decoded on ``load()`` (after a JPEG's ``draft`` if asked, at a reduced scale); closed on leaving.
-    Any failure to read it, there or in the block, is a clear error.
+def opened_image(source: str | Path | bytes | Stored, max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """An image file, its bytes, a shard's member or a table's row, with only its header read: its size and format
+    are known and its pixels are decoded on ``load()`` (after a JPEG's ``draft`` if asked, at a reduced scale);
+    closed on leaving. Any failure to read it, there or in the block, is a clear error.
 
     ``max_pixels`` refuses a larger image from its header, before its pixels are decoded (a server's uploads); without
     it, PIL's own limit holds."""
@@ -48,7 +67,7 @@ def opened_image(source: str | Path | bytes | Member, max_pixels: int | None = N
     try:
         with warnings.catch_warnings():  # large but decodable: read it, without PIL's warning on the terminal
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            data = source.read_bytes() if isinstance(source, Member) else source
+            data = source if isinstance(source, str | Path | bytes) else source.read_bytes()
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
                 if max_pixels is not None and image.width * image.height > max_pixels:
                     raise Image.DecompressionBombError(f"{image.width}x{image.height}")
@@ -78,15 +97,15 @@ def labelled_members(shards: Sequence[Path], label: str, task: str) -> Iterator[
         yield image, files[label]
 
 
-def load_image(source: str | Path | bytes | Member, max_pixels: int | None = None) -> Image.Image:
-    """An image file, its bytes or a shard's member, decoded as RGB (grayscale, palette, CMYK, alpha are converted),
-    or a clear error (see :func:`opened_image`)."""
+def load_image(source: str | Path | bytes | Stored, max_pixels: int | None = None) -> Image.Image:
+    """An image file, its bytes, a shard's member or a table's row, decoded as RGB (grayscale, palette, CMYK, alpha
+    are converted), or a clear error (see :func:`opened_image`)."""
     with opened_image(source, max_pixels) as image:
         image.load()
         return image.convert("RGB")
 
 
-def each_file(paths: Sequence[str], describe: Callable[[str, Image.Image], dict]) -> list[dict]:
+def each_file(paths: Sequence[str | Stored], describe: Callable[[str, Image.Image], dict]) -> list[dict]:
     """``describe(path, image)`` of each image file, in order; an unreadable one's result is its ``"error"``, and
     the others still run (what ``mobilenet segment`` and ``detect`` print, one result per file)."""
     results = []
@@ -94,15 +113,15 @@ def each_file(paths: Sequence[str], describe: Callable[[str, Image.Image], dict]
         try:
             image = load_image(path)
         except (OSError, ValueError) as error:
-            results.append({"image": path, "error": str(error)})
+            results.append({"image": str(path), "error": str(error)})
             continue
-        results.append(describe(path, image))
+        results.append(describe(str(path), image))
     return results
 
 
 def as_rgb_image(image: AnyImage) -> Image.Image:
     """One image (any kind but a float tensor) as an RGB PIL image: decoded, or made from its pixels."""
-    if isinstance(image, str | Path | bytes):
+    if isinstance(image, str | Path | bytes | Stored):
         return load_image(image)
     if isinstance(image, Image.Image):
         return image.convert("RGB")
@@ -255,11 +274,24 @@ def image_files_under(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def image_files(sources: Sequence[str | Path]) -> list[str]:
-    """The image files that paths name: a folder gives every image under it (sorted); anything else, a folder of no
-    images included, is kept as it is, to be reported as unreadable when it is read."""
-    files = []
+def stored_images(source: str | Path) -> list[Stored]:
+    """The images of shards (every member with an image's extension) or of a table's image column, in order."""
+    if is_table(source):
+        table = Table(source)
+        return list(table.rows(table.image_column()))
+    return [member for _, files in shard_samples(shard_paths(source))
+            for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES]  # fmt: skip
+
+
+def image_files(sources: Sequence[str | Path]) -> list[str | Stored]:
+    """The images that paths name: a folder gives every image file under it (sorted), shards and Hugging Face
+    datasets their images (see :func:`stored_images`); anything else, a folder of no images included, is kept as it
+    is, to be reported as unreadable when it is read."""
+    files: list[str | Stored] = []
     for source in sources:
+        if is_shards(source) or is_table(source):
+            files += stored_images(source)
+            continue
         found = image_files_under(Path(source)) if Path(source).is_dir() else []
         files += found or [str(source)]
     return files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -35,3 +36,16 @@ def split_fraction(
         val += [members[i] for i in order[:cut]]
         train += [members[i] for i in order[cut:]]
     return train, val
+
+
+VALIDATION = ("val", "validation", "test")  # a split's folder for validation, the first there is
+
+
+def split_folders(root: str | Path) -> tuple[Path, Path] | None:
+    """A dataset's own training and validation parts: its ``train/`` folder beside ``val/`` (or a Hugging Face
+    dataset's saved ``validation`` or else ``test`` split), or None."""
+    root = Path(root)
+    if not (root / "train").is_dir():
+        return None
+    val = next((root / name for name in VALIDATION if (root / name).is_dir()), None)
+    return None if val is None else (root / "train", val)

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members
-from mobilenet.data.tars import Member, is_shards, shard_classes, shard_paths
+from mobilenet.data.images import IMAGE_SUFFIXES, Stored, labelled_members, opened_image
+from mobilenet.data.tables import Table, is_table
+from mobilenet.data.tars import is_shards, shard_classes, shard_paths
 
 # COCO's category ids (index = id; 0 is TF's background column, "n/a" the ids that no annotation uses), and its 80
 # classes numbered 1..80 (YOLO's 0..79 plus one, as COCO128's JSON does) <-> COCO's own ids 1..90.
@@ -44,7 +45,7 @@ COCO80_NAMES = tuple(COCO91_NAMES[i] for i in COCO80_TO_91.values())
 
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value: records compare by identity
 class DetectionRecord:
-    image: Path | Member  # a file, or a shard's member
+    image: Path | Stored  # a file, a shard's member or a table's row
     width: int
     height: int
     boxes: np.ndarray  # float32 [n, 4] xyxy pixels
@@ -86,7 +87,7 @@ class DetectionSet:
         return len(self.records)
 
 
-def _record(image: Path, size: tuple[int, int], boxes, labels, report: DataReport) -> DetectionRecord:
+def _record(image: Path | Stored, size: tuple[int, int], boxes, labels, report: DataReport) -> DetectionRecord:
     """A record of boxes cleaned as the module says, counted into ``report``."""
     width, height = int(size[0]), int(size[1])
     raw = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -294,15 +295,73 @@ def shard_detection(source: str | Path) -> DetectionSet:
     return DetectionSet(records, shard_classes(shards, count), report)
 
 
+def object_lists(objects: dict | list) -> tuple[list, list]:
+    """A row's objects as the Hub stores them, a dict of lists or a list of dicts, as (bboxes, categories)."""
+    if isinstance(objects, list):
+        objects = {key: [item[key] for item in objects] for key in (objects[0] if objects else {})}
+    boxes = next((objects[key] for key in ("bbox", "bboxes", "boxes") if key in objects), None)
+    labels = next((objects[key] for key in ("category", "categories", "label", "labels") if key in objects), None)
+    if not objects:
+        return [], []
+    if boxes is None or labels is None:
+        raise ValueError(f"objects with {', '.join(objects)}: expected a bbox and a category for each")
+    return boxes, labels
+
+
+def class_names(feature: object) -> list[str] | None:
+    """The names of the first ``ClassLabel`` inside a ``datasets`` feature (nested in dicts and lists), or None."""
+    if type(feature).__name__ == "ClassLabel":
+        return list(feature.names)  # type: ignore[attr-defined]
+    inner = feature.values() if isinstance(feature, dict) else [getattr(feature, "feature", None)]
+    return next((names for item in inner if item is not None and (names := class_names(item)) is not None), None)
+
+
+def table_detection(source: str | Path) -> DetectionSet:
+    """The records of a Hugging Face detection dataset (see :mod:`mobilenet.data.tables`), as the Hub lays them out
+    (cppe-5 and the ``datasets`` object-detection guide): an image column, and an ``objects`` column of ``bbox``es
+    in COCO's [x, y, width, height] pixels and ``category`` class labels; ``width`` and ``height`` columns if any
+    (else each image's header says)."""
+    table, report, records = Table(source), DataReport(), []
+    columns = table.dataset.column_names
+    if "objects" not in columns:
+        raise ValueError(f"{source} has no 'objects' column (its columns: {', '.join(columns)}): a detection dataset "
+                         "holds each image's boxes as objects with a bbox and a category")  # fmt: skip
+    images, objects = table.rows(table.image_column()), table.values("objects")
+    sized = {"width", "height"} <= set(columns)  # else each image's header says
+    widths, heights = (table.values("width"), table.values("height")) if sized else ([], [])
+    for index, (image, found) in enumerate(zip(images, objects, strict=True)):
+        try:
+            boxes, labels = object_lists(found)
+        except ValueError as error:
+            raise ValueError(f"row {index} of {source} has {error}") from None
+        xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) @ XYWH_TO_XYXY
+        if sized:
+            size = (widths[index], heights[index])
+        else:
+            with opened_image(image) as opened:
+                size = opened.size
+        records.append(_record(image, size, xyxy, labels, report))
+    names = class_names(table.dataset.features["objects"])
+    count = max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1
+    return DetectionSet(records, names or [str(i) for i in range(count)], report)
+
+
+XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)  # row @ it
+
+
 def detection_dataset(path: str | Path, split: str | None = None) -> DetectionSet:
     """Whatever detection data ``path`` holds: a COCO JSON file (or a folder with one per split), a VOC folder,
-    a YOLO folder (``images/<split>``, ``labels/<split>``, classes in ``classes.txt`` or a data YAML), or shards
-    (a folder of them, one, a pattern; or a folder of ``<split>/`` shard folders)."""
+    a YOLO folder (``images/<split>``, ``labels/<split>``, classes in ``classes.txt`` or a data YAML), shards
+    (a folder of them, one, a pattern; or a folder of ``<split>/`` shard folders), or a Hugging Face dataset
+    (saved, Arrow, Parquet or ``hf:NAME``; a saved one's ``<split>/``)."""
+    part = Path(path) / split if split is not None and Path(path).is_dir() else None
+    if part is not None and (is_shards(part) or is_table(part)):
+        return detection_dataset(part)
+    if is_table(path):
+        return table_detection(path)
     if is_shards(path):
         return shard_detection(path)
     path = Path(path)
-    if split is not None and is_shards(path / split):
-        return shard_detection(path / split)
     if path.is_file() and path.suffix == ".json":
         return coco_detection(path)
     if not path.is_dir():

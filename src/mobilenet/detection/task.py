@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenet.data.subsets import split_fraction
+from mobilenet.data.subsets import split_folders, split_fraction
+from mobilenet.data.tables import is_table
+from mobilenet.data.tars import is_shards
 from mobilenet.detection.anchors import grid_sizes
 from mobilenet.detection.augment import AugmentedRecords, Sample
 from mobilenet.detection.config import DETECTION_MODELS, TASK, DetectionSettings, SSDConfig
@@ -48,6 +50,8 @@ def training_sets(config: TrainConfig) -> tuple[DetectionSet, DetectionSet, str]
         raise ValueError("detection learns from --data: a COCO .json, a PASCAL VOC folder or a YOLO folder")
     if config.val_data is not None:
         return detection_dataset(config.data), detection_dataset(config.val_data), f"{config.data} + {config.val_data}"
+    if (splits := split_folders(config.data)) is not None and all(is_shards(p) or is_table(p) for p in splits):
+        return detection_dataset(splits[0]), detection_dataset(splits[1]), f"{splits[0]} + {splits[1]}"
     if Path(config.data).is_dir():
         try:
             train, val = detection_dataset(config.data, "train"), detection_dataset(config.data, "val")

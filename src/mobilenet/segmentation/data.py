@@ -18,8 +18,9 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from mobilenet.data.images import IMAGE_SUFFIXES, labelled_members, load_image
-from mobilenet.data.tars import Member, is_shards, shard_paths
+from mobilenet.data.images import IMAGE_SUFFIXES, Stored, labelled_members, load_image
+from mobilenet.data.tables import Table, is_table
+from mobilenet.data.tars import is_shards, shard_paths
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -28,7 +29,7 @@ VOC_CLASSES = (
 IGNORE_INDEX = 255  # VOC's void border: scored by no metric
 CROP = 513  # DeepLab's evaluation crop for PASCAL VOC: every VOC image (at most 500x500) fits
 PAD_PIXEL = 128  # the mean pixel: 0 after DeepLab's normalization (pixel / 127.5 - 1)
-Pair = tuple[Path | Member, Path | Member]  # an image and its mask: files, or members of a shard
+Pair = tuple[Path | Stored, Path | Stored]  # an image and its mask: files, members of a shard or rows of a table
 
 # COCO category id -> VOC class, as torchvision's segmentation reference (references/segmentation, CAT_LIST).
 # The ids are COCO's official ones, which the panoptic categories and COCO128's semantic masks use (its config.yaml:
@@ -50,10 +51,10 @@ def coco_to_voc_table() -> torch.Tensor:
     return table
 
 
-def read_mask(path: Path | Member) -> torch.Tensor:
+def read_mask(path: Path | Stored) -> torch.Tensor:
     """A mask file's (or a shard member's) class indices as an int64 (H, W) tensor: a palette PNG's indices, or 8-bit
     gray values."""
-    with Image.open(io.BytesIO(path.read_bytes()) if isinstance(path, Member) else path) as mask:
+    with Image.open(path if isinstance(path, str | Path) else io.BytesIO(path.read_bytes())) as mask:
         if mask.mode not in ("P", "L"):
             raise ValueError(f"mask {path} has mode {mask.mode}: expected class indices (palette or 8-bit gray)")
         return torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
@@ -169,17 +170,35 @@ def shard_pairs(source: str | Path) -> list[Pair]:
     return list(labelled_members(shard_paths(source), MASK, "segmentation"))
 
 
+MASK_COLUMNS = ("mask", "annotation", "label", "segmentation")  # what the Hub's segmentation sets call their masks
+
+
+def table_pairs(source: str | Path) -> list[Pair]:
+    """The (image, mask) pairs of a Hugging Face dataset (see :mod:`mobilenet.data.tables`): its image column and
+    its other ``Image`` column, masks of class indices (palette or 8-bit gray PNGs, as the Hub stores them)."""
+    table = Table(source)
+    image = table.image_column()
+    masks = [column for column in table.columns_of("Image") if column != image]
+    if not masks:
+        raise ValueError(f"{source} has one column of images ({image}): a segmentation dataset has a second, its masks")
+    mask = next((column for column in masks if any(word in column for word in MASK_COLUMNS)), masks[0])
+    return list(zip(table.rows(image), table.rows(mask), strict=True))
+
+
 def pairs_of(source: str | Path) -> Sequence[Pair]:
-    """The pairs of a VOC folder (see :func:`voc_pairs`) or of its shards (a folder of them, one, or a pattern)."""
+    """The pairs of a VOC folder (see :func:`voc_pairs`), of its shards (a folder of them, one, or a pattern) or of
+    a Hugging Face dataset (saved, Arrow, Parquet or ``hf:NAME``)."""
+    if is_table(source):
+        return table_pairs(source)
     return shard_pairs(source) if is_shards(source) else voc_pairs(source)
 
 
 def segmentation_dataset(root: str | Path, ids: str | Path | None = None) -> SegmentationPairs:
     """The pairs of a folder as it is laid out: VOC's devkit (``JPEGImages/``, ``SegmentationClass/``, an optional
-    ids list), its shards, or COCO128's (``images/val2017``, ``semantic_segmentation/masks/val2017``, mapped to VOC's
-    classes)."""
-    if is_shards(root):
-        return SegmentationPairs(shard_pairs(root))
+    ids list), its shards, a Hugging Face dataset (see :func:`pairs_of`), or COCO128's (``images/val2017``,
+    ``semantic_segmentation/masks/val2017``, mapped to VOC's classes)."""
+    if is_shards(root) or is_table(root):
+        return SegmentationPairs(pairs_of(root))
     root = Path(root)
     if (root / "JPEGImages").is_dir():
         return SegmentationPairs(voc_pairs(root, ids))

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mobilenet.data.images import normalize
-from mobilenet.data.subsets import split_fraction, spread
+from mobilenet.data.subsets import split_folders, split_fraction, spread
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.segmentation.augment import AugmentedPairs, Crop, collate_crops
 from mobilenet.segmentation.config import SEGMENTATION_MODELS, TASK, SegmentationSettings
@@ -65,8 +65,8 @@ def training_pairs(config: TrainConfig) -> tuple[Pairs, Pairs, str]:
     root = Path(config.data)
     if config.val_data is not None:
         return pairs_of(root), pairs_of(config.val_data), f"{root} + {config.val_data}"
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return pairs_of(root / "train"), pairs_of(root / "val"), f"{root / 'train'} + {root / 'val'}"
+    if (splits := split_folders(root)) is not None:
+        return pairs_of(splits[0]), pairs_of(splits[1]), f"{splits[0]} + {splits[1]}"
     sets = root / "ImageSets" / "Segmentation"  # the VOC devkit itself
     if (sets / "train.txt").is_file() and (sets / "val.txt").is_file():
         return voc_pairs(root, sets / "train.txt"), voc_pairs(root, sets / "val.txt"), f"{root} (devkit train, val)"

@@ -29,7 +29,7 @@ def same_file_key(path: Path) -> tuple:
 
 def check_outputs(
     outputs: Iterable[str | Path],
-    inputs: Iterable[str | Path] = (),
+    inputs: Iterable[object] = (),
     overwrite: bool = False,
     allow: str = "overwrite=True",
 ) -> None:
@@ -37,14 +37,15 @@ def check_outputs(
 
     Args:
         outputs: every file the work will write.
-        inputs: the files it reads: never written over, even when ``overwrite`` is allowed.
+        inputs: the files it reads (paths, or what their ``str`` names: a shard's member), never written over, even
+            when ``overwrite`` is allowed.
         overwrite: whether existing files (other than the inputs) may be replaced.
         allow: how the caller allows overwriting, for the message (``--force`` on the command line).
 
     Raises:
         OutputRefused: naming the first output refused and what to do instead.
     """
-    read = {same_file_key(Path(path)) for path in inputs}
+    read = {same_file_key(Path(str(path))) for path in inputs}
     written: dict[tuple, Path] = {}
     for output in map(Path, outputs):
         key = same_file_key(output)
@@ -82,13 +83,15 @@ def check_suffix(path: str | Path, suffixes: Sequence[str], what: str) -> None:
         )
 
 
-def distinct_names(paths: Sequence[str | Path]) -> list[str]:
+def distinct_names(images: Sequence[object]) -> list[str]:
     """A name per input to write its outputs under: its stem, or, where stems repeat (``a/x.jpg``, ``b/x.jpg``), its
-    folder's name and stem (``a_x``, ``b_x``), with ``-2``, ``-3``... on what still repeats (one file given twice)."""
-    stems = [Path(path).stem for path in paths]
+    folder's name and stem (``a_x``, ``b_x``), with ``-2``, ``-3``... on what still repeats (one file given twice).
+    An input is a path or what its ``str`` names (a shard's member, a table's row)."""
+    paths = [Path(str(image)) for image in images]
+    stems = [path.stem for path in paths]
     repeated = {stem for stem, count in Counter(stems).items() if count > 1}
     wanted = [
-        f"{Path(path).parent.name}_{stem}" if stem in repeated and Path(path).parent.name else stem
+        f"{path.parent.name}_{stem}" if stem in repeated and path.parent.name else stem
         for path, stem in zip(paths, stems, strict=True)
     ]
     taken: set[str] = set()
@@ -103,7 +106,7 @@ def distinct_names(paths: Sequence[str | Path]) -> list[str]:
     return names
 
 
-def planned_outputs(images: Sequence[str | Path], folder: str | Path, templates: Sequence[str]) -> list[list[Path]]:
+def planned_outputs(images: Sequence[object], folder: str | Path, templates: Sequence[str]) -> list[list[Path]]:
     """Per image, the files written for it in ``folder``: each template (``"{name}_overlay.png"``) filled in with
     the image's name from :func:`distinct_names`."""
     folder = Path(folder)
@@ -111,8 +114,8 @@ def planned_outputs(images: Sequence[str | Path], folder: str | Path, templates:
 
 
 def checked_outputs(
-    images: Sequence[str | Path], folder: str | Path, templates: Sequence[str], overwrite: bool = False
-) -> Callable[[str | Path], list[Path]]:
+    images: Sequence[object], folder: str | Path, templates: Sequence[str], overwrite: bool = False
+) -> Callable[[object], list[Path]]:
     """The files written for each image in ``folder`` (:func:`planned_outputs`), checked (:func:`check_outputs`) before
     any is written; returned as a function of the image, giving its files when asked in the images' order (an image
     given twice gets its second set the second time)."""

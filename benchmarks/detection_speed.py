@@ -1,6 +1,7 @@
 """SSD detectors, every inference path, ms per image: SSDLite-MobileNetV2 at 320, and Google's SSD against LiteRT.
 
     python benchmarks/detection_speed.py [--shared DIR] [--models ssdlite google] [--weights DET.safetensors]
+                                         [--postprocess-only]
                                          [any `mobilenet bench` flag: it overrides the defaults of both runs]
 
 ``ssdlite``: ``mobilenet bench --arch ssdlite_mobilenet_v2`` (the paper's Table 6 model, 320x320, 91 classes,
@@ -15,7 +16,9 @@ What a path does per image: ours stop at the raw outputs (box codes and class lo
 also runs the file's ``TFLite_Detection_PostProcess`` op (decoding and NMS). So the NMS is timed on its own after
 the runs, for real weights only (random logits put every anchor above the 1e-8 score threshold): the library's
 ``postprocess`` per image, with the model's own NMS (TF Lite's fast NMS for Google's file, TF's per-class NMS for
-ours), on the outputs of COCO128 val images. The last line says how much CPU other processes took meanwhile.
+ours), on the outputs of COCO128 val images; for Google's file also with TF's per-class NMS at 100 detections (the
+SSDLite configs' setting, the costliest: 90 classes). ``--postprocess-only`` times just that. The last line says
+how much CPU other processes took meanwhile.
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ def defaults(shared: Path, model: str, weights: str | None, threads: int) -> lis
             "--calls", "10"]  # fmt: skip
 
 
-def nms_ms(weights: Path, shared: Path, threads: int) -> tuple[str, float]:
-    """The model's NMS and the median ms per image of ``postprocess`` on its outputs for COCO128 val images."""
+def nms_ms(weights: Path, shared: Path, threads: int, nms: str | None = None, most: int | None = None) -> float:
+    """The median ms per image of ``postprocess`` on the model's outputs for COCO128 val images, with its own NMS and
+    number of detections (or ``nms`` and ``most``)."""
     model = load_detector(weights).eval()
     config, pre = model.config, model.preprocessing
     files = sorted((shared / COCO128 / "val2017").glob("*.jpg"))[:NMS_IMAGES]
@@ -67,11 +71,11 @@ def nms_ms(weights: Path, shared: Path, threads: int) -> tuple[str, float]:
             start = time.perf_counter()
             postprocess(
                 codes, logits, anchors, score_threshold=config.score_threshold, iou_threshold=config.iou_threshold,
-                max_detections=config.max_detections, max_per_class=config.max_per_class,
-                scales=config.box_coder_scales, nms=config.nms,
+                max_detections=most or config.max_detections, max_per_class=most or config.max_per_class,
+                scales=config.box_coder_scales, nms=nms or config.nms,
             )  # fmt: skip
             times.append(time.perf_counter() - start)
-    return config.nms, statistics.median(times) * 1e3
+    return statistics.median(times) * 1e3
 
 
 if __name__ == "__main__":
@@ -81,20 +85,25 @@ if __name__ == "__main__":
                         help="which detectors to time")  # fmt: skip
     parser.add_argument("--weights", help="ssdlite: a trained SSDLite-MobileNetV2 (.safetensors) instead of random")
     parser.add_argument("--threads", type=int, default=2, help="threads of every path")
+    parser.add_argument("--postprocess-only", action="store_true", help="time decoding and NMS alone")
     args, flags = parser.parse_known_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}")
     meter = LoadMeter()
     busy, own, start = meter.busy(), time.process_time(), time.perf_counter()
     status = 0
-    for model in args.models:  # later flags win: the caller's override the defaults
+    for model in [] if args.postprocess_only else args.models:  # later flags win: the caller's override the defaults
         status |= main(["bench", *defaults(args.shared, model, args.weights, args.threads), *flags])
     real = {"google": args.shared / GOOGLE, "ssdlite": Path(args.weights) if args.weights else None}
     timed = [(model, real[model]) for model in args.models if real[model] is not None]
     if timed:
         print(f"\npostprocess alone (decoding + NMS), median ms per image over {NMS_IMAGES} COCO128 val images:")
         for model, weights in timed:
-            nms, ms = nms_ms(weights, args.shared, args.threads)
-            print(f"  {model} ({weights.name}), {nms} NMS: {ms:.2f} ms")
+            config = load_detector(weights).config
+            print(f"  {model} ({weights.name}), its {config.nms} NMS, {config.max_detections} detections: "
+                  f"{nms_ms(weights, args.shared, args.threads):.2f} ms")  # fmt: skip
+            if model == "google":
+                ms = nms_ms(weights, args.shared, args.threads, "regular", 100)
+                print(f"  {model} ({weights.name}), TF's per-class NMS, 100 detections: {ms:.2f} ms")
     wall = time.perf_counter() - start
     share = meter.share(busy, wall, time.process_time() - own)
     print(f"\nwall time {wall:.0f} s; other processes took {share:.0%} of the {meter.cpus} cores meanwhile")

@@ -18,7 +18,15 @@ import random
 import pytest
 import torch
 
-from mobilenet.detection.boxes import anchor_boxes, batched_nms, box_area, box_iou, clip_boxes, iter_nms_kept
+from mobilenet.detection.boxes import (
+    anchor_boxes,
+    batched_nms,
+    box_area,
+    box_iou,
+    clip_boxes,
+    iter_nms_kept,
+    ranked_blocks,
+)
 from mobilenet.detection.coder import BOX_CODER_SCALES, decode, encode
 from mobilenet.detection.loss import LOSS_STATS, mine_hard_examples, ssd_loss
 from mobilenet.detection.matcher import match, targets
@@ -115,6 +123,20 @@ def test_nms_chunks_agree_with_one_pass():
     classes = torch.tensor([rng.randint(0, 1) for _ in range(300)])
     expected = py_nms(boxes.tolist(), [0.0] * 300, classes.tolist(), 0.4)  # equal scores: input order
     assert torch.cat(list(iter_nms_kept(boxes, classes, 0.4, chunk_size=16))).tolist() == expected
+
+
+def test_ranked_blocks_are_a_stable_sort_taken_a_block_at_a_time():
+    """The top pairs by score, a block at a time, in exactly the order of one stable sort of all of them (class-major
+    index on ties), whatever the block size, ties at a block's edge included."""
+    scores = (torch.rand(300, 7, generator=torch.Generator().manual_seed(0)) * 20).round() / 20  # many equal scores
+    candidates = scores > 0.3
+    flat = scores.t().reshape(-1)
+    expected = candidates.t().reshape(-1).nonzero().flatten()
+    expected = expected[torch.sort(flat[expected], descending=True, stable=True).indices]
+    for first in (1, 5, 64, 4096):
+        blocks = list(ranked_blocks(scores, candidates, first))
+        assert torch.equal(torch.cat(blocks), expected) and len(blocks[0]) >= min(first, len(expected))
+    assert list(ranked_blocks(scores, torch.zeros_like(candidates))) == []
 
 
 # --- torchvision --------------------------------------------------------------------------------------------

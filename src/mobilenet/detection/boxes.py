@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
 NMS_CHUNK = 1024  # boxes compared at once: bounds the IoU matrix at 4 MiB whatever the number of candidates
+FIRST_BLOCK = 256  # boxes taken first by score: 100 detections are mostly among them (larger: the IoU costs more)
 
 
 def check_boxes(boxes: Tensor, name: str = "boxes") -> None:
@@ -56,41 +58,77 @@ def clip_boxes(boxes: Tensor, width: float = 1.0, height: float = 1.0) -> Tensor
 
 
 def greedy_keep(boxes: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
-    """Greedy NMS within boxes already in priority order -> keep mask [K] (bool).
+    """Greedy NMS within boxes already in priority order -> keep mask [K] (bool): box j goes when a kept box i < j of
+    its class overlaps it by more than the threshold.
 
-    One IoU matrix, then a loop over just the rows that can suppress something: box j goes when a kept box
-    i < j of its class overlaps it by more than the threshold.
+    One IoU matrix, then a loop over just the rows that can suppress something, on the host in NumPy (a step of it
+    costs a microsecond, a PyTorch op several).
     """
     overlaps = (box_iou(boxes, boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
-    overlaps = overlaps.triu(diagonal=1).cpu()  # the loop reads single entries: on the host, no device syncs
-    keep = torch.ones(len(boxes), dtype=torch.bool)
-    for i in overlaps.any(dim=1).nonzero().flatten().tolist():
+    overlaps = overlaps.triu(diagonal=1).cpu().numpy()
+    keep = np.ones(len(boxes), dtype=bool)
+    for i in np.flatnonzero(overlaps.any(axis=1)):
         if keep[i]:
             keep &= ~overlaps[i]
-    return keep.to(boxes.device)
+    return torch.from_numpy(keep).to(boxes.device)
+
+
+class GreedyNMS:
+    """Exact greedy per-class NMS fed boxes in priority order, a block at a time: a block's boxes are first checked
+    against every box kept before it, then against each other. A consumer that needs only the first kept boxes (the
+    top detections) stops feeding it early."""
+
+    def __init__(self, iou_threshold: float, device: torch.device | str = "cpu") -> None:
+        self.iou_threshold = iou_threshold
+        self.kept_boxes = torch.zeros((0, 4), device=device)
+        self.kept_classes = torch.zeros((0,), dtype=torch.long, device=device)
+
+    def add(self, boxes: Tensor, classes: Tensor) -> Tensor:
+        """The next boxes [B, 4] and their classes [B], after all boxes added before -> the positions kept."""
+        block = torch.arange(len(boxes), device=boxes.device)
+        if len(self.kept_boxes):
+            overlap = box_iou(boxes, self.kept_boxes.to(boxes.dtype)) > self.iou_threshold
+            block = block[~(overlap & (classes[:, None] == self.kept_classes[None, :])).any(dim=1)]
+        kept = block[greedy_keep(boxes[block], classes[block], self.iou_threshold)]
+        self.kept_boxes = torch.cat([self.kept_boxes.to(boxes.dtype), boxes[kept]])
+        self.kept_classes = torch.cat([self.kept_classes, classes[kept]])
+        return kept
+
+
+def ranked_blocks(scores: Tensor, candidates: Tensor, first: int = FIRST_BLOCK) -> Iterator[Tensor]:
+    """The (anchor, class) pairs of ``scores`` [A, K] where ``candidates`` [A, K] holds, as class-major indices
+    (``class * A + anchor``), best first (equal scores: lower index first, as a stable sort of all of them would
+    give), in blocks of ``first``, then twice as many, and so on: the top of a long list without sorting all of it.
+
+    A block holds every score equal to its last, so the order is exact across blocks. It is found among the anchors
+    whose best score reaches the ``size``-th best anchor's: the ``size`` best pairs can lie nowhere else."""
+    num_anchors = scores.shape[0]
+    values = scores.masked_fill(~candidates, -torch.inf)  # pairs taken become -inf too
+    left, size = int(candidates.sum()), first
+    while left:
+        best = values.max(dim=1).values
+        rows = (best >= best.topk(min(size, num_anchors)).values[-1]).nonzero().flatten()
+        rows = rows[best[rows] > -torch.inf]
+        within = values[rows]
+        kth = within.reshape(-1).topk(min(size, left)).values[-1]  # -inf: every pair left is within
+        taken = ((within >= kth) & (within > -torch.inf)).nonzero()
+        anchors, classes = rows[taken[:, 0]], taken[:, 1]
+        block = (classes * num_anchors + anchors).sort().values
+        ranked = torch.sort(scores[block % num_anchors, block // num_anchors], descending=True, stable=True)
+        yield block[ranked.indices]
+        values[anchors, classes] = -torch.inf
+        left, size = left - len(block), min(2 * size, NMS_CHUNK)
 
 
 def iter_nms_kept(
     boxes: Tensor, classes: Tensor, iou_threshold: float, chunk_size: int = NMS_CHUNK
 ) -> Iterator[Tensor]:
-    """Exact greedy per-class NMS over boxes in priority order, yielding the kept indices chunk by chunk.
-
-    A consumer that needs only the first kept boxes (the top detections) stops early; a chunk's boxes are first
-    checked against every box kept before it, then against each other.
-    """
-    kept_boxes = boxes.new_zeros((0, 4))
-    kept_classes = classes.new_zeros((0,))
+    """Exact greedy per-class NMS over boxes in priority order, yielding the kept indices chunk by chunk (see
+    :class:`GreedyNMS`)."""
+    nms = GreedyNMS(iou_threshold, boxes.device)
     for start in range(0, len(boxes), chunk_size):
         chunk = torch.arange(start, min(start + chunk_size, len(boxes)), device=boxes.device)
-        if len(kept_boxes):
-            overlap = (box_iou(boxes[chunk], kept_boxes) > iou_threshold) & (
-                classes[chunk, None] == kept_classes[None, :]
-            )
-            chunk = chunk[~overlap.any(dim=1)]
-        kept = chunk[greedy_keep(boxes[chunk], classes[chunk], iou_threshold)]
-        kept_boxes = torch.cat([kept_boxes, boxes[kept]])
-        kept_classes = torch.cat([kept_classes, classes[kept]])
-        yield kept
+        yield chunk[nms.add(boxes[chunk], classes[chunk])]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:

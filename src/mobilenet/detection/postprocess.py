@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mobilenet.detection.boxes import box_area, check_boxes, clip_boxes, iter_nms_kept
+from mobilenet.detection.boxes import GreedyNMS, box_area, check_boxes, clip_boxes, ranked_blocks
 from mobilenet.detection.coder import BOX_CODER_SCALES, decode
 
 SCORE_THRESHOLD = 1e-8  # TF's ssdlite configs: every box the sigmoid does not round to 0
@@ -33,29 +33,25 @@ def detect_image(
 ) -> Detections:
     """One image: decoded boxes [A, 4] and class scores without background [A, K] -> detections."""
     num_anchors, num_classes = scores.shape
-    flat_scores = scores.t().reshape(-1)  # class-major: on equal scores, the stable sort puts lower classes first
-    candidates = (flat_scores > score_threshold).nonzero().flatten()
-    order = torch.sort(flat_scores[candidates], descending=True, stable=True).indices
-    candidates = candidates[order]
-    classes = candidates // num_anchors
-    candidate_boxes = boxes[candidates % num_anchors]
-    found: list[Tensor] = []
-    count = 0
+    nms, found, count = GreedyNMS(iou_threshold, boxes.device), [], 0
     per_class = torch.zeros(num_classes, dtype=torch.long, device=boxes.device)
-    for kept in iter_nms_kept(candidate_boxes, classes, iou_threshold):
+    for block in ranked_blocks(scores, scores > score_threshold):  # class-major: equal scores, lower classes first
+        classes = block // num_anchors
+        kept = nms.add(boxes[block % num_anchors], classes)
         kept_classes = classes[kept]
-        # TF's per-class NMS stops at max_per_class: a box's rank within its class, counting earlier chunks.
+        # TF's per-class NMS stops at max_per_class: a box's rank within its class, counting earlier blocks.
         rank = F.one_hot(kept_classes, num_classes).cumsum(dim=0).gather(1, kept_classes[:, None]).flatten()
         within_cap = per_class[kept_classes] + rank <= max_per_class
         per_class += torch.bincount(kept_classes, minlength=num_classes)
-        kept = kept[within_cap]
-        kept = kept[box_area(clip_boxes(candidate_boxes[kept])) > 0]  # clipped to nothing: outside the image
+        kept = block[kept[within_cap]]
+        kept = kept[box_area(clip_boxes(boxes[kept % num_anchors])) > 0]  # clipped to nothing: outside the image
         found.append(kept)
         count += len(kept)
         if count >= max_detections:
             break
-    chosen = torch.cat(found)[:max_detections] if found else candidates[:0]
-    return clip_boxes(candidate_boxes[chosen]), flat_scores[candidates[chosen]], classes[chosen]
+    chosen = torch.cat(found)[:max_detections] if found else torch.zeros(0, dtype=torch.long, device=boxes.device)
+    anchors, classes = chosen % num_anchors, chosen // num_anchors
+    return clip_boxes(boxes[anchors]), scores[anchors, classes], classes
 
 
 def fast_nms(
@@ -76,15 +72,13 @@ def fast_nms(
     best, labels = torch.sigmoid(class_logits[..., 1:]).max(dim=-1)  # ties: the first (lowest) class, as the op
     found = []
     for image_boxes, image_best, image_labels in zip(boxes, best, labels, strict=True):
-        candidates = (image_best >= score_threshold).nonzero().flatten()
-        candidates = candidates[torch.sort(image_best[candidates], descending=True, stable=True).indices]
-        kept: list[Tensor] = []
-        agnostic = torch.zeros(len(candidates), dtype=torch.long)
-        for chunk in iter_nms_kept(image_boxes[candidates], agnostic, iou_threshold):
-            kept.append(chunk)
-            if sum(len(k) for k in kept) >= max_detections:
+        nms, kept, count = GreedyNMS(iou_threshold, boxes.device), [], 0
+        for block in ranked_blocks(image_best[:, None], image_best[:, None] >= score_threshold):
+            kept.append(block[nms.add(image_boxes[block], torch.zeros_like(block))])  # one class: agnostic
+            count += len(kept[-1])
+            if count >= max_detections:
                 break
-        chosen = candidates[torch.cat(kept)[:max_detections]] if kept else candidates
+        chosen = torch.cat(kept)[:max_detections] if kept else torch.zeros(0, dtype=torch.long, device=boxes.device)
         found.append((image_boxes[chosen], image_best[chosen], image_labels[chosen]))
     return found
 

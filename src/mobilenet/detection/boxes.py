@@ -34,12 +34,12 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     """
     check_boxes(a, "a")
     check_boxes(b, "b")
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    sides = (bottom_right - top_left).clamp(min=0)
-    intersection = sides[..., 0] * sides[..., 1]
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.unbind(1), b.unbind(1)  # x and y apart: 2-D tensors, no 3-D ones
+    width = (torch.minimum(ax1[:, None], bx1[None]) - torch.maximum(ax0[:, None], bx0[None])).clamp_(min=0)
+    height = (torch.minimum(ay1[:, None], by1[None]) - torch.maximum(ay0[:, None], by0[None])).clamp_(min=0)
+    intersection = width.mul_(height)
     union = box_area(a)[:, None] + box_area(b)[None, :] - intersection
-    return torch.where(intersection > 0, intersection / union, torch.zeros_like(intersection))
+    return torch.where(intersection > 0, intersection / union, torch.zeros((), dtype=intersection.dtype))
 
 
 def anchor_boxes(anchors: Tensor) -> Tensor:

@@ -68,3 +68,6 @@ def test_a_dataset_without_images_or_labels_is_refused_in_one_line(tmp_path) -> 
         scan_labelled(tmp_path / "unlabelled" / "train")
     with pytest.raises(FileNotFoundError, match="dataset not found"):
         scan_labelled(tmp_path / "missing.parquet")
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1 and nothing else")
+    with pytest.raises(ValueError, match=r"cannot read .*cut\.parquet as a Hugging Face dataset \(.*\): is it"):
+        scan_labelled(tmp_path / "cut.parquet")

@@ -32,11 +32,12 @@ def is_table(source: str | Path) -> bool:
     if text.startswith(HUB) or text.endswith(SUFFIXES):
         return True
     path = Path(source)
-    if not path.is_dir():
-        return False
-    if all((path / name).is_file() for name in SAVED) or (path / SPLITS).is_file():
-        return True
-    return any(path.glob("*.parquet"))
+    return path.is_dir() and (is_saved(path) or (path / SPLITS).is_file() or any(path.glob("*.parquet")))
+
+
+def is_saved(folder: Path) -> bool:
+    """Whether ``folder`` holds one split as ``save_to_disk`` writes it."""
+    return all((folder / name).is_file() for name in SAVED)
 
 
 def split_names(source: str | Path) -> list[str]:
@@ -44,7 +45,7 @@ def split_names(source: str | Path) -> list[str]:
     path = Path(source)
     if str(source).startswith(HUB) or not (path / SPLITS).is_file():
         return []
-    return sorted(p.name for p in path.iterdir() if p.is_dir() and all((p / name).is_file() for name in SAVED))
+    return sorted(part.name for part in path.iterdir() if part.is_dir() and is_saved(part))
 
 
 def open_dataset(source: str | Path) -> Any:
@@ -65,12 +66,16 @@ def open_dataset(source: str | Path) -> Any:
         raise FileNotFoundError(f"dataset not found: {path}")
     if splits := split_names(path):
         raise ValueError(f"{path} holds the splits {', '.join(splits)}: pass one of them ({path / splits[0]})")
-    if path.suffix == ".arrow":
-        return datasets.Dataset.from_file(str(path))
-    if path.is_dir() and all((path / name).is_file() for name in SAVED):
-        return datasets.load_from_disk(str(path))
-    files = sorted(str(p) for p in path.glob("*.parquet")) if path.is_dir() else [str(path)]
-    return datasets.load_dataset("parquet", data_files=files, split="train")
+    try:
+        if path.suffix == ".arrow":
+            return datasets.Dataset.from_file(str(path))
+        if path.is_dir() and is_saved(path):
+            return datasets.load_from_disk(str(path))
+        files = sorted(str(part) for part in path.glob("*.parquet")) if path.is_dir() else [str(path)]
+        return datasets.load_dataset("parquet", data_files=files, split="train")
+    except Exception as error:  # Arrow's and datasets' errors are many (a truncated file, a foreign one): one line
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"cannot read {path} as a Hugging Face dataset ({reason}): is it complete?") from None
 
 
 class Table:

@@ -86,11 +86,16 @@ def opened_image(source: str | Path | bytes | Stored, max_pixels: int | None = N
         raise ValueError(f"cannot read image {what}: {reason} (is the file a complete JPEG/PNG?)") from None
 
 
+def image_members(sample: dict[str, Member]) -> list[Member]:
+    """The files of a shard's sample (by type: ``{"jpg": Member, "cls": Member}``) that are images, by extension."""
+    return [member for kind, member in sample.items() if f".{kind}" in IMAGE_SUFFIXES]
+
+
 def labelled_members(shards: Sequence[Path], label: str, task: str) -> Iterator[tuple[Member, Member]]:
     """(image, its ``label`` member: ``"cls"``, ``"seg.png"``, ``"json"``) of every sample of the ``task``'s
     ``shards``, in order; a sample without either is an error in one line that names it and its shard."""
     for key, files in shard_samples(shards):
-        image = next((member for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES), None)
+        image = next(iter(image_members(files)), None)
         if image is None or label not in files:
             has, shard = ", ".join(sorted(files)), next(iter(files.values())).shard
             raise ValueError(f"sample {key} of {shard} has {has}: a {task} shard holds an image and a .{label}")
@@ -274,26 +279,20 @@ def image_files_under(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def stored_images(source: str | Path) -> list[Stored]:
-    """The images of shards (every member with an image's extension) or of a table's image column, in order."""
-    if is_table(source):
-        table = Table(source)
-        return list(table.rows(table.image_column()))
-    return [member for _, files in shard_samples(shard_paths(source))
-            for kind, member in files.items() if f".{kind}" in IMAGE_SUFFIXES]  # fmt: skip
-
-
 def image_files(sources: Sequence[str | Path]) -> list[str | Stored]:
-    """The images that paths name: a folder gives every image file under it (sorted), shards and Hugging Face
-    datasets their images (see :func:`stored_images`); anything else, a folder of no images included, is kept as it
-    is, to be reported as unreadable when it is read."""
+    """The images that paths name: a folder gives every image file under it (sorted), shards every member with an
+    image's extension, a Hugging Face dataset its image column; anything else, a folder of no images included, is
+    kept as it is, to be reported as unreadable when it is read."""
     files: list[str | Stored] = []
     for source in sources:
-        if is_shards(source) or is_table(source):
-            files += stored_images(source)
-            continue
-        found = image_files_under(Path(source)) if Path(source).is_dir() else []
-        files += found or [str(source)]
+        if is_table(source):
+            table = Table(source)
+            files += table.rows(table.image_column())
+        elif is_shards(source):
+            files += [image for _, sample in shard_samples(shard_paths(source)) for image in image_members(sample)]
+        else:
+            found = image_files_under(Path(source)) if Path(source).is_dir() else []
+            files += found or [str(source)]
     return files
 
 

@@ -276,6 +276,11 @@ def _yolo_classes(root: Path) -> list[str] | None:
     return None
 
 
+def label_count(records: Sequence[DetectionRecord]) -> int:
+    """How many classes the records' labels span (the highest plus one): a set's classes where no names are given."""
+    return max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1
+
+
 ANNOTATION = "json"  # a sample's boxes in a shard: ``<key>.json`` beside ``<key>.jpg``
 
 
@@ -291,18 +296,17 @@ def shard_detection(source: str | Path) -> DetectionSet:
             raise ValueError(f"{annotation} is no annotation of boxes ({error}): expected width, height, "
                              "boxes and labels") from None  # fmt: skip
         records.append(_record(image, size, boxes, labels, report))
-    count = max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1
-    return DetectionSet(records, shard_classes(shards, count), report)
+    return DetectionSet(records, shard_classes(shards, label_count(records)), report)
 
 
 def object_lists(objects: dict | list) -> tuple[list, list]:
     """A row's objects as the Hub stores them, a dict of lists or a list of dicts, as (bboxes, categories)."""
-    if isinstance(objects, list):
-        objects = {key: [item[key] for item in objects] for key in (objects[0] if objects else {})}
-    boxes = next((objects[key] for key in ("bbox", "bboxes", "boxes") if key in objects), None)
-    labels = next((objects[key] for key in ("category", "categories", "label", "labels") if key in objects), None)
     if not objects:
         return [], []
+    if isinstance(objects, list):
+        objects = {key: [item[key] for item in objects] for key in objects[0]}
+    boxes = next((objects[key] for key in ("bbox", "bboxes", "boxes") if key in objects), None)
+    labels = next((objects[key] for key in ("category", "categories", "label", "labels") if key in objects), None)
     if boxes is None or labels is None:
         raise ValueError(f"objects with {', '.join(objects)}: expected a bbox and a category for each")
     return boxes, labels
@@ -342,8 +346,7 @@ def table_detection(source: str | Path) -> DetectionSet:
                 size = opened.size
         records.append(_record(image, size, xyxy, labels, report))
     names = class_names(table.dataset.features["objects"])
-    count = max((int(record.labels.max()) for record in records if len(record.labels)), default=-1) + 1
-    return DetectionSet(records, names or [str(i) for i in range(count)], report)
+    return DetectionSet(records, names or [str(i) for i in range(label_count(records))], report)
 
 
 XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)  # row @ it

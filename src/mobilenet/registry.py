@@ -320,6 +320,7 @@ def load_deployed(
     calibration: ImageSource | None = None,
     threads: int | None = None,
     images: int | None = None,
+    emulate_int8: bool | None = None,
 ) -> Deployed:
     """A weights file (or published name) of any kind ready for inference, or an OpenVINO IR that mobilenet wrote.
 
@@ -332,13 +333,28 @@ def load_deployed(
         threads: the backend's thread count (None: its default).
         images: how many images it will run on: lets ``backend="auto"`` skip an export that would not pay off
             (see :func:`~mobilenet.inference.backends.backend_for`).
+        emulate_int8: a quantized TFLite file runs as Google's runtime computes it (None, True: every activation
+            rounded to the file's grid, on the "torch" or "eager" backend) or on its weights in float (False), which
+            any backend and precision run. Other files are float: None and False alike.
 
     Returns:
         A :class:`~mobilenet.inference.deploy.Deployed` (a detector's: a ``DeployedDetector``).
     """
-    from mobilenet.inference.deploy import deploy_file
+    from mobilenet.inference.deploy import deploy, deploy_file
+    from mobilenet.weights.download import fetch
+    from mobilenet.weights.tflite import is_quantized_tflite
 
     found = None if is_weights_name(weights) else kind_of_file(weights)  # its kind read once, not at each step
+    if emulate_int8 is None:  # published weights: their file, fetched once as loading them would
+        emulate_int8 = is_quantized_tflite(weights if found else fetch(published_entry(weights)))
+    if emulate_int8:
+        if backend not in ("auto", "torch", "eager") or precision not in (None, "fp32"):
+            raise ValueError(
+                f"{weights} is an int8 TFLite file, run as Google's runtime computes it (by PyTorch, in fp32): run "
+                "its weights in float for another backend or precision (--float; emulate_int8=False)"
+            )
+        model = load(weights, emulate_int8=True) if found is None else found.call("load", weights, emulate_int8=True)
+        return deploy(model, "eager" if backend == "eager" else "torch", "fp32", None, threads)
 
     def read(path: str | Path) -> nn.Module:
         return load(path) if found is None else found.call("load", path)

@@ -55,6 +55,20 @@ def test_folding_a_training_model_uses_running_statistics() -> None:
         torch.testing.assert_close(folded(x), model.eval()(x), rtol=1e-4, atol=1e-4)
 
 
+def test_folding_keeps_a_norms_forward_hooks() -> None:
+    """An int8 file's emulation rounds at the BatchNorm that ends a linear projection: folded, it still does."""
+    model = mobilenet.mobilenet_v2(width_mult=0.35, num_classes=10, input_size=64).eval()
+    projection_norm = model.features[2].conv[3]
+    assert isinstance(projection_norm, nn.BatchNorm2d)
+    calls = []
+    projection_norm.register_forward_hook(lambda _module, _args, output: calls.append(output.shape) or output * 0)
+    folded = fold_batchnorm(model)
+    assert isinstance(folded.features[2].conv[3], nn.Identity)
+    with torch.no_grad():
+        zeroed = folded(torch.randn(2, 3, 64, 64))  # nothing of the images gets past the zeroed block
+    assert calls == [torch.Size([2, 8, 16, 16])] and torch.equal(zeroed[0], zeroed[1])
+
+
 def test_optimize_matches_eager_and_keeps_the_metadata() -> None:
     model = trained_like(mobilenet.mobilenet_v2(width_mult=0.5, num_classes=7, padding="tf_same"))
     model.class_names = [f"c{i}" for i in range(7)]

@@ -17,6 +17,7 @@ from mobilenet.segmentation.predict import segment
 from mobilenet.segmentation.table7 import PAPER_TABLE7, measure
 from mobilenet.weights import save_weights
 from tests.helpers.data import shared_path
+from tests.helpers.faults import run_in_process
 from tests.helpers.runs import cli
 
 CORAL = {
@@ -26,6 +27,7 @@ CORAL = {
 BIRD = "segmentation/coral-bird/bird_segmentation.bmp"
 VOC_VAL = ("2007_000033", "2007_000129", "2007_000332")
 COCO_VAL = "000000000139"  # a living room: people, chairs, a couch, a tv, potted plants
+IMAGENET = ("n01440764_tench", "n01484850_great_white_shark")  # no VOC class but a person holding a fish
 
 
 @pytest.fixture(scope="module", params=sorted(CORAL))
@@ -70,7 +72,7 @@ def test_deeplab_rounding_is_a_config_switch() -> None:
         mobilenet.ModelConfig(divisible_by=0)
 
 
-def test_coral_files_agree_with_litert(coral) -> None:
+def test_coral_files_agree_with_litert(coral, tmp_path) -> None:
     name, model, litert = coral
     width, divisible_by = CORAL[name]
     assert (model.config.width_mult, model.config.divisible_by, model.config.padding) == (
@@ -86,10 +88,18 @@ def test_coral_files_agree_with_litert(coral) -> None:
     agreement = [float((a == b).mean()) for a, b in zip(ours, theirs, strict=True)]
     # Measured: 98.9-99.9% of pixels (alpha 1.0), 98.7-99.5% (alpha 0.5): int8 rounding at class boundaries.
     assert min(agreement) > (0.985 if width == 1.0 else 0.97), agreement
-    # Rounding every activation to the file's integer grid, as LiteRT computes, closes most of the rest.
-    emulated = segment(load_deeplab(shared_path(f"weights/{name}"), emulate_int8=True), images)
+    # The command runs the file as LiteRT computes it by default, every activation rounded to the file's integer
+    # grid: that closes most of the rest, on these images and on ImageNet's, which are no VOC images at all.
+    images += [shared_path(f"imagenet-sample/{image}.JPEG") for image in IMAGENET]
+    theirs += [litert.segment(image).numpy() for image in images[-len(IMAGENET) :]]
+    outcome = run_in_process(["segment", *map(str, images), "--weights", str(shared_path(f"weights/{name}")),
+                              "--out", str(tmp_path)])  # fmt: skip
+    assert outcome.code == 0, outcome.describe()
+    emulated = [np.asarray(Image.open(tmp_path / f"{image.stem}.png")) for image in images]
+    ours += segment(model, images[-len(IMAGENET) :])
     overall = [np.mean([(a == b).mean() for a, b in zip(masks, theirs, strict=True)]) for masks in (ours, emulated)]
-    assert overall[1] > overall[0] and overall[1] > 0.99, overall  # measured (alpha 0.5): 0.9854 -> 0.9919
+    # Measured: alpha 1.0 0.9919 -> 0.9923, alpha 0.5 0.9695 -> 0.9871 (the shark is the hardest image: 0.88 -> 0.97)
+    assert overall[1] > overall[0] and overall[1] > (0.99 if width == 1.0 else 0.985), overall
     mask = np.asarray(Image.open(shared_path("segmentation/coral-bird/bird_segmentation_mask.bmp"))) == 3
     bird = ours[0] == 3
     iou = (bird & mask).sum() / (bird | mask).sum()

@@ -109,7 +109,7 @@ def trained_digits(tmp_path_factory) -> Path:
     """Float weights to fine-tune with qat: four TINY epochs, which score 0.94-0.95 on one thread or two (two epochs
     scored 0.37-0.50, and 0.11-0.20 on an Intel Xeon: too close to chance for the int8 check below)."""
     out = str(tmp_path_factory.mktemp("float") / "run")
-    run = train(make_config(**{**TINY, "epochs": 4}, workers=0, out=out), progress=False)
+    run = train(make_config(**{**TINY, "epochs": 4, "small_input": True}, workers=0, out=out), progress=False)
     assert run.val.top1 > 0.8
     return run.run_dir / "best.safetensors"
 

@@ -21,9 +21,21 @@ import mobilenet
 from mobilenet.nn.model import weight_count
 from mobilenet.tasks import make_config
 from mobilenet.training.config import resume_config
+from tests.helpers.data import write_images
+from tests.helpers.faults import run_in_process
 from tests.helpers.runs import TINY, cli, flags
 
 ONE_EPOCH = {**TINY, "epochs": 1, "workers": 0}
+MECHANICS = {**ONE_EPOCH, "input_size": 32, "batch_size": 16}  # two steps of 16 images of a small folder
+
+
+@pytest.fixture(scope="module")
+def small_classes(tmp_path_factory) -> Path:
+    """Three class folders of 24 small JPEGs (half of them held out for validation)."""
+    root = tmp_path_factory.mktemp("classes")
+    for name in ("a", "b", "c"):
+        write_images(root / name, 24, size=(32, 32))
+    return root
 
 
 @pytest.mark.parametrize(
@@ -51,9 +63,9 @@ def test_a_width_that_cannot_fit_is_refused_before_allocating() -> None:
         mobilenet.mobilenet_v2(width_mult=100)
 
 
-def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> None:
+def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path, small_classes) -> None:
     run = tmp_path / "run"
-    first = cli("train", *flags({**ONE_EPOCH, "batch_size": 448}), "--out", str(run))
+    first = cli("train", *flags({**MECHANICS, "data": small_classes}), "--out", str(run))
     assert first.returncode == 0, first.stderr
     # Killed after its last checkpoint, while it wrote its curves and summary: resumed, it writes them.
     summary = json.loads((run / "summary.json").read_text())
@@ -64,10 +76,10 @@ def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> 
     assert finished.returncode == 0, finished.stderr
     assert json.loads((run / "summary.json").read_text()) == summary and (run / "curves.png").is_file()
     assert not list(run.glob(".*.tmp"))
-    again = cli("train", "--resume", str(run))
-    assert again.returncode == 2 and "has finished its 1 epochs: extend it with --resume" in again.stderr
-    changed = cli("train", "--resume", str(run), "--lr", "0.5")
-    assert changed.returncode == 2 and "--lr cannot change when resuming" in changed.stderr
+    again = run_in_process(["train", "--resume", str(run)])  # refusals: in this process, no start-up
+    assert again.code == 2 and "has finished its 1 epochs: extend it with --resume" in again.stderr
+    changed = run_in_process(["train", "--resume", str(run), "--lr", "0.5"])
+    assert changed.code == 2 and "--lr cannot change when resuming" in changed.stderr
     with pytest.raises(ValueError, match="--recipe cannot change when resuming"):
         resume_config(run, recipe="paper")
     extended = cli("train", "--resume", str(run), "--epochs", "2")
@@ -78,13 +90,14 @@ def test_resume_refuses_changes_and_finished_runs_but_extends_them(tmp_path) -> 
     (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
     scalars = EventAccumulator(str(events)).Reload().Scalars("train_loss")
     assert [scalar.step for scalar in scalars] == [1, 2]
-    missing = cli("train", "--resume", str(tmp_path / "nothing"))
-    assert missing.returncode == 2 and "holds no run to resume" in missing.stderr
+    missing = run_in_process(["train", "--resume", str(tmp_path / "nothing")])
+    assert missing.code == 2 and "holds no run to resume" in missing.stderr
 
 
-def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path) -> None:
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, small_classes) -> None:
     run = tmp_path / "run"
-    result = cli("train", *flags({**ONE_EPOCH, "lr": 1e12, "warmup_epochs": 0, "batch_size": 448}), "--out", str(run))
+    settings = {**MECHANICS, "data": small_classes, "lr": 1e12, "warmup_epochs": 0}
+    result = cli("train", *flags(settings), "--out", str(run))
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
     assert "training stopped and no checkpoint was written" in line and "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ from mobilenet.inference.edge import top1_agreement
 from mobilenet.weights import load_model
 from mobilenet.weights.tflite import import_tflite, litert_logits, read_tflite
 from tests.helpers.data import shared_path
+from tests.helpers.models import tiny_weights
 from tests.helpers.tflite_surgery import fully_connected, headless
 
 pytestmark = pytest.mark.shared
@@ -189,3 +190,25 @@ def test_int8_emulation_rounds_activations_to_the_files_grids() -> None:
     model.eval()(torch.randn(1, 3, 224, 224))
     scale, zero = net.convs[8].output.scale, net.convs[8].output.zero_point  # block 3's projection (stem, 2 + 3, 3)
     assert torch.allclose(activations[0] / scale + zero, (activations[0] / scale + zero).round(), atol=1e-3)
+
+
+def test_an_int8_file_is_deployed_as_its_runtime_computes_it_unless_float_is_asked_for(tmp_path) -> None:
+    from mobilenet.registry import load_deployed
+    from mobilenet.weights.tflite import is_quantized_tflite
+
+    path, ours = weights(CLASSIFIERS[0][0]), tmp_path / "ours.safetensors"
+    ours.write_bytes(tiny_weights("classifier"))
+    assert is_quantized_tflite(path) and not is_quantized_tflite(ours)
+    grid = read_tflite(path).classifier.output  # the file's logits are on this grid; a float model's are not
+
+    def on_grid(logits: torch.Tensor) -> bool:
+        return torch.allclose(logits / grid.scale, (logits / grid.scale).round(), atol=1e-3)
+
+    x = torch.randn(2, 3, 224, 224)
+    deployed = load_deployed(path)  # BatchNorm folded, the file's roundings kept
+    assert deployed.backend == "torch" and on_grid(deployed(x))
+    assert not on_grid(load_deployed(path, emulate_int8=False, images=1)(x))
+    with pytest.raises(ValueError, match=r"int8 TFLite file, run as Google's runtime computes it .*--float"):
+        load_deployed(path, backend="onnxruntime")
+    with pytest.raises(ValueError, match=r"is float weights: emulate_int8 applies to quantized \.tflite files"):
+        load_deployed(ours, emulate_int8=True)

@@ -17,10 +17,11 @@ from mobilenet.weights.load import load_model
 from mobilenet.weights.published import find_weights, is_weights_name
 
 
-def load_classifier(path: str | Path, **overrides: Any) -> MobileNet:
+def load_classifier(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> MobileNet:
     """A MobileNet classifier (or backbone) from a weights file: ours, a torchvision or timm state dict, a TFLite
-    classifier (see :func:`mobilenet.weights.load.load_model`); ``overrides`` keep the weights' shapes."""
-    return load_model(path, None, **overrides)
+    classifier (see :func:`mobilenet.weights.load.load_model`); ``overrides`` keep the weights' shapes.
+    ``emulate_int8`` (a quantized ``.tflite``): round activations as Google's runtime does, to agree with it."""
+    return load_model(path, None, emulate_int8, **overrides)
 
 
 def is_classifier_file(path: str | Path) -> bool:
@@ -39,20 +40,21 @@ def is_classifier_file(path: str | Path) -> bool:
 
 
 def create_classifier(
-    name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any
+    name: str, weights: str | Path | None = None, progress: bool = True, emulate_int8: bool = False, **overrides: Any
 ) -> MobileNet:
     """The registered classifier ``name``, new or with ``weights`` (a file, or a published name or "DEFAULT"),
-    with ``overrides`` of its :class:`~mobilenet.nn.config.ModelConfig`."""
+    with ``overrides`` of its :class:`~mobilenet.nn.config.ModelConfig`; ``emulate_int8`` as
+    :func:`load_classifier` takes it."""
     if name not in MODELS:
         raise ValueError(f"{name!r} is not a classifier: choose one of {', '.join(sorted(MODELS))}")
     base = MODELS[name]
     if weights is None:
         return MobileNet(replace(base, **overrides))
     if not is_weights_name(weights):
-        return load_model(weights, base, **overrides)
+        return load_model(weights, base, emulate_int8, **overrides)
     width = overrides.get("width_mult", base.width_mult)
     entry = find_weights(PUBLISHED, model_name(replace(base, width_mult=width)), str(weights))
-    model = load_model(fetch(entry, progress), base, **overrides)
+    model = load_model(fetch(entry, progress), base, emulate_int8, **overrides)
     model.preprocessing = entry.preprocessing
     model.class_names = model.class_names or imagenet_names_for(model.num_classes)  # a cached file has no labels
     return model

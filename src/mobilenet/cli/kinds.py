@@ -75,7 +75,7 @@ def kind_options(args: argparse.Namespace, kind: ModelKind, command: str, kinds:
 
 
 def add_inference_flags(parser: argparse.ArgumentParser) -> None:
-    """--backend, --precision and --calibration: how the model runs (see ``mobilenet.deploy``)."""
+    """--backend, --precision, --calibration and --float: how the model runs (see ``mobilenet.load_deployed``)."""
     from mobilenet.inference.backends import BACKENDS, PRECISIONS
 
     parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
@@ -83,6 +83,16 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=sorted({x for v in PRECISIONS.values() for x in v}),
                         help="default: fp32; an OpenVINO IR (.xml) runs as it was saved")  # fmt: skip
     parser.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
+    parser.add_argument("--float", action="store_true",
+                        help="an int8 TFLite file: run its weights in float, on any backend and precision "
+                        "(default: as Google's runtime computes it, each activation rounded to the file's grid, "
+                        "by PyTorch)")  # fmt: skip
+
+
+def emulated(args: argparse.Namespace) -> bool | None:
+    """``emulate_int8`` for ``load_deployed``: False with --float, else None (an int8 TFLite file as its runtime
+    computes it, other files as they are)."""
+    return False if args.float else None
 
 
 def check_inference_flags(args: argparse.Namespace) -> None:
@@ -153,7 +163,7 @@ def run_on_images(args: argparse.Namespace, kinds: list[ModelKind]) -> int:
         runner = deploy(model, backend_for(len(images), args.backend, precision), precision, args.calibration)
     else:
         runner = registry.load_deployed(
-            args.weights, args.backend, args.precision, args.calibration, images=len(images)
+            args.weights, args.backend, args.precision, args.calibration, None, len(images), emulated(args)
         )
     if bulk:
         done = predict_to_file(lambda files: kind.call("predict", runner, files, **options), images, out, args.force)

@@ -19,14 +19,8 @@ from mobilenet.weights.published import find_weights, is_weights_name
 BACKGROUND = "background"  # the name of a detector's column 0
 
 
-def frozen_graph(path: Path, emulate_int8: bool) -> SSD:
-    if emulate_int8:
-        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
-    return import_frozen_graph(path)
-
-
-# The formats of Google's detectors, imported by suffix.
-IMPORTERS = {".tflite": import_ssd_tflite, ".pb": frozen_graph}
+# The formats of Google's detectors, imported by suffix (a frozen graph is float: emulate_int8 is refused before).
+IMPORTERS = {".tflite": import_ssd_tflite, ".pb": lambda path, _emulate_int8: import_frozen_graph(path)}
 
 
 def load_detector(path: str | Path, emulate_int8: bool = False, **overrides: Any) -> SSD:
@@ -59,12 +53,15 @@ def not_detection(path: str | Path) -> str:
     )
 
 
-def create_detector(name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any) -> SSD:
-    """A registered detector: new, or from a weights file (no published detector has a name yet)."""
+def create_detector(
+    name: str, weights: str | Path | None = None, progress: bool = True, emulate_int8: bool = False, **overrides: Any
+) -> SSD:
+    """A registered detector: new, or from a weights file (no published detector has a name yet; ``emulate_int8``
+    as :func:`load_detector` takes it)."""
     if weights is not None and is_weights_name(weights):
         find_weights((), name, str(weights))  # says which names exist: none yet
     if weights is not None:
-        return load_detector(weights, **overrides)
+        return load_detector(weights, emulate_int8, **overrides)
     return SSD(replace(DETECTION_MODELS[name], **overrides))
 
 

@@ -16,10 +16,11 @@ exported detector's detections differ from PyTorch's and from Google's files'.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,21 @@ def _output_names(model: nn.Module) -> list[str]:
     return ["classes"] if isinstance(model, ClassIndices) else ["logits"]
 
 
+@contextlib.contextmanager
+def activations_out_of_place(model: nn.Module) -> Iterator[None]:
+    """``model``'s in-place activations (``ReLU6(inplace=True)``) out of place for a while: the exporter decomposes an
+    in-place one through PyTorch's reference clamp, which costs most of its time (a MobileNetV2 exports in 3.6 s
+    instead of 5.7, a detector in 4.7 instead of 11.8), into the same ``Clip``."""
+    changed = [module for module in model.modules() if getattr(module, "inplace", False) is True]
+    for module in changed:
+        module.inplace = False
+    try:
+        yield
+    finally:
+        for module in changed:
+            module.inplace = True
+
+
 def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
     """``model`` (BatchNorm already folded) as an ONNX ``ModelProto``: input ``images`` with a dynamic batch."""
     require("onnxscript", "onnx")  # torch's exporter needs it, and says so less clearly
@@ -192,7 +208,7 @@ def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
     level = deduplication.level
     deduplication.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), activations_out_of_place(model):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not the user's business
             program = torch.onnx.export(
                 model, (example,), None, input_names=["images"], output_names=_output_names(model),

@@ -18,7 +18,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     Each ``Conv2d`` (including :class:`~mobilenet.nn.layers.Conv2dSame`, which keeps its TensorFlow
     padding) directly followed by a ``BatchNorm2d`` in the same ``nn.Sequential`` gets the norm's
     running statistics folded into its weight and a bias; the norm becomes ``nn.Identity``, so the
-    layer indices (and ``feature_info``) stay valid. The input model is left untouched.
+    layer indices (and ``feature_info``) stay valid, and keeps the norm's forward hooks (an int8 file's emulation
+    rounds there). The input model is left untouched.
     """
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
@@ -28,7 +29,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         for (_, conv), (norm_name, norm) in itertools.pairwise(children):
             if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
                 _fold_into(conv, norm)
-                setattr(module, norm_name, nn.Identity())
+                identity = nn.Identity()
+                identity._forward_hooks.update(norm._forward_hooks)
+                setattr(module, norm_name, identity)
     return folded
 
 

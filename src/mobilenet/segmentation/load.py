@@ -15,7 +15,7 @@ from mobilenet.segmentation.tf_deeplab import import_tf_deeplab, is_tf_deeplab
 from mobilenet.segmentation.tflite import import_deeplab_tflite
 from mobilenet.weights.download import fetch
 from mobilenet.weights.format import read_kind
-from mobilenet.weights.load import load_task_file, rebuilt, task_model_from_classifier
+from mobilenet.weights.load import check_emulation, load_task_file, rebuilt, task_model_from_classifier
 from mobilenet.weights.published import find_weights, is_weights_name
 from mobilenet.weights.tflite import read_tflite
 
@@ -32,10 +32,10 @@ def load_deeplab(path: str | Path, emulate_int8: bool = False, **overrides: Any)
     def imported(file: Path, int8: bool) -> DeepLabV3:
         return import_deeplab_tflite(file, None, int8)
 
+    if emulate_int8:
+        check_emulation(Path(path), overrides)
     for owns, read in ((is_transformers_deeplab, import_transformers_deeplab), (is_tf_deeplab, import_tf_deeplab)):
         if owns(path):
-            if emulate_int8:
-                raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
             model = read(path)
             return rebuilt(model, overrides) if overrides else model
     return load_task_file(
@@ -63,12 +63,15 @@ def not_segmentation(path: str | Path) -> str:
     )
 
 
-def create_deeplab(name: str, weights: str | Path | None = None, progress: bool = True, **overrides: Any) -> DeepLabV3:
-    """A registered Mobile DeepLabv3: new, from a file (Coral's ``.tflite``, our ``.safetensors``) or a weights name."""
+def create_deeplab(
+    name: str, weights: str | Path | None = None, progress: bool = True, emulate_int8: bool = False, **overrides: Any
+) -> DeepLabV3:
+    """A registered Mobile DeepLabv3: new, from a file (Coral's ``.tflite``, our ``.safetensors``) or a weights name
+    (``emulate_int8`` as :func:`load_deeplab` takes it)."""
     if weights is not None and is_weights_name(weights):
-        return load_deeplab(fetch(find_weights(PUBLISHED, name, str(weights)), progress), **overrides)
+        weights = fetch(find_weights(PUBLISHED, name, str(weights)), progress)
     if weights is not None:
-        return load_deeplab(weights, **overrides)
+        return load_deeplab(weights, emulate_int8, **overrides)
     return DeepLabV3(replace(SEGMENTATION_MODELS[name], **overrides))
 
 

@@ -102,8 +102,10 @@ def load_served(
     precision: str | None = None,
     calibration: str | None = None,
     workers: int = 1,
+    emulate_int8: bool | None = None,
 ) -> ServedModel:
-    """Load and deploy ``spec`` once per worker; the threads of the machine's cores are shared among the workers."""
+    """Load and deploy ``spec`` once per worker (as :func:`~mobilenet.registry.load_deployed` does); the threads of
+    the machine's cores are shared among the workers."""
     kind = registry.kind_of_weights(spec.weights)
     if kind.serve is None:
         raise ValueError(f"{spec.weights} holds a {kind.name} model, which its kind does not serve")
@@ -111,6 +113,7 @@ def load_served(
         raise ValueError(f"--workers must be at least 1, got {workers}")
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     runners = [
-        registry.load_deployed(spec.weights, backend, precision, calibration, threads=threads) for _ in range(workers)
+        registry.load_deployed(spec.weights, backend, precision, calibration, threads, emulate_int8=emulate_int8)
+        for _ in range(workers)
     ]
     return ServedModel(spec, kind, runners)

@@ -23,13 +23,15 @@ def load_models(
     precision: str | None = None,
     calibration: str | None = None,
     workers: int = 1,
+    emulate_int8: bool | None = None,
 ) -> list[ServedModel]:
-    """Every model of ``specs``, loaded and deployed (each name once)."""
+    """Every model of ``specs``, loaded and deployed (each name once; ``emulate_int8`` as
+    :func:`~mobilenet.registry.load_deployed` takes it)."""
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"two models are named {repeated[0]!r}: name them apart (NAME=WEIGHTS)")
-    return [load_served(spec, backend, precision, calibration, workers) for spec in specs]
+    return [load_served(spec, backend, precision, calibration, workers, emulate_int8) for spec in specs]
 
 
 def listening(host: str, port: int) -> socket.socket:

@@ -28,8 +28,9 @@ class Quantized:
     qmax: int = 255
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.clamp(torch.round(x / self.scale) + self.zero_point, self.qmin, self.qmax)
-        return (q - self.zero_point) * self.scale
+        # q - zero_point, clamped to [qmin, qmax] - zero_point: the same integers, in one new tensor and 3 passes
+        steps = torch.div(x, self.scale).round_().clamp_(self.qmin - self.zero_point, self.qmax - self.zero_point)
+        return steps.mul_(self.scale)
 
 
 def round_output(module: nn.Module, grid: Quantized | None) -> list[RemovableHandle]:

@@ -144,17 +144,23 @@ def load_task_file(
     kind is refused with ``refusal``. ``emulate_int8`` (a quantized TFLite file) runs the file as Google's runtime
     does (see :mod:`mobilenet.weights.int8`); ``overrides`` change config fields that keep the weights' shapes."""
     path = Path(path)
+    if emulate_int8:
+        check_emulation(path, overrides)
     importer = importers.get(path.suffix)
     if importer is not None and path.is_file():
         if not owns(path):
             raise ValueError(refusal)
-        if overrides and emulate_int8:
-            raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
         model = importer(path, emulate_int8)
         return rebuilt(model, overrides) if overrides else model
-    if emulate_int8:
-        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
     return load_task_model(path, model_type, refusal, **overrides)
+
+
+def check_emulation(path: Path, overrides: dict[str, Any]) -> None:
+    """``emulate_int8`` runs a TFLite file's own integer grids: refused for other files, and with config changes."""
+    if path.suffix != ".tflite":
+        raise ValueError(f"{path} is float weights: emulate_int8 applies to quantized .tflite files")
+    if overrides:
+        raise ValueError("emulate_int8 runs the file as it is: drop the config overrides")
 
 
 def start_from(
@@ -230,7 +236,9 @@ def load_backbone(backbone: torch.nn.Module, checkpoint: Checkpoint, source: str
     backbone.load_state_dict(found)
 
 
-def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides: Any) -> MobileNet:
+def load_model(
+    path: str | Path, expect: ModelConfig | None = None, emulate_int8: bool = False, **overrides: Any
+) -> MobileNet:
     """Build the MobileNet classifier (or backbone) a weights file describes, and load it.
 
     Files that carry their config (ours, TFLite) decide the architecture. If ``expect`` names another
@@ -239,11 +247,15 @@ def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides:
     Args:
         path: our safetensors, a torchvision or timm state dict, or a TFLite classifier.
         expect: the architecture of a bare state dict (MobileNetV2 1.0 by default).
+        emulate_int8: (a quantized TFLite file) round every activation to the file's integer grid, as Google's
+            runtime computes (see :mod:`mobilenet.weights.int8`), rather than the float model its weights give.
         **overrides: fields that keep the weights' shapes (``output_stride``, ``dropout``, ...).
 
     Returns:
         The model with the file's class names and preprocessing, where it has them.
     """
+    if emulate_int8:
+        check_emulation(Path(path), overrides)
     checkpoint = read_checkpoint(path)
     require_mobilenet(checkpoint.info, str(path))
     config = checkpoint.config or expect or ModelConfig()
@@ -259,4 +271,8 @@ def load_model(path: str | Path, expect: ModelConfig | None = None, **overrides:
     model.class_names = checkpoint.class_names
     if checkpoint.preprocessing is not None:
         model.preprocessing = checkpoint.preprocessing
+    if emulate_int8:
+        from mobilenet.weights.tflite import read_tflite, round_classifier
+
+        round_classifier(model, read_tflite(path))
     return model

@@ -316,17 +316,33 @@ def import_tflite(
             classifier.bias.copy_(torch.from_numpy(logits.bias))
     model.preprocessing = net.preprocessing  # the file's, not the config's default: its outputs depend on it
     if emulate_int8:
-        round_backbone(model.features, net)
-        round_input(model.classifier, net.grids.get("pooled"))
-        if logits is not None and model.num_classes:
-            round_output(model.classifier[1], logits.output)
+        round_classifier(model, net)
     return model, net.preprocessing
+
+
+def round_classifier(model: MobileNet, net: TFLiteClassifier) -> None:
+    """Round a classifier imported from ``net`` as the file computes: its backbone, the pooled vector, the logits."""
+    round_backbone(model.features, net)
+    round_input(model.classifier, net.grids.get("pooled"))
+    if net.classifier is not None and model.num_classes:
+        round_output(model.classifier[1], net.classifier.output)
 
 
 def round_backbone(features: nn.Module, net: TFLiteClassifier) -> None:
     """Round a backbone's activations to the file's grids: each conv's output and each residual sum."""
     round_conv_outputs(features, [conv.output for conv in net.convs])
     round_residual_sums(features, net.residual_sums)
+
+
+@reads_tflite
+def is_quantized_tflite(path: str | Path) -> bool:
+    """Whether ``path`` is a TFLite file that computes in 8-bit integers (an op's output is an int8 or uint8
+    activation): our float model agrees with its runtime only when it rounds those too (``emulate_int8``)."""
+    if Path(path).suffix != ".tflite" or not Path(path).is_file():
+        return False
+    graph = read_model(path)[0].Subgraphs(0)
+    ops = (graph.Operators(i) for i in range(graph.OperatorsLength()))
+    return any(activation_grid(graph, op.Outputs(0)) is not None for op in ops if op.OutputsLength())
 
 
 def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:

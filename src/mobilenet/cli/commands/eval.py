@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet.cli.kinds import check_inference_flags, kind_options, weights_kind
+    from mobilenet.cli.kinds import check_inference_flags, emulated, kind_options, weights_kind
     from mobilenet.registry import kinds, load_deployed
 
     check_plot(args, [args.weights, args.data])
@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     options = kind_options(args, kind, "eval", kinds())
 
     def load(images: int) -> object:
-        return load_deployed(args.weights, args.backend, args.precision, args.calibration, images=images)
+        return load_deployed(
+            args.weights, args.backend, args.precision, args.calibration, images=images, emulate_int8=emulated(args)
+        )
 
     progress = not args.json
     result = kind.call("evaluate", load, args.data, args.batch_size, args.workers, progress, **options)

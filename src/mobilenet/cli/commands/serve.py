@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenet.cli.kinds import check_inference_flags
+    from mobilenet.cli.kinds import check_inference_flags, emulated
     from mobilenet.registry import kinds
     from mobilenet.serve import Limits, create_app, listening, load_models, parse_spec, serve, with_options
 
@@ -56,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
     )  # fmt: skip
     sock = listening(args.host, args.port)
-    models = load_models(specs, args.backend, args.precision, args.calibration, args.workers)
+    models = load_models(specs, args.backend, args.precision, args.calibration, args.workers, emulated(args))
     serve(create_app(models, limits), sock)
     return 0

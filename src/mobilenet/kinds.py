@@ -83,7 +83,8 @@ class ModelKind:
     - ``task``: the :class:`~mobilenet.training.task.Task` class that the trainer learns it with.
     - ``create``: ``(name, weights=None, progress=True, **overrides) -> model``: a registered model, new or with
       weights (a file, or the name of published weights), ``overrides`` applied to its config.
-    - ``load``: ``(path, **overrides) -> model``: a weights file of this kind.
+    - ``load``: ``(path, **overrides) -> model``: a weights file of this kind; ``load_deployed`` adds
+      ``emulate_int8=True`` for a quantized TFLite file of it (its activations rounded as Google's runtime does).
     - ``claims``: ``(path) -> bool``: whether a file that is not one of our safetensors holds this kind (a TFLite
       file, a frozen graph); None: the kind reads only our files. The ``fallback`` kind's claim is asked last, and
       it also reads every file that no kind claims.

@@ -14,6 +14,13 @@ from torch import Tensor
 
 NMS_CHUNK = 1024  # boxes compared at once: bounds the IoU matrix at 4 MiB whatever the number of candidates
 FIRST_BLOCK = 256  # boxes taken first by score: 100 detections are mostly among them (larger: the IoU costs more)
+CANDIDATES_PER_DETECTION = 4  # the first block's size for fewer detections: 64 for 10 is 1.3x faster than 256
+
+
+def first_block(max_detections: int) -> int:
+    """How many boxes to take first by score for ``max_detections``: a few per detection, at least 64, at most
+    ``FIRST_BLOCK`` (the IoU matrix of the block grows as its square; a block too small needs another)."""
+    return min(FIRST_BLOCK, max(64, CANDIDATES_PER_DETECTION * max_detections))
 
 
 def check_boxes(boxes: Tensor, name: str = "boxes") -> None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mobilenet.detection.boxes import GreedyNMS, box_area, check_boxes, clip_boxes, ranked_blocks
+from mobilenet.detection.boxes import GreedyNMS, box_area, check_boxes, clip_boxes, first_block, ranked_blocks
 from mobilenet.detection.coder import BOX_CODER_SCALES, decode
 
 SCORE_THRESHOLD = 1e-8  # TF's ssdlite configs: every box the sigmoid does not round to 0
@@ -35,7 +35,8 @@ def detect_image(
     num_anchors, num_classes = scores.shape
     nms, found, count = GreedyNMS(iou_threshold, boxes.device), [], 0
     per_class = torch.zeros(num_classes, dtype=torch.long, device=boxes.device)
-    for block in ranked_blocks(scores, scores > score_threshold):  # class-major: equal scores, lower classes first
+    candidates = scores > score_threshold  # class-major below: equal scores, lower classes first
+    for block in ranked_blocks(scores, candidates, first_block(max_detections)):
         classes = block // num_anchors
         kept = nms.add(boxes[block % num_anchors], classes)
         kept_classes = classes[kept]
@@ -73,7 +74,8 @@ def fast_nms(
     found = []
     for image_boxes, image_best, image_labels in zip(boxes, best, labels, strict=True):
         nms, kept, count = GreedyNMS(iou_threshold, boxes.device), [], 0
-        for block in ranked_blocks(image_best[:, None], image_best[:, None] >= score_threshold):
+        candidates = image_best[:, None] >= score_threshold
+        for block in ranked_blocks(image_best[:, None], candidates, first_block(max_detections)):
             kept.append(block[nms.add(image_boxes[block], torch.zeros_like(block))])  # one class: agnostic
             count += len(kept[-1])
             if count >= max_detections:

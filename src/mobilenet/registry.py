@@ -345,7 +345,7 @@ def load_deployed(
     from mobilenet.weights.tflite import is_quantized_tflite
 
     found = None if is_weights_name(weights) else kind_of_file(weights)  # its kind read once, not at each step
-    if emulate_int8 is None:  # published weights: their file, fetched once as loading them would
+    if emulate_int8 is None:  # published weights: their file in the cache, where loading them finds it again
         emulate_int8 = is_quantized_tflite(weights if found else fetch(published_entry(weights)))
     if emulate_int8:
         if backend not in ("auto", "torch", "eager") or precision not in (None, "fp32"):

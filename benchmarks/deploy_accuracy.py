@@ -1,6 +1,7 @@
 """Accuracy of every inference path of MobileNetV2 1.0@224 (Coral weights), side by side.
 
-    python benchmarks/deploy_accuracy.py [--shared ../shared] [--threads 2] [--compile] [--json OUT]
+    python benchmarks/deploy_accuracy.py [--shared ../shared] [--threads 2] [--compile] [--only executorch]
+                                         [--json OUT]
 
 Speed is `mobilenet bench --weights ...` (or benchmarks/bench.py, with torchvision as the reference).
 Accuracy: top-1 (1000-way, via synsets) on imagenette/val (1,966 ILSVRC validation images) and
@@ -39,6 +40,8 @@ def contenders(model, args, calibration: torch.Tensor) -> dict[str, Runner]:
     specs = contender_specs(None, args.compile) + [
         ("deploy", backend, "int8", method) for backend, method in (m.split(":") for m in args.methods)
     ]
+    if args.only:  # eager, the reference, and the paths of the backends named
+        specs = [spec for spec in specs if spec == ("eager",) or set(spec) & set(args.only)]
     paths = {}
     for spec in specs:
         if spec[0] == "deploy" and len(spec) == 4:  # an extra calibration method
@@ -57,7 +60,7 @@ def accuracy(paths: dict[str, Runner], sets: dict[str, tuple[torch.Tensor, torch
     for name, run in paths.items():
         results[name] = {}
         for set_name, (images, labels) in sets.items():
-            predictions = torch.cat([run(batch).argmax(1) for batch in images.split(50)])
+            predictions = torch.cat([torch.as_tensor(run(batch)).argmax(1) for batch in images.split(50)])
             reference.setdefault(set_name, predictions)
             results[name][set_name] = {
                 "top1": (predictions == labels).float().mean().item(),
@@ -74,6 +77,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also torch.compile (minutes to compile)")
     parser.add_argument("--methods", nargs="*", default=[], metavar="BACKEND:METHOD",
                         help="extra int8 calibration methods, e.g. onnxruntime:percentile openvino:minmax")  # fmt: skip
+    parser.add_argument("--only", nargs="*", default=[], metavar="BACKEND",
+                        help="score only these backends' paths (and eager, the reference)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -85,7 +90,8 @@ def main() -> None:
     calibration = image_batch(data / "imagenette/train", model.preprocessing, limit=100)
     paths = contenders(model, args, calibration)
     folders = {"imagenette-val": "imagenette/val", "imagenet-sample": "imagenet-sample"}
-    sets = {name: labelled(data, model.preprocessing, synset_to_index, folder) for name, folder in folders.items()}
+    sets = {name: labelled(data, model.preprocessing, synset_to_index, folder)
+            for name, folder in folders.items() if (data / folder).is_dir()}  # fmt: skip
     report = {"threads": args.threads, "accuracy": accuracy(paths, sets)}
     print(f"\n| path | {' | '.join(f'{s} top-1 | agreement' for s in sets)} |\n|---|{'---|---|' * len(sets)}")
     for name, by_set in report["accuracy"].items():

@@ -2,7 +2,7 @@
 
     python benchmarks/detection_int8.py --weights DET [--data DIR] [--split test] [--calibration-data DIR]
                                         [--calibration-split train] [--calibration-size 100] [--limit N]
-                                        [--backends openvino onnxruntime] [--threads 2]
+                                        [--backends openvino onnxruntime executorch] [--threads 2]
 
 The default set is BCCD (blood cells, PASCAL VOC) scored on its ``test`` split, for a detector trained on its
 ``train`` split (``mobilenet train --recipe ssdlite --data .../bccd``: ``--weights run/best.safetensors``); any
@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--calibration-size", type=int, default=100, help="images to calibrate on")
     parser.add_argument("--limit", type=int, help="score only the first LIMIT images")
     parser.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime"],
-                        choices=["openvino", "onnxruntime"], help="backends to score, fp32 and int8")  # fmt: skip
+                        choices=["openvino", "onnxruntime", "executorch"],
+                        help="backends to score, fp32 and int8")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     args = parser.parse_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}, {args.threads} threads\n")

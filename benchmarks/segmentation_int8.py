@@ -1,7 +1,7 @@
 """What int8 costs Mobile DeepLabv3 in mIoU: ours in fp32, ours in int8, and LiteRT on Coral's uint8 file.
 
     python benchmarks/segmentation_int8.py [--shared DIR] [--threads 2] [--calibration-size 100]
-                                           [--backends openvino onnxruntime] [--voc]
+                                           [--backends openvino onnxruntime executorch] [--voc]
 
 The model is our float import of Coral's PASCAL VOC DeepLab (MobileNetV2 1.0, output stride 16). Its int8 is
 ``deploy(model, backend, "int8", calibration=...)``, the path ``mobilenet bench`` times: the BatchNorm-folded ONNX
@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     parser.add_argument("--calibration-size", type=int, default=100, help="VOC 2012 train images to calibrate on")
-    parser.add_argument("--backends", nargs="+", default=["openvino"], choices=["openvino", "onnxruntime"],
-                        help="int8 backends to score")  # fmt: skip
+    parser.add_argument("--backends", nargs="+", default=["openvino"],
+                        choices=["openvino", "onnxruntime", "executorch"], help="int8 backends to score")  # fmt: skip
     parser.add_argument("--voc", action="store_true", help="also score the 161 VOC 2012 val images")
     args = parser.parse_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}, {args.threads} threads\n")

@@ -144,7 +144,8 @@ def kind_of_weights(weights: str | Path) -> ModelKind:
 
 def identified_kind(path: str | Path) -> ModelKind | None:
     """The kind a weights file holds, told by its content: our safetensors by their header, an ONNX file or OpenVINO
-    IR of ours by its metadata, other files by the kinds that claim them; None where none does."""
+    IR or ExecuTorch program of ours by its metadata, other files by the kinds that claim them; None where none
+    does."""
     from mobilenet.weights.format import read_kind
     from mobilenet.weights.tf_checkpoint import index_of
 
@@ -158,7 +159,7 @@ def identified_kind(path: str | Path) -> ModelKind | None:
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors" and (file_kind := read_kind(path)) is not None:
         return kind_of_file_kind(file_kind, str(path))
-    if path.suffix in (".xml", ".onnx"):  # a graph mobilenet exported: its metadata says
+    if path.suffix in (".xml", ".onnx", ".pte"):  # a graph mobilenet exported: its metadata says
         from mobilenet.inference.deploy import GRAPHS, graph_kind
 
         if (file_kind := graph_kind(path)) is not None:
@@ -171,7 +172,7 @@ def identified_kind(path: str | Path) -> ModelKind | None:
     if path.suffix.lower() not in WEIGHTS_SUFFIXES and not checkpoint:
         raise ValueError(
             f"{path} is not a weights file: give a .safetensors, .pth, .pt, .bin, .tflite, .h5, .keras, .onnx or .pb "
-            "file, a TensorFlow checkpoint (model.ckpt), or an .xml that mobilenet exported"
+            "file, a TensorFlow checkpoint (model.ckpt), or an .xml or .pte that mobilenet exported"
         )
     # The fallback kind's claim last: the other kinds know their own files best (an SSD's TFLite file, say).
     claimants = sorted((kind for kind in kinds() if kind.claims is not None), key=lambda kind: kind.fallback)

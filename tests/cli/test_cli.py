@@ -106,9 +106,9 @@ def test_train_help_describes_every_flag_with_its_default_and_groups_them_by_tas
         main(["train", "--help"])
     assert done.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--optimizer {sgd,rmsprop,adamw} the optimizer (default: sgd; adamw with ssdlite)" in out
+    assert "--optimizer {sgd,rmsprop,adamw} the optimizer (default: sgd; adamw with deeplab, ssdlite)" in out
     assert "--shortcut {bottleneck,expansion,none} where V2's residuals join" in out
-    assert "(default: 0.1; 0.05 with the embedded digits; 0.007 with deeplab; 0.001 with ssdlite)" in out  # --lr
+    assert "(default: 0.1; 0.05 with the embedded digits; 0.002 with deeplab; 0.001 with ssdlite)" in out  # --lr
     assert "--amp {true,false} mixed precision" in out and "--epochs INT passes over the training data" in out
     titles = re.findall(r"settings of (?:every task|the [a-z ]+ tasks?):", out)
     assert titles == [

@@ -44,3 +44,16 @@ def tiny_weights(kind: str) -> bytes:
         path = Path(folder) / "w.safetensors"
         save_weights(model, path)
         return path.read_bytes()
+
+
+def exported_tiny(folder: Path, kind: str, suffix: str, *flags: str) -> tuple[Path, Path, str]:
+    """A tiny model of ``kind`` (see :func:`tiny_weights`) saved in ``folder`` and exported by ``mobilenet export``
+    to the format its ``suffix`` names: the weights, the exported file, and what the command printed."""
+    from tests.helpers.faults import run_in_process
+
+    weights = folder / f"{kind}.safetensors"
+    weights.write_bytes(tiny_weights(kind))
+    graph = folder / f"{kind}{suffix}"
+    outcome = run_in_process(["export", str(weights), str(graph), *flags])
+    assert outcome.code == 0, outcome.describe()
+    return weights, graph, outcome.stdout

@@ -4,7 +4,6 @@ kind and settings read from its metadata, and give what PyTorch gives."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,18 +11,9 @@ import torch
 from mobilenet.registry import kind_of_file, load, load_deployed
 from tests.helpers.data import png_bytes
 from tests.helpers.faults import assert_refused, run_in_process
-from tests.helpers.models import tiny_weights
+from tests.helpers.models import exported_tiny
 
 pytest.importorskip("onnxruntime", reason="ONNX files run on ONNX Runtime: pip install 'mobilenet[onnx]'")
-
-
-def exported(tmp_path: Path, kind: str, *flags: str) -> tuple[Path, Path]:
-    weights = tmp_path / f"{kind}.safetensors"
-    weights.write_bytes(tiny_weights(kind))
-    graph = tmp_path / f"{kind}.onnx"
-    outcome = run_in_process(["export", str(weights), str(graph), *flags])
-    assert outcome.code == 0, outcome.describe()
-    return weights, graph
 
 
 def results(argv: list[str]) -> list[dict]:
@@ -33,7 +23,7 @@ def results(argv: list[str]) -> list[dict]:
 
 
 def test_an_exported_classifier_predicts_as_its_weights(tmp_path) -> None:
-    weights, graph = exported(tmp_path, "classifier")
+    weights, graph, _ = exported_tiny(tmp_path, "classifier", ".onnx")
     images = []
     for seed in range(3):
         images.append(tmp_path / f"{seed}.png")
@@ -56,7 +46,7 @@ def test_an_exported_classifier_predicts_as_its_weights(tmp_path) -> None:
 
 
 def test_an_exported_detector_detects_as_its_weights_and_is_timed_beside_ours(tmp_path) -> None:
-    weights, graph = exported(tmp_path, "detector")
+    weights, graph, _ = exported_tiny(tmp_path, "detector", ".onnx")
     model, deployed = load(weights).eval(), load_deployed(graph)
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():

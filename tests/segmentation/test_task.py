@@ -54,16 +54,18 @@ def tiny(voc: Path, **overrides) -> dict:
 
 def test_poly_schedule_and_the_deeplab_recipe(capsys) -> None:
     deeplab = recipes()["deeplab"]
-    assert (deeplab.task, deeplab.optimizer, deeplab.momentum, deeplab.schedule) == ("segmentation", "sgd", 0.9, "poly")
+    assert (deeplab.task, deeplab.optimizer, deeplab.schedule) == ("segmentation", "adamw", "cosine")
+    assert deeplab.input_size == 257 and deeplab.freeze_bn
     assert deeplab.weight_decay == 4e-5 and (deeplab.options["label_smoothing"], deeplab.options["dropout"]) == (0, 0.1)
-    assert make_config("deeplab", batch_size=16).scaled_lr() == pytest.approx(0.007)  # DeepLab's, per 16 crops
-    poly = make_config("deeplab", epochs=10)
+    assert make_config("deeplab").scaled_lr() == pytest.approx(0.001) and deeplab.backbone_lr_mult == 0.1
+    # DeepLab's own schedule, one flag away: (1 - step / total) ** 0.9
+    poly = make_config("deeplab", epochs=10, schedule="poly", warmup_epochs=0.0)
     factors = [lr_factor(poly, step, 10) for step in (0, 50, 99, 100)]
     assert factors == pytest.approx([1, 0.5**0.9, 0.01**0.9, 0])  # (1 - step / total) ** 0.9, per step
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: cosine; poly with deeplab)" in out and "finetune,qat,deeplab," in out
+    assert "(default: 1.0; 0.1 with deeplab)" in out and "finetune,qat,deeplab," in out
 
 
 def test_its_own_settings_and_no_other_task_s(voc) -> None:
@@ -171,6 +173,32 @@ def test_trains_through_the_trainer_and_beats_the_untrained_model(tmp_path, voc)
     assert summary["task"] == "segmentation" and summary["classes"] == 21 and summary["model"]["width_mult"] == 0.35
     best = load_deeplab(result.run_dir / "best.safetensors")  # what `mobilenet segment --weights` reads
     assert best.class_names == list(VOC_CLASSES) and best.preprocessing == result.model.preprocessing
+
+
+def test_fine_tuning_keeps_the_backbone_s_statistics_and_the_new_head_learns_its_own(tmp_path, voc) -> None:
+    """``freeze_bn`` (the deeplab recipe's) keeps what the classifier's file gave, trained statistics or TFLite's
+    folded identity (variance 1 - eps), and lets the new head's norms learn theirs: frozen at PyTorch's initial
+    statistics they would normalize nothing. The run's summary says which."""
+    classifier = MobileNet(replace(MODELS["mobilenet_v2_035"], num_classes=5)).train()
+    with torch.no_grad():
+        classifier(torch.rand(4, 3, 64, 64))  # trained statistics, as a published file's
+        classifier.features[0][1].running_mean.zero_()  # and one norm as TFLite's folding leaves it
+        classifier.features[0][1].running_var.fill_(1 - classifier.features[0][1].eps)
+    save_weights(classifier, tmp_path / "classifier.safetensors")
+    settings = tiny(voc, model=None, width_mult=None, freeze_bn=True, epochs=1)
+    config = make_config(**settings, weights=str(tmp_path / "classifier.safetensors"), out=str(tmp_path / "run"))
+    start, _ = SegmentationTask().prepare(config)
+
+    result = train(config, progress=False)
+    norms = {name for name, module in start.named_modules() if isinstance(module, torch.nn.BatchNorm2d)}
+    kept = {name for name in norms if name.startswith("backbone.")}
+    assert len(kept) == 51 and len(norms - kept) == 3  # the image pooling, the 1x1 branch, the projection
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["batchnorm_statistics"] == {"kept": 51, "learned": 3}
+    before, after = start.state_dict(), result.model.state_dict()
+    for name in norms:
+        same = torch.equal(before[f"{name}.running_var"], after[f"{name}.running_var"])
+        assert same == (name in kept), name
 
 
 def bad_copy(voc: Path, to: Path, mask: np.ndarray) -> Path:

@@ -81,7 +81,7 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
                         help="auto: the fastest installed; eager: the plain PyTorch model")  # fmt: skip
     parser.add_argument("--precision", choices=sorted({x for v in PRECISIONS.values() for x in v}),
-                        help="default: fp32; an OpenVINO IR (.xml) runs as it was saved")  # fmt: skip
+                        help="default: fp32; an exported graph (.onnx, .xml, .pte) runs as it was saved")  # fmt: skip
     parser.add_argument("--calibration", help="int8: a folder of images (or one image) to calibrate on")
     parser.add_argument("--float", action="store_true",
                         help="an int8 TFLite file: run its weights in float, on any backend and precision "

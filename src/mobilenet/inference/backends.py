@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib.util
 import warnings
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "eager")
+BACKENDS = ("torch", "onnxruntime", "openvino", "executorch", "eager")
 PRECISIONS: dict[str, tuple[str, ...]] = {
     "eager": ("fp32",),  # the model as it is, unfolded: a reference, never chosen by "auto"
     "torch": ("fp32", "bf16"),
     "onnxruntime": ("fp32", "int8"),
     "openvino": ("fp32", "bf16", "int8"),
+    "executorch": ("fp32", "int8"),  # XNNPACK: what a phone runs, one image per call
 }
 # The Python modules each backend needs, and the extra that installs them.
 NEEDS = {
@@ -18,17 +19,19 @@ NEEDS = {
     "torch": (),
     "onnxruntime": ("onnxruntime", "onnx", "onnxscript"),
     "openvino": ("openvino", "onnx", "onnxscript"),
+    "executorch": ("executorch", "torchao"),
 }
-EXTRA = {"onnxruntime": "onnx", "openvino": "openvino"}
+EXTRA = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch"}
 # backend="auto" takes the first installed backend of each list. The order is measured (MobileNetV2
 # 1.0@224 on a 2-core AVX-512 VNNI + bf16 CPU, interleaved; benchmarks/deploy_accuracy.py): in fp32
 # ONNX Runtime beats OpenVINO forced to fp32 by 10-25% (b1 and b32) and PyTorch eager by 2-5x; in bf16
 # OpenVINO is ~2.4x PyTorch; in int8 the two tie at batch 1 and OpenVINO (NNCF) leads at batch 32 by
 # 15-50%, with the better top-1 agreement with fp32.
+# ExecuTorch comes last: it runs one image per call, for phones (its speed here: BENCHMARKS.md).
 AUTO: dict[str, tuple[str, ...]] = {
-    "fp32": ("onnxruntime", "openvino", "torch"),
+    "fp32": ("onnxruntime", "openvino", "torch", "executorch"),
     "bf16": ("openvino", "torch"),
-    "int8": ("openvino", "onnxruntime"),
+    "int8": ("openvino", "onnxruntime", "executorch"),
 }
 
 

@@ -1,4 +1,5 @@
-"""``deploy``: a model as the fastest inference callable this machine has, on PyTorch, ONNX Runtime or OpenVINO.
+"""``deploy``: a model as the fastest inference callable this machine has, on PyTorch, ONNX Runtime, OpenVINO or
+ExecuTorch.
 
 Whatever runs underneath, the result maps a float (N, C, H, W) batch to logits (a classifier's (N, classes), a
 Mobile DeepLabv3's (N, classes, H, W), or the feature maps of a features-only model) as float32 tensors; a
@@ -23,6 +24,7 @@ from mobilenet.inference.export import is_detector, model_preprocessing, onnx_pr
 from mobilenet.inference.optimize import bf16_supported, fold_batchnorm, optimize
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.runtimes.executorch import ExecuTorchProgram, lower
 from mobilenet.runtimes.onnxruntime import onnx_outputs, onnx_precision, ort_runner, ort_session, read_onnx
 from mobilenet.runtimes.openvino import Runner, ir_bytes, is_int8, openvino_runner, read_openvino, save_openvino
 from mobilenet.runtimes.quantize import check_method, quantize_nncf, quantize_onnx
@@ -153,6 +155,8 @@ def deploy(
         built = _torch(model, precision) if backend == "torch" else _eager(model)
     elif backend == "onnxruntime":
         built = _onnxruntime(model, batch, method, threads)
+    elif backend == "executorch":
+        built = _executorch(model, batch, threads)
     else:
         built = _openvino(model, precision, batch, method, threads)
     pre = model_preprocessing(model)
@@ -163,7 +167,7 @@ def deploy(
 
 
 # Graphs that a runtime runs as they were saved: the suffix, and the runtime.
-GRAPHS = {".onnx": "onnxruntime", ".xml": "openvino"}
+GRAPHS = {".onnx": "onnxruntime", ".xml": "openvino", ".pte": "executorch"}
 
 
 def deploy_file(
@@ -192,10 +196,14 @@ def deploy_file(
     return load_graph(Path(path), config_type, backend, precision, calibration, threads)
 
 
-def graph_info(path: Path) -> tuple[Any, ModelInfo]:
-    """A saved graph (ONNX or OpenVINO IR), read by its runtime's reader, and what its metadata says of the model."""
+def graph_info(path: Path, threads: int | None = None) -> tuple[Any, ModelInfo]:
+    """A saved graph (ONNX, OpenVINO IR or ExecuTorch program), read by its runtime's reader (a program loaded, on
+    ``threads``), and what its metadata says of the model."""
     if path.suffix == ".xml":
         network, metadata = read_openvino(path, METADATA_KEYS)
+    elif path.suffix == ".pte":
+        network = ExecuTorchProgram(path, threads)
+        metadata = network.metadata
     else:
         network, metadata = read_onnx(path, METADATA_KEYS)
     return network, parse_metadata(metadata, str(path))
@@ -215,11 +223,11 @@ def load_graph(
     threads: int | None = None,
 ) -> Deployed:
     """A graph that mobilenet wrote (its metadata holds a config of ``config_type``), run as it was saved (fp32, or
-    int8 when it holds quantization) by its runtime: ONNX Runtime for .onnx, OpenVINO for .xml."""
+    int8 when it holds quantization) by its runtime: ONNX Runtime for .onnx, OpenVINO for .xml, ExecuTorch for .pte."""
     runtime = GRAPHS[path.suffix]
     if backend not in ("auto", runtime) or calibration is not None:
         raise ValueError(f"{path} runs in {runtime} as it was saved: leave out the backend and calibration")
-    network, info = graph_info(path)
+    network, info = graph_info(path, threads)
     if info.config_fields is None:
         raise ValueError(f"{path} carries no mobilenet metadata (config, classes): run it with {runtime} directly")
     known = {f.name for f in fields(config_type)}
@@ -227,6 +235,8 @@ def load_graph(
     if runtime == "openvino":
         names = [min(output.get_names(), default="") for output in network.outputs]  # an output may have none
         saved = "int8" if is_int8(network) else "fp32"
+    elif runtime == "executorch":
+        saved, names = network.precision, network.output_names
     else:
         saved, names = onnx_precision(network), onnx_outputs(network)
     if precision not in (None, saved):
@@ -235,6 +245,8 @@ def load_graph(
         raise ValueError(f"{path} gives class indices (exported with --argmax): export it without --argmax to run it")
     if runtime == "openvino":
         runner, size = openvino_runner(network, saved, threads), ir_bytes(path)
+    elif runtime == "executorch":
+        runner, size = network, network.size_bytes
     else:
         runner, size = ort_runner(ort_session(path.read_bytes(), threads)), path.stat().st_size
     preprocessing = info.preprocessing or Preprocessing(input_size=config.input_size)
@@ -296,6 +308,14 @@ def _onnxruntime(model: nn.Module, batch: torch.Tensor | None, method: str | Non
             path = path.with_name("int8.onnx")
         onnx_bytes = path.read_bytes()
     return ort_runner(ort_session(onnx_bytes, threads)), len(onnx_bytes)
+
+
+def _executorch(model: nn.Module, batch: torch.Tensor | None, threads: int | None) -> Built:
+    """The folded model as an ExecuTorch program on XNNPACK (int8 when calibrated on ``batch``), run in memory."""
+    size = model_preprocessing(model).input_size
+    example = torch.zeros(1, model.config.in_chans, size, size)
+    program = ExecuTorchProgram(lower(fold_batchnorm(model), example, model_metadata(model), batch), threads)
+    return program, program.size_bytes
 
 
 def _openvino(

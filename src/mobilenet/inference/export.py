@@ -108,7 +108,7 @@ def model_preprocessing(model: nn.Module) -> Preprocessing:
     return getattr(model, "preprocessing", None) or Preprocessing(input_size=model.config.input_size)
 
 
-def _prepare(
+def prepare_export(
     model: nn.Module, inputs: ImageSource | None, limit: int, argmax: bool = False
 ) -> tuple[nn.Module, nn.Module, torch.Tensor, str]:
     """The reference (the model in eval mode), its folded copy to export, the check batch, its description."""
@@ -133,13 +133,13 @@ def _prepare(
     return reference, folded, batch, _describe_source(inputs, batch)
 
 
-def _outputs(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
+def model_outputs(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
     with torch.inference_mode():
         out = model(batch)
     return [o.numpy() for o in (out if isinstance(out, list | tuple) else [out])]
 
 
-def _check(
+def compare_outputs(
     reference: list[np.ndarray], exported: list[np.ndarray], tolerance: float, what: str
 ) -> tuple[float | None, float | None]:
     """The largest difference over the float outputs and the least share of equal class indices over the
@@ -169,14 +169,14 @@ def _verify(
     tolerance: float,
     what: str,
 ) -> tuple[float | None, float | None]:
-    """:func:`_check` on the batch and on its first image alone (the batch dimension must really be dynamic)."""
-    checks = [_check(_outputs(reference, b), run(b), tolerance, what) for b in (batch, batch[:1])]
+    """:func:`compare_outputs` on the batch and on its first image alone (the batch dimension must be dynamic)."""
+    checks = [compare_outputs(model_outputs(reference, b), run(b), tolerance, what) for b in (batch, batch[:1])]
     diffs = [diff for diff, _ in checks if diff is not None]
     agreements = [agreement for _, agreement in checks if agreement is not None]
     return max(diffs, default=None), min(agreements, default=None)
 
 
-def _output_names(model: nn.Module) -> list[str]:
+def output_names(model: nn.Module) -> list[str]:
     if isinstance(model, MobileNetFeatures):
         return [info.module for info in model.feature_info]
     if is_detector(model) or isinstance(model, DetectorOutputs):
@@ -211,7 +211,7 @@ def onnx_proto(model: nn.Module, batch: torch.Tensor, opset: int | None = None):
         with warnings.catch_warnings(), activations_out_of_place(model):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not the user's business
             program = torch.onnx.export(
-                model, (example,), None, input_names=["images"], output_names=_output_names(model),
+                model, (example,), None, input_names=["images"], output_names=output_names(model),
                 opset_version=opset, dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
             )  # fmt: skip
     finally:
@@ -238,7 +238,7 @@ def export_onnx(
     equal PyTorch's on ``MIN_CLASS_AGREEMENT`` of them. Needs ``pip install 'mobilenet[onnx]'``.
     """
     onnx = require("onnx", "onnx")
-    reference, folded, batch, described = _prepare(model, inputs, limit, argmax)
+    reference, folded, batch, described = prepare_export(model, inputs, limit, argmax)
     proto = onnx_proto(folded, batch, opset)
     onnx.helper.set_model_props(proto, model_metadata(model))
     with atomic_path(path) as tmp:
@@ -262,7 +262,7 @@ def export_torchscript(
 
     The metadata strings are extra files in the archive: ``torch.jit.load(path, _extra_files=...)``.
     """
-    reference, folded, batch, described = _prepare(model, inputs, limit, argmax)
+    reference, folded, batch, described = prepare_export(model, inputs, limit, argmax)
     with warnings.catch_warnings():
         # Tracing records TF "SAME" padding for the traced resolution, which is the model's own.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -270,7 +270,9 @@ def export_torchscript(
     with atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=model_metadata(model))
         loaded = torch.jit.load(str(tmp))
-        diff, agreement = _verify(reference, lambda b: _outputs(loaded, b), batch, tolerance, "the TorchScript file")
+        diff, agreement = _verify(
+            reference, lambda b: model_outputs(loaded, b), batch, tolerance, "the TorchScript file"
+        )
     return ExportReport(Path(path), "torchscript", Path(path).stat().st_size, diff, described, agreement)
 
 
@@ -283,7 +285,7 @@ def export_tflite(
     metadata here: keep the config and class names with the safetensors weights.
     """
     litert_torch = require("litert_torch", "litert")
-    reference, folded, batch, described = _prepare(model, inputs, limit)
+    reference, folded, batch, described = prepare_export(model, inputs, limit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = litert_torch.convert(folded, (batch[:1],))
@@ -297,5 +299,5 @@ def export_tflite(
             runtime.invoke()
             rows.append([runtime.get_tensor(t["index"]) for t in targets])
         outputs = [np.concatenate(column) for column in zip(*rows, strict=True)]
-        diff, _ = _check(_outputs(reference, batch), outputs, tolerance, "the TFLite file")
+        diff, _ = compare_outputs(model_outputs(reference, batch), outputs, tolerance, "the TFLite file")
     return ExportReport(Path(path), "tflite", Path(path).stat().st_size, diff, described)

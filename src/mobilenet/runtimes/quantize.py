@@ -26,6 +26,7 @@ from mobilenet.utils.optional import require
 METHODS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("minmax", "percentile"),
     "openvino": ("nncf_default", "minmax", "percentile", "histogram"),
+    "executorch": ("histogram",),  # XNNPACK's quantizer observes activations with PyTorch's HistogramObserver
 }
 CALIBRATION_BATCH = 10  # images per calibration step: ORT's min/max pass keeps every activation alive
 

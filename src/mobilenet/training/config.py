@@ -63,7 +63,8 @@ class TrainConfig:
     warmup_epochs: float = setting(0.0, "epochs of linear warm-up from 0 to --lr")
     min_lr_ratio: float = setting(0.0, "cosine and poly: the floor, as a fraction of --lr")
     backbone_lr_mult: float = setting(1.0, "the pretrained backbone's learning rate as a fraction of the new head's")
-    freeze_bn: bool = setting(False, "BatchNorm keeps its running statistics (small batches, or folded TF weights)")
+    freeze_bn: bool = setting(False, "BatchNorm keeps the running statistics its weights gave (small batches, or "
+                              "folded TF weights); a new layer's norms learn theirs")  # fmt: skip
     ema_decay: float | None = setting(None, "an exponential moving average of the weights, evaluated and saved "
                                       "(none: no EMA)")  # fmt: skip
     qat: bool = setting(False, "quantization-aware: train through int8 fake-quantization (NNCF) and write the int8 "

@@ -153,9 +153,10 @@ class RunLog:
     def mean_images_per_s(self) -> float:
         return sum(r["images_per_s"] for r in self.rows) / max(len(self.rows), 1)
 
-    def finish(self, model: nn.Module, extras: dict[str, Extra] | None = None) -> None:
-        """The learning curves as a PNG, then a summary.json of the run (with the hooks' ``extras``): a run killed
-        before its summary is written resumes to write both."""
+    def finish(self, model: nn.Module, norms: dict[str, int], extras: dict[str, Extra] | None = None) -> None:
+        """The learning curves as a PNG, then a summary.json of the run (with how many BatchNorms kept and learned
+        their statistics, ``norms``, and the hooks' ``extras``): a run killed before its summary is written resumes
+        to write both."""
         if not self.enabled:
             return
         summary = {
@@ -169,6 +170,7 @@ class RunLog:
             "final": self.rows[-1] if self.rows else None,
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
+            "batchnorm_statistics": norms,
             # What the figures depend on besides the config (which records the thread count).
             "machine": {"cpu": cpu_name(), "threads": self.config.threads, "torch": torch.__version__},
         }

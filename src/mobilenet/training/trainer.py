@@ -27,6 +27,7 @@ from mobilenet.training.checkpoint import POINTER, Position, load_checkpoint, sa
 from mobilenet.training.config import TrainConfig, check_resumable, read_options, resume_config
 from mobilenet.training.hooks import Extra, Hook, hooks_for
 from mobilenet.training.loading import training_batches
+from mobilenet.training.norms import describe_norms, frozen_norms
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
 from mobilenet.training.runlog import SUMMARY, RunLog
 from mobilenet.training.sampling import ShardedSampler
@@ -163,6 +164,9 @@ class Trainer:
             self.model = hook.prepare(self.model, self.task, self.data, run_dir, resume)
         if config.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        # Chosen on the model as built, before a checkpoint loads: a resumed run freezes the same norms.
+        self.frozen_norms = frozen_norms(self.model, config.freeze_bn)
+        self.norms = describe_norms(self.model, self.frozen_norms)
         self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.optimizer = build_optimizer(config, self.model, self.no_weight_decay)
@@ -192,7 +196,8 @@ class Trainer:
             print(
                 f"{self.log.run_dir}: {verb}: {config.task}, {config.model or 'the model of --weights'}, "
                 f"{config.epochs} epochs of {self.steps_per_epoch} steps, batch {config.batch_size}, "
-                f"lr {config.scaled_lr():g} ({config.recipe} recipe; all of it in config.json)",
+                f"lr {config.scaled_lr():g}, BatchNorm statistics {self.norms['kept']} kept and "
+                f"{self.norms['learned']} learned ({config.recipe} recipe; all of it in config.json)",
                 file=sys.stderr,
             )
 
@@ -356,10 +361,8 @@ class Trainer:
             self.stats.zero_()
         batches = self.loader(epoch, first_step)
         self.net.train()
-        if self.config.freeze_bn:
-            for module in self.model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        for norm in self.frozen_norms:
+            norm.eval()
         bar = tqdm(
             range(first_step, self.steps_per_epoch),
             desc=f"epoch {epoch + 1}/{self.config.epochs}",
@@ -389,7 +392,7 @@ class Trainer:
             dist.all_reduce(summed)
             totals, skipped = dict(zip(totals, summed.tolist()[:-1], strict=True)), summed[-1].item()
         self.val = self.validate()
-        lr = self.schedule.get_last_lr()[0]
+        lr = max(self.schedule.get_last_lr())  # the head's, where a pretrained backbone takes a fraction of it
         train = self.task.summarize(totals)
         self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, self.plain(self.final_model))
         self.position = Position(epoch + 1, 0, self.position.step)
@@ -414,7 +417,7 @@ class Trainer:
         for hook in self.hooks:
             extras |= hook.finish(self.final_model, self.task, self.data, self.log.run_dir, self.rank,
                                   self.micro_batch, self.config.workers)  # fmt: skip
-        self.log.finish(self.plain(self.final_model), extras)
+        self.log.finish(self.plain(self.final_model), self.norms, extras)
         if self.world > 1:
             dist.barrier()
         return TrainResult(

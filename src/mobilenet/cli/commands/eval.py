@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mobilenet.registry import kinds
     from mobilenet.utils.values import non_negative_int, positive_int
 
-    parser.add_argument("--weights", required=True, help="any weights file mobilenet reads, an OpenVINO .xml, or a "
-                        "published weights name")  # fmt: skip
+    parser.add_argument("--weights", required=True, help="any weights file mobilenet reads, a graph it exported "
+                        "(.onnx, OpenVINO .xml, ExecuTorch .pte), or a published weights name")  # fmt: skip
     parser.add_argument("--data", required=True, type=Path, help="the labelled data, laid out as the kind reads it")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--workers", type=non_negative_int, default=2,

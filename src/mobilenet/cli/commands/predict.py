@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mobilenet.cli.kinds import add_run_arguments
     from mobilenet.registry import kinds
 
-    add_run_arguments(parser, kinds(), "any weights file mobilenet reads (the file says its kind), an OpenVINO .xml, "
-                      "or a published weights name")  # fmt: skip
+    add_run_arguments(parser, kinds(), "any weights file mobilenet reads (the file says its kind), a graph it exported "
+                      "(.onnx, OpenVINO .xml, ExecuTorch .pte), or a published weights name")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

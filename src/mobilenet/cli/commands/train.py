@@ -169,7 +169,11 @@ def default_text(name: str, kinds: list[ModelKind]) -> str:
         if kind.demo_recipe is not None:
             values["the embedded digits"] = value_of(kind.demo_recipe, kind)
     first = next(iter(values.values()))
-    others = [f"{shown(value)} with {recipe}" for recipe, value in list(values.items())[1:] if value != first]
+    differing: dict[str, list[str]] = {}  # each other value once, with every recipe that has it
+    for recipe, value in list(values.items())[1:]:
+        if value != first:
+            differing.setdefault(shown(value), []).append(recipe)
+    others = [f"{value} with {', '.join(recipes)}" for value, recipes in differing.items()]
     return "; ".join([f"default: {shown(first)}", *others]).replace("%", "%%")  # argparse formats help with %
 
 

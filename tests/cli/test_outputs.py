@@ -168,7 +168,7 @@ def test_export_takes_its_format_from_the_name_and_refuses_a_name_of_another(tmp
     wrong = assert_refused(run_in_process(["export", str(weights), str(tmp_path / "x.pt"), "--format", "onnx"]), (2,))
     assert "x.pt is not a name for a onnx file: name it x.onnx" in wrong
     unknown = assert_refused(run_in_process(["export", str(weights), str(tmp_path / "x.bin")]), (2,))
-    assert "name the file .onnx, .pt or .tflite" in unknown
+    assert "name the file .onnx, .pt, .tflite or .pte" in unknown
     assert not list(tmp_path.glob("x.*"))
 
 

@@ -25,7 +25,7 @@ def test_int8_export_needs_its_flags(tmp_path) -> None:
     model = tmp_path / "small.safetensors"
     save_weights(mobilenet.create_model("mobilenet_v1_025", num_classes=3, input_size=64), model)
     done = cli("export", str(model), str(tmp_path / "x.tflite"), "--precision", "int8")
-    assert done.returncode == 2 and "add --format tflite --calibration DIR" in done.stderr
+    assert done.returncode == 2 and "add --format tflite (or executorch) --calibration DIR" in done.stderr
 
 
 @pytest.mark.skipif(HAS_LITERT, reason="checks the message shown where litert-torch is missing")

@@ -35,8 +35,8 @@ CHATTY_LOGGERS = ("torchao", "torch.utils._pytree", "torch._export", "executorch
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
-    """The runtime's C++ log lines kept off the terminal for a while: XNNPACK's CPU probe, when a method is first
-    loaded, reports the Arm registers an x86 machine lacks. (Our own errors are raised, not logged.)"""
+    """The runtime's C++ log lines kept off the terminal for a while: its CPU probe, when the thread pool or a method
+    is first used, reports the Arm registers an x86 machine lacks. (Our own errors are raised, not logged.)"""
     sys.stderr.flush()
     saved = os.dup(2)
     with open(os.devnull, "wb") as null:
@@ -125,8 +125,10 @@ class ExecuTorchProgram:
 
     def __init__(self, source: str | Path | bytes, threads: int | None = None) -> None:
         et = executorch_modules()
-        if threads is not None and et.portable_lib._threadpool_get_thread_count() != threads:
-            et.portable_lib._unsafe_reset_threadpool(threads)
+        if threads is not None:
+            with native_stderr_silenced():  # the pool's first use probes the CPU, and a reset is logged
+                if et.portable_lib._threadpool_get_thread_count() != threads:
+                    et.portable_lib._unsafe_reset_threadpool(threads)
         content = source if isinstance(source, bytes) else Path(source).read_bytes()
         name = "the program" if isinstance(source, bytes) else str(source)
         # A program is a flatbuffer identified by "ET" and its schema's version: anything else is refused before the

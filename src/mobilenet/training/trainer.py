@@ -165,7 +165,7 @@ class Trainer:
         if config.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # Chosen on the model as built, before a checkpoint loads: a resumed run freezes the same norms.
-        self.frozen_norms = frozen_norms(self.model, config.freeze_bn)
+        self.frozen_norms = frozen_norms(self.model, config.freeze_bn, self.micro_batch)
         self.norms = describe_norms(self.model, self.frozen_norms)
         self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
         self.model.to(self.device, memory_format=self.memory_format)

@@ -24,6 +24,7 @@ from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.export import (
     ExportReport,
     compare_outputs,
+    is_detector,
     model_outputs,
     model_preprocessing,
     output_names,
@@ -70,9 +71,11 @@ def export_executorch(
     if precision == "int8" and calibration is None:
         raise ValueError("an int8 ExecuTorch program is calibrated on real images: pass calibration (a folder)")
     reference, folded, batch, described = prepare_export(model, inputs, limit)
-    images = None if calibration is None else image_batch(calibration, model_preprocessing(model), calibration_limit)
+    images = None  # read only for int8: an fp32 program has nothing to calibrate
+    if precision == "int8":
+        images = image_batch(calibration, model_preprocessing(model), calibration_limit)
     metadata = {**model_metadata(model), KEY_OUTPUTS: json.dumps(output_names(folded))}
-    program = lower(folded.eval(), batch, metadata, images if precision == "int8" else None)
+    program = lower(folded.eval(), batch, metadata, images)
     with atomic_path(path) as tmp:
         tmp.write_bytes(program)
         runtime = ExecuTorchProgram(tmp, threads)
@@ -83,7 +86,7 @@ def export_executorch(
             agreement = None
         else:
             diff = max(float(np.abs(e - o.numpy()).max()) for e, o in zip(expected, outputs, strict=True))
-            agreement = class_agreement(expected, outputs, detector=len(expected) == 3)
-    calibrated = 0 if images is None or precision == "fp32" else len(images)
+            agreement = class_agreement(expected, outputs, detector=is_detector(model))
+    calibrated = 0 if images is None else len(images)
     size = Path(path).stat().st_size
     return ProgramReport(Path(path), "executorch", size, diff, described, agreement, precision, calibrated)

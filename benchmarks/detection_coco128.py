@@ -12,6 +12,10 @@ mAP 0.221, AP50 0.351. Ours is the same weights imported into our SSD, in float 
 to the file's grid (``emulate_int8``), followed by the op's own NMS (``fast_nms``: class-agnostic, over each
 anchor's best class) against our exact anchors or the file's uint8 ones, and, for comparison, TF's regular
 per-class NMS (``postprocess``), which the file does not use.
+
+The round trip: the imported float model exported again as a full-integer TFLite file by ``export_tflite_int8``
+(calibrated on ``--calibration`` COCO128 train images, its own ``TFLite_Detection_PostProcess`` op at the end), run
+in LiteRT and read back by our importer (int8-emulated).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +38,7 @@ from mobilenet.detection.metrics import DetectionEvaluation, coco_evaluate
 from mobilenet.detection.postprocess import fast_nms, postprocess
 from mobilenet.detection.predict import resize_to_input
 from mobilenet.detection.tflite import import_ssd_tflite, read_ssd_tflite
+from mobilenet.inference.edge import export_tflite_int8
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WEIGHTS = "weights/ssd_mobilenet_v1_075_coco_quant.tflite"
@@ -91,6 +97,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT's CPU threads")
     parser.add_argument("--limit", type=int, default=128, help="score the first LIMIT val images")
+    parser.add_argument("--calibration", type=int, default=100, help="COCO128 train images to calibrate our export on")
     args = parser.parse_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}, LiteRT {args.threads} threads\n")
     start = time.perf_counter()
@@ -108,9 +115,15 @@ def main() -> None:
         "ours int8-emulated, fast NMS, file's anchors": our_predictor(path, True, "fast", file_anchors=True),
         "ours float, regular per-class NMS": our_predictor(path, False, "regular"),
     }
-    results: dict[str, tuple[DetectionEvaluation, float]] = {
-        name: evaluate(predict, batch, dataset, to_set) for name, predict in predictors.items()
-    }
+    with tempfile.TemporaryDirectory() as work:
+        ours = Path(work) / "int8.tflite"
+        train = args.shared / "detection" / "coco128" / "images" / "train2017"
+        export_tflite_int8(model, ours, train, limit=args.calibration)
+        predictors["LiteRT (our int8 export, its op)"] = litert_predictor(ours, args.threads)
+        predictors["ours int8-emulated, our export read back, fast NMS"] = our_predictor(ours, True, "fast")
+        results: dict[str, tuple[DetectionEvaluation, float]] = {
+            name: evaluate(predict, batch, dataset, to_set) for name, predict in predictors.items()
+        }
     print(f"COCO128 val, {len(records)} images, at most {MAX_DETECTIONS} detections per image")
     print("| predictor | mAP@[.5:.95] | AP50 | AP75 | seconds |\n|---|---|---|---|---|")
     for name, (result, seconds) in results.items():

@@ -10,6 +10,10 @@ first N images of VOC 2012 train, resized and center-cropped to 513 as ``deploy`
 among them. Every predictor is scored by ``mobilenet.segmentation.evaluate`` with DeepLab's protocol (see
 benchmarks/segmentation_eval.py) on COCO128's 100 labelled val images, COCO's classes mapped to VOC's, and with
 ``--voc`` on the 161 VOC 2012 val images too. Wall time: each int8 build (export and calibration) and each scoring.
+
+Our full-integer TFLite export of the same model (``export_tflite_int8``, calibrated on the same train images) is
+run in LiteRT beside Coral's own file, and read back by our importer with every activation rounded as the file
+rounds it (``load_deeplab(..., emulate_int8=True)``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +31,10 @@ from segmentation_eval import SHARED, class_table, datasets, score, summary_tabl
 
 from mobilenet.data.images import normalize
 from mobilenet.inference.deploy import Deployed, deploy
+from mobilenet.inference.edge import export_tflite_int8
 from mobilenet.registry import create_model
 from mobilenet.segmentation.litert import LiteRTSegmenter
+from mobilenet.segmentation.load import load_deeplab
 from mobilenet.segmentation.predict import Predictor, model_predictor
 
 WEIGHTS = "weights/deeplabv3_mnv2_pascal_quant.tflite"
@@ -43,7 +50,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     parser.add_argument("--calibration-size", type=int, default=100, help="VOC 2012 train images to calibrate on")
-    parser.add_argument("--backends", nargs="+", default=["openvino"],
+    parser.add_argument("--backends", nargs="*", default=["openvino"],
                         choices=["openvino", "onnxruntime", "executorch"], help="int8 backends to score")  # fmt: skip
     parser.add_argument("--voc", action="store_true", help="also score the 161 VOC 2012 val images")
     args = parser.parse_args()
@@ -54,7 +61,7 @@ def main() -> None:
     sets = datasets(args.shared)
     if not args.voc:
         del sets["VOC 2012 val"]
-    model = create_model("deeplabv3_mobilenet_v2", weights=args.shared / WEIGHTS)
+    model = create_model("deeplabv3_mobilenet_v2", weights=args.shared / WEIGHTS).eval()
     predictors: dict[str, Predictor] = {"ours fp32 (PyTorch eager)": model_predictor(model)}
     calibration = args.shared / "segmentation" / "voc2012" / "train" / "JPEGImages"
     for backend in args.backends:
@@ -64,7 +71,15 @@ def main() -> None:
         predictors[name] = deployed_predictor(deployed)
         print(f"built {name} in {time.perf_counter() - built:.1f} s ({deployed.size_bytes / 1e6:.1f} MB)", flush=True)
     predictors["LiteRT Coral uint8"] = LiteRTSegmenter(args.shared / WEIGHTS, args.threads)
-    results, seconds = score(predictors, sets)
+    with tempfile.TemporaryDirectory() as work:
+        built, ours = time.perf_counter(), Path(work) / "int8.tflite"
+        export_tflite_int8(model, ours, calibration, limit=args.calibration_size)
+        print(f"built our int8 TFLite file in {time.perf_counter() - built:.1f} s", flush=True)
+        predictors["LiteRT, our int8 TFLite export"] = LiteRTSegmenter(ours, args.threads)
+        predictors["ours, our int8 TFLite export read back (int8-emulated)"] = model_predictor(
+            load_deeplab(ours, emulate_int8=True).eval()
+        )
+        results, seconds = score(predictors, sets)
     print(summary_table(results))
     print("\nwall time, scoring: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
     wall = time.perf_counter() - start

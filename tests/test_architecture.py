@@ -215,12 +215,20 @@ def test_import_and_cli_parser_load_no_torch() -> None:
 # commands that are one kind's own, and the package's public names (its __init__ re-exports each task's API).
 TASK_NAMES = re.compile(r"deeplab|ssd|segmentation|detection|classification", re.IGNORECASE)
 MAY_NAME_TASKS = ("registry.py", "__init__.py", "cli/commands/segment.py", "cli/commands/detect.py")
-# Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder, and
-# transformers' class names of its MobileNet classifiers.
+# Third-party vocabulary: Hugging Face's pipeline tag of an image classifier, in the model card of a Hub folder,
+# transformers' class names of its MobileNet classifiers, and TF Lite's SSD post-processing op, with its options
+# and the output name MediaPipe's ObjectDetector looks for in a file's metadata.
 THIRD_PARTY = {
-    "weights/hub.py": "image-classification",
-    "weights/huggingface.py": "ForImageClassification",
-    "weights/frameworks.py": "ForImageClassification",
+    "weights/hub.py": ("image-classification",),
+    "weights/huggingface.py": ("ForImageClassification",),
+    "weights/frameworks.py": ("ForImageClassification",),
+    "runtimes/litert.py": ("TFLite_Detection_PostProcess",),
+    "inference/edge.py": (
+        "max_classes_per_detection",
+        "max_detections",
+        "detections_per_class",
+        "number of detections",
+    ),
 }
 
 
@@ -238,7 +246,7 @@ def docstrings(tree: ast.AST) -> set[int]:
 def task_names_in(path: Path) -> list[str]:
     """Task names in a module's code: its names, attributes, imports and strings (docstrings aside)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    prose, allowed = docstrings(tree), THIRD_PARTY.get(path.relative_to(PACKAGE).as_posix())
+    prose, allowed = docstrings(tree), THIRD_PARTY.get(path.relative_to(PACKAGE).as_posix(), ())
     found = []
     for node in ast.walk(tree):
         text = {
@@ -251,8 +259,8 @@ def task_names_in(path: Path) -> list[str]:
             ast.ClassDef: lambda n: n.name,
             ast.arg: lambda n: n.arg,
         }.get(type(node), lambda n: None)(node)
-        if text and allowed:
-            text = text.replace(allowed, "")
+        for vocabulary in allowed if text else ():
+            text = text.replace(vocabulary, "")
         if text and TASK_NAMES.search(text):
             found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {text[:60]!r}")
     return found

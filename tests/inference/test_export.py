@@ -12,8 +12,10 @@ import mobilenet
 from mobilenet.data.images import image_batch
 from mobilenet.inference.export import activations_out_of_place, export_onnx, export_tflite, export_torchscript
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.weights.format import KEY_CONFIG
+from mobilenet.weights.tflite import read_model
 from tests.helpers.data import shared_path
-from tests.helpers.models import trained_like
+from tests.helpers.models import exported_tiny, trained_like
 
 
 def small_model(**overrides) -> mobilenet.MobileNet:
@@ -121,10 +123,18 @@ def test_image_batch_errors(tmp_path) -> None:
         export_torchscript(torch.nn.Linear(2, 2), tmp_path / "x.pt")
 
 
-@pytest.mark.slow
-def test_tflite_matches_pytorch(tmp_path) -> None:
-    pytest.importorskip("litert_torch", reason="TFLite export needs Google's converter: pip install litert-torch")
-    pytest.importorskip("ai_edge_litert", reason="TFLite export is checked with ai-edge-litert")
-    model = small_model(padding="tf_same")
-    report = export_tflite(model, tmp_path / "model.tflite", inputs=torch.randn(2, 3, 64, 64))
+@pytest.mark.parametrize("kind", ["classifier", "segmenter", "detector"])
+def test_tflite_matches_pytorch_for_each_kind(tmp_path, kind) -> None:
+    """Our own TFLite writer: NHWC float input, maps out channels-last, a detector's anchors as a constant output;
+    the command keeps the file only if LiteRT's outputs are PyTorch's."""
+    pytest.importorskip("ai_edge_litert", reason="TFLite export is checked in Google's runtime (the tflite extra)")
+    _, graph, printed = exported_tiny(tmp_path, kind, ".tflite")
+    assert "tflite" in printed and "differ from PyTorch by at most" in printed
+    metadata = read_model(graph)[0]
+    assert KEY_CONFIG.encode() in {metadata.Metadata(i).Name() for i in range(metadata.MetadataLength())}
+
+
+def test_tflite_keeps_tf_same_padding(tmp_path) -> None:
+    pytest.importorskip("ai_edge_litert", reason="TFLite export is checked in Google's runtime (the tflite extra)")
+    report = export_tflite(small_model(padding="tf_same"), tmp_path / "model.tflite", inputs=torch.randn(2, 3, 64, 64))
     assert report.format == "tflite" and report.max_abs_diff < 1e-4

@@ -56,7 +56,8 @@ def create_classifier(
     entry = find_weights(PUBLISHED, model_name(replace(base, width_mult=width)), str(weights))
     model = load_model(fetch(entry, progress), base, emulate_int8, **overrides)
     model.preprocessing = entry.preprocessing
-    model.class_names = model.class_names or imagenet_names_for(model.num_classes)  # a cached file has no labels
+    # A file without labels of its own (in its metadata) has none in the cache: ImageNet's names, shipped
+    model.class_names = model.class_names or imagenet_names_for(model.num_classes)
     return model
 
 

@@ -23,6 +23,7 @@ from mobilenet.detection.config import BACKBONE_TAPS, SSDConfig
 from mobilenet.detection.model import SSD
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
+from mobilenet.runtimes.litert import POSTPROCESS_OP
 from mobilenet.weights.chain import conv_shapes, load_folded
 from mobilenet.weights.int8 import Quantized, round_conv_outputs
 from mobilenet.weights.tflite import (
@@ -30,6 +31,7 @@ from mobilenet.weights.tflite import (
     TFLiteConv,
     TFLiteError,
     activation_grid,
+    embedded_labels,
     read_model,
     read_tflite,
     reads_tflite,
@@ -37,7 +39,6 @@ from mobilenet.weights.tflite import (
     tflite_schema,
 )
 
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 BACKGROUND = "background"  # the name of column 0 (the labels file's first line, "???")
 
 
@@ -104,7 +105,14 @@ def read_ssd_tflite(path: str | Path) -> SSDFile:
         for j in range(other.OutputsLength()):
             builtin[other.Outputs(j)] = (max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), other.InputsAsNumpy())
     by_output = {conv.writes: conv for conv in net.convs}
-    passing = {schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.SQUEEZE, schema.BuiltinOperator.CONCATENATION}
+    # Ours dequantize the network's int8 outputs before the op; Google's feed it uint8.
+    passing = {schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.SQUEEZE, schema.BuiltinOperator.CONCATENATION,
+               schema.BuiltinOperator.DEQUANTIZE}  # fmt: skip
+
+    def quantized(tensor: int) -> int:
+        """The integer tensor a DEQUANTIZE op turned into ``tensor``, or ``tensor`` itself."""
+        code, inputs = builtin.get(tensor, (None, []))
+        return int(inputs[0]) if code == schema.BuiltinOperator.DEQUANTIZE else tensor
 
     def reaching(tensor: int) -> list[TFLiteConv]:
         """The convolutions whose outputs make up ``tensor`` through reshapes and concatenations, in order."""
@@ -148,7 +156,8 @@ def read_ssd_tflite(path: str | Path) -> SSDFile:
     return SSDFile(
         trunk, tuple(box_heads), tuple(class_heads), tensor_array(model, graph, anchor_input, raw), step,
         read_options(op), int(graph.Tensors(class_input).ShapeAsNumpy()[-1]), box_input, logits, class_input,
-        activation_grid(graph, box_input), activation_grid(graph, logits), net.input_size, net.preprocessing,
+        activation_grid(graph, quantized(box_input)), activation_grid(graph, quantized(logits)), net.input_size,
+        net.preprocessing,
     )  # fmt: skip
 
 
@@ -202,12 +211,15 @@ def check_anchors(config: SSDConfig, found: SSDFile, path: str | Path) -> None:
 
 
 def class_names(path: str | Path, num_classes: int) -> list[str] | None:
-    """The names of the model's columns from ``<name>_labels.txt`` beside the file (column 0 is the background);
-    None when there is no such file. ``???`` names COCO's unused ids: kept, so column i stays line i."""
+    """The names of the model's columns from the label file the file carries (its standard metadata's), or else
+    from ``<name>_labels.txt`` beside it (column 0 is the background); None when there is neither. ``???`` names
+    COCO's unused ids: kept, so column i stays line i."""
     labels = Path(path).with_name(f"{Path(path).stem}_labels.txt")
-    if not labels.is_file():
+    lines = embedded_labels(path)
+    if lines is None and not labels.is_file():
         return None
-    lines = [line.strip() for line in labels.read_text().splitlines() if line.strip()]
+    if lines is None:
+        lines = [line.strip() for line in labels.read_text().splitlines() if line.strip()]
     if len(lines) == num_classes - 1:  # a file that leaves the background out
         lines = [BACKGROUND, *lines]
     if len(lines) != num_classes:

@@ -1,21 +1,18 @@
-"""Full-integer TFLite for phones and the Coral Edge TPU: int8 weights and activations, int8 NHWC input and output.
+"""Full-integer TFLite for phones, Coral and MediaPipe: int8 weights and activations, uint8 pixels in.
 
-Google's tools, in two steps: ``litert-torch`` converts the model (BatchNorm folded) to a float TFLite file
-with channels-last input and output, and ``ai-edge-quantizer`` quantizes it statically (its
-``static_wi8_ai8`` recipe: int8 weights per channel, int8 activations), calibrated on real images. The
-file's input is the normalized image quantized with the file's own scale and zero point, as TFLite's
-image pipelines feed it; the normalization itself is stored in the file's metadata
-(``PREPROCESSING_METADATA``), where our importer reads it back. The file is checked with Google's runtime
-before it is kept: top-1 agreement with the float model on the check images. (litert-torch's own PT2E
-route gave int8 files whose outputs agreed with the float model on a third of the images here, against
-two thirds this way for MobileNetV1 0.25: see BENCHMARKS.md.)
+Written by our own TFLite writer (:mod:`mobilenet.inference.tflite_lower`), in the user's environment: the model
+with BatchNorm folded, exported by ``torch.export``, each op written as its TFLite builtin, weights int8 per
+channel, activations int8 on ranges observed on real images. The input is uint8 NHWC pixels (what cameras,
+Coral's and MediaPipe's image pipelines give), the normalization inside the file. The outputs are what Google's files
+of each task give: a classifier's float32 class probabilities (its int8 logits dequantized, then a softmax), a
+segmenter's per-class logits, a detector's boxes, classes, scores and count from TF Lite's detection op. The
+standard TFLite Model Metadata and a label file go with them, for MediaPipe's tasks. The file is checked with
+Google's runtime before it is kept: how often its classes are the float model's on the check images.
 """
 
 from __future__ import annotations
 
-import tempfile
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +21,32 @@ import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
-from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.inference.export import class_agreement, is_detector, model_outputs, model_preprocessing, prepare_export
+from mobilenet.inference.tflite_graph import Grid, TFLiteGraph
+from mobilenet.inference.tflite_lower import (
+    Lowering,
+    export_graph,
+    fold_input_normalization,
+    input_grid,
+    observe_ranges,
+)
+from mobilenet.inference.tflite_metadata import (
+    METADATA_ENTRY,
+    VALUE_LABELS,
+    ModelInfo,
+    TensorInfo,
+    metadata_flatbuffer,
+    with_associated_files,
+)
+from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.runtimes import litert
-from mobilenet.runtimes.litert import interpreter, outputs
+from mobilenet.runtimes.litert import POSTPROCESS_OP, LiteRTFile
 from mobilenet.utils.files import atomic_path
+from mobilenet.utils.optional import require
+from mobilenet.weights.format import model_metadata
 from mobilenet.weights.tflite import PREPROCESSING_METADATA
-
-# litert-torch pins its own versions of pydantic and typing_extensions: it lives in an environment of its own.
-LITERT_SETUP = (
-    "from the repository root, python -m venv litert && litert/bin/pip install torch==2.13.0 litert-torch "
-    "ai-edge-quantizer ai-edge-litert -e '.[tflite]', then litert/bin/mobilenet export ..."
-)
-# The output's int8 range is the calibration logits' widened by this factor: ai-edge-quantizer's moving
-# average of per-image extremes put the maximum below half the images' top logit, which then saturated
-# and tied (LiteRT's argmax then takes the first of the tied classes).
-OUTPUT_HEADROOM = 1.25
 
 
 @dataclass(frozen=True)
@@ -50,101 +56,138 @@ class EdgeReport:
     input: str  # dtype, NHWC shape, scale and zero point of the file's input
     calibrated_on: int  # images
     checked_on: int  # images
-    top1_agreement: float  # LiteRT's top-1 against the float model's on the check images
-
-
-def litert_modules():
-    """litert-torch and ai-edge-quantizer, or one line saying how to get them."""
-    try:
-        import litert_torch
-        from ai_edge_quantizer import quantizer, recipe
-    except ImportError:
-        raise ImportError(
-            f"int8 TFLite export needs Google's litert-torch and ai-edge-quantizer: {LITERT_SETUP}"
-        ) from None
-    return litert_torch, quantizer, recipe
+    agreement: float  # the share of classes LiteRT gives as the float model does, on the check images
+    measured: str  # of what: "top-1" (a classifier), "pixels" (a segmenter), "anchors" (a detector's top class)
 
 
 def export_tflite_int8(
     model: nn.Module, path: str | Path, calibration: ImageSource, check: ImageSource | None = None, limit: int = 200
 ) -> EdgeReport:
-    """Write ``model`` as a full-integer TFLite file, calibrated on ``calibration`` (up to ``limit`` images).
+    """Write ``model`` (a classifier, segmenter or detector) as a full-integer TFLite file, calibrated on
+    ``calibration`` (up to ``limit`` images).
 
-    ``check`` (default: the calibration images) is run through the file by LiteRT and through the float
-    model; the report gives how often their top-1 agree. The input's int8 range is every pixel value once
-    normalized (for Google's ``(x - 128) / 128`` it is exactly ``pixel - 128``), the output's the
-    calibration logits' times ``OUTPUT_HEADROOM``; the other activations keep the calibrated ranges.
+    ``check`` (default: the calibration images) is run through the file by LiteRT and through the float model; the
+    report gives how often their classes agree: top-1 (a tie in the file's output that includes the float model's
+    class counts), each pixel's, each anchor's top class (the network's, before the detection op).
     """
-    litert_torch, quantizer, recipe = litert_modules()
     litert_runtime()
-    if not isinstance(model, MobileNet) or model.num_classes == 0:
-        kind = getattr(model, "kind", "feature")
-        raise ValueError(f"int8 TFLite export takes a classifier, not a {kind} model: its check compares top-1; "
-                         "int8 runs the others through deploy(precision='int8')")  # fmt: skip
-    pre = model.preprocessing
-    folded = fold_batchnorm(model).eval()
+    if isinstance(model, MobileNetFeatures) or getattr(model, "num_classes", 1) == 0:
+        raise ValueError("int8 TFLite export takes a model with classes (a classifier, segmenter or detector): its "
+                         "check compares them; a features-only model has none")  # fmt: skip
+    reference, folded, _, _ = prepare_export(model, None, 1)
+    detector, classifier = is_detector(model), isinstance(model, MobileNet)
+    pre = model_preprocessing(model)
     images = image_batch(calibration, pre, limit)
-    channels_last = images.permute(0, 2, 3, 1).contiguous().numpy()
-    with torch.inference_mode():
-        logits = folded(images)
-    with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="mobilenet-edge-") as work:
-        warnings.simplefilter("ignore")  # the converters' deprecation chatter
-        float_file = Path(work) / "float.tflite"
-        nhwc = litert_torch.to_channel_last_io(folded, args=[0]).eval()
-        litert_torch.convert(nhwc, (torch.from_numpy(channels_last[:1]),)).export(str(float_file))
-        float_model = _with_metadata(float_file.read_bytes(), PREPROCESSING_METADATA, pre.to_json())
-        converted = interpreter(content=bytes(float_model))
-        signature, details = next(iter(converted.get_signature_list().items()))
-        (input_name,) = details["inputs"]
-        quantizing = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
-        calibrated = quantizing.calibrate({signature: [{input_name: image[None]} for image in channels_last]})
-        # The input covers every pixel value (no clipping); the output, the logits with headroom (no saturation).
-        (source,), (target,) = converted.get_input_details(), converted.get_output_details()
-        low, high = logits.min().item() * OUTPUT_HEADROOM, logits.max().item() * OUTPUT_HEADROOM
-        for name, (lowest, highest) in ((source["name"], _pixel_range(pre)), (target["name"], (low, high))):
-            qsv = calibrated[name]
-            calibrated[name] = {"min": np.full_like(qsv["min"], lowest), "max": np.full_like(qsv["max"], highest)}
-        quantized = quantizing.quantize(calibrated).quantized_model
+    graph = export_graph(folded, pre.input_size)
+    pixels = input_grid(pre)
+    fold_input_normalization(graph, pre, pixels)
+    lowered = Lowering(graph, observe_ranges(graph, images), pixels).lower(dequantize=False)
+    file = lowered.file
+    outputs, kept = task_outputs(file, lowered.outputs, model)
+    seen = pixel_preprocessing(pre, pixels)
+    metadata = {**model_metadata(model), PREPROCESSING_METADATA: seen.to_json()}
+    file.metadata.extend((key, value.encode()) for key, value in metadata.items())
+    info, labels = standard_metadata(model, pixels)
+    file.metadata.append((METADATA_ENTRY, metadata_flatbuffer(info)))
+    content = file.serialize([lowered.input], outputs, f"{type(model).__name__} (full-integer int8), by mobilenet")
+    content = with_associated_files(content, {LABELS: labels})
     checks = images if check is None else image_batch(check, pre, limit)
-    with torch.inference_mode():
-        expected = (logits if check is None else folded(checks)).argmax(1).numpy()
+    expected = model_outputs(reference, checks)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(bytes(quantized))
-        written = interpreter(tmp)
-        (source,), (target,) = written.get_input_details(), written.get_output_details()
-        scale, zero = source["quantization"]
-        if source["dtype"] != np.int8 or target["dtype"] != np.int8:
-            raise RuntimeError(f"the converter left {source['dtype']} input / {target['dtype']} output; not written")
-        got = litert_top1(written, checks)
-    shape = "x".join(map(str, source["shape"]))
-    described = f"int8 {shape}, scale {scale:.6g}, zero point {zero}"
-    agreement = float(np.mean(got == expected))
-    return EdgeReport(Path(path), Path(path).stat().st_size, described, len(images), len(checks), agreement)
+        tmp.write_bytes(content)
+        runtime = LiteRTFile(tmp, kept=kept)
+        got = runtime(runtime.feed(renormalized(checks, pre, seen)))
+        if detector:  # the detection op's inputs, kept: the network's box codes and class logits
+            got = got[len(outputs) :]
+        got = [
+            g.permute(0, 3, 1, 2) if layout == "nhwc" else g for g, layout in zip(got, lowered.layouts, strict=False)
+        ]
+    if classifier:
+        agreement, measured = top1_agreement(expected[0], got[0].numpy()), "top-1"
+    else:
+        agreement, measured = class_agreement(expected, got, detector), "anchors" if detector else "pixels"
+    scale, zero = pixels.scale[0], pixels.zero_point[0]
+    described = f"uint8 1x{pre.input_size}x{pre.input_size}x3 pixels, scale {scale:.6g}, zero point {zero}"
+    size = Path(path).stat().st_size
+    return EdgeReport(Path(path), size, described, len(images), len(checks), agreement, measured)
 
 
-def _pixel_range(pre: Preprocessing) -> tuple[float, float]:
-    """The lowest and highest values that pixels 0..255 take once normalized by ``pre``, over the channels."""
-    mean, std = np.array(pre.mean), np.array(pre.std)
-    return float(np.min(-mean / std)), float(np.max((1 - mean) / std))
+LABELS = "labels.txt"
 
 
-def _with_metadata(flatbuffer: bytes, name: str, text: str) -> bytearray:
-    """A TFLite flatbuffer with ``text`` added as the model metadata entry ``name`` (ai-edge-quantizer keeps it)."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
+def task_outputs(file: TFLiteGraph, tensors: list[int], model: nn.Module) -> tuple[list[int], list[int]]:
+    """The file's outputs for the model's kind, written after its network's int8 ``tensors``, and the inner tensors
+    the check reads (a detector's box codes and class logits, the detection op's inputs)."""
+    if is_detector(model):
+        return postprocess(file, tensors, model.config), tensors[:2]
+    logits = file.dequantized(tensors[0], "logits")
+    if not isinstance(model, MobileNet):
+        return [logits], []
+    probabilities = file.tensor("probabilities", file.tensors[logits].shape, np.float32)
+    file.operator("SOFTMAX", [logits], [probabilities], file.options("SoftmaxOptions", beta=1.0))
+    return [probabilities], []
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    buffer, entry = schema.BufferT(), schema.MetadataT()
-    buffer.data = np.frombuffer(text.encode(), np.uint8)
-    entry.name, entry.buffer = name, len(model.buffers)
-    model.buffers.append(buffer)
-    model.metadata = [*(model.metadata or []), entry]
-    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+def standard_metadata(model: nn.Module, pixels: Grid) -> tuple[ModelInfo, str]:
+    """TFLite Model Metadata for the file MediaPipe's ImageClassifier, ImageSegmenter or ObjectDetector reads, and
+    its label file (a detector's lists the classes its op outputs, background left out)."""
+    names = list(getattr(model, "class_names", None) or [str(i) for i in range(model.num_classes)])
+    mean, std = pixels.zero_point[0], 1 / pixels.scale[0]  # the pixels' normalization: (pixel - mean) / std
+    size = model_preprocessing(model).input_size
+    image = TensorInfo("image", "RGB pixels, uint8", "image", ((mean,) * 3, (std,) * 3), (0, 255), size=(size, size))
+    kind = type(model).__name__
+    if is_detector(model):
+        outputs = [
+            TensorInfo("location", "The boxes: ymin, xmin, ymax, xmax in [0, 1].", "boxes", value_range=(2, 2)),
+            TensorInfo("category", "The boxes' classes.", "features", labels=LABELS, label_type=VALUE_LABELS,
+                       value_range=(2, 2)),
+            TensorInfo("score", "The boxes' scores.", "features", value_range=(2, 2)),
+            TensorInfo("number of detections", "How many boxes there are."),
+        ]  # fmt: skip
+        return ModelInfo(kind, "Object detector (single shot)", "1", [image], outputs), "\n".join(names[1:]) + "\n"
+    if isinstance(model, MobileNet):
+        output = TensorInfo("probability", "Probabilities of the classes.", "features", stats=(0, 1), labels=LABELS)
+        return ModelInfo(kind, "Image classifier", "1", [image], [output]), "\n".join(names) + "\n"
+    output = TensorInfo("masks", "Per-class scores (logits) of each pixel.", "masks", labels=LABELS,
+                        value_range=(1, 2))  # fmt: skip
+    return ModelInfo(kind, "Semantic segmenter", "1", [image], [output]), "\n".join(names) + "\n"
 
 
-def litert_top1(runtime: Any, images: torch.Tensor) -> np.ndarray:
-    """Top-1 of an allocated TFLite classifier for a preprocessed (N, C, H, W) batch, fed as the file says."""
-    return outputs(runtime, images.permute(0, 2, 3, 1).numpy()).argmax(1)
+def postprocess(file: TFLiteGraph, tensors: list[int], config: Any) -> list[int]:
+    """TF Lite's ``TFLite_Detection_PostProcess`` on a detector's box codes, class logits (through a sigmoid) and
+    anchors, with the model's box coder and NMS settings: the boxes, classes, scores and count of Google's
+    ``detect.tflite``, which Android's and MediaPipe's detectors read."""
+    box_codes, logits = file.dequantized(tensors[0], "box_codes"), file.dequantized(tensors[1], "logits")
+    scores = file.tensor("class_scores", file.tensors[logits].shape, np.float32)
+    file.operator("LOGISTIC", [logits], [scores])
+    found = config.max_detections
+    shapes = {"boxes": (1, found, 4), "classes": (1, found), "scores": (1, found), "count": (1,)}
+    outputs = [file.tensor(name, shape, np.float32) for name, shape in shapes.items()]
+    scales = dict(zip(("y_scale", "x_scale", "h_scale", "w_scale"), map(float, config.box_coder_scales), strict=True))
+    options = {
+        "max_detections": found, "max_classes_per_detection": 1, "detections_per_class": config.max_per_class,
+        "use_regular_nms": config.nms == "regular", "nms_score_threshold": float(config.score_threshold),
+        "nms_iou_threshold": float(config.iou_threshold), "num_classes": config.num_classes - 1, **scales,
+    }  # fmt: skip
+    flexbuffers = require("flatbuffers.flexbuffers", "tflite")
+    file.operator(
+        f"CUSTOM:{POSTPROCESS_OP}", [box_codes, scores, tensors[2]], outputs, custom=flexbuffers.Dumps(options)
+    )
+    return outputs
+
+
+def pixel_preprocessing(pre: Preprocessing, grid: Any) -> Preprocessing:
+    """``pre`` with the normalization the file's uint8 input grid stands for (one mean and std for the channels):
+    images preprocessed so reach the file as their own pixels (:func:`mobilenet.runtimes.litert.file_input`)."""
+    zero, scale = grid.zero_point[0], grid.scale[0]
+    return replace(pre, mean=(zero / 255,) * 3, std=(1 / (255 * scale),) * 3)
+
+
+def renormalized(images: torch.Tensor, pre: Preprocessing, target: Preprocessing) -> torch.Tensor:
+    """Images normalized with ``pre`` as ``target`` normalizes the same pixels."""
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (pre.mean, pre.std))
+    target_mean, target_std = (torch.tensor(v).view(1, -1, 1, 1) for v in (target.mean, target.std))
+    return ((images * std + mean) - target_mean) / target_std
 
 
 def top1_agreement(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -160,4 +203,4 @@ def top1_agreement(ours: np.ndarray, reference: np.ndarray) -> float:
 def litert_runtime() -> None:
     """Google's runtime, which checks the file, is installed: or one line saying how to get it."""
     if not litert.installed():
-        raise ImportError(f"checking the TFLite file needs Google's runtime, ai-edge-litert: {LITERT_SETUP}")
+        raise ImportError("checking the TFLite file needs Google's runtime: pip install 'mobilenet[tflite]'")

@@ -30,6 +30,7 @@ from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.inference.tflite_lower import Lowering, export_graph
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.runtimes.litert import interpreter
@@ -162,6 +163,15 @@ def compare_outputs(
     return diff, agreement
 
 
+def class_agreement(reference: list[np.ndarray], got: list[torch.Tensor], detector: bool) -> float:
+    """The share of classes (argmax over the class axis of the first float output with classes) that ``got`` gives
+    as ``reference`` does: a classifier's (N, C) logits, a segmenter's (N, C, H, W), a detector's (N, A, C)."""
+    index = 1 if detector else 0
+    axis = -1 if detector else 1
+    ours = np.asarray(got[index]).argmax(axis)
+    return float((ours == reference[index].argmax(axis)).mean())
+
+
 def _verify(
     reference: nn.Module,
     run: Callable[[torch.Tensor], list[np.ndarray]],
@@ -279,25 +289,29 @@ def export_torchscript(
 def export_tflite(
     model: nn.Module, path: str | Path, inputs: ImageSource | None = None, tolerance: float = 1e-4, limit: int = 8
 ) -> ExportReport:
-    """Write ``model`` as a float TFLite file (batch 1, NCHW input) with Google's ``litert-torch``.
+    """Write ``model`` as a float TFLite file (batch 1, NHWC float input of the preprocessed image, 4-D outputs
+    channels-last), written by our own TFLite writer (:mod:`mobilenet.inference.tflite_lower`).
 
-    Checked image by image with Google's runtime (``ai-edge-litert``). TFLite has no free-form
-    metadata here: keep the config and class names with the safetensors weights.
+    Checked image by image with Google's runtime (``ai-edge-litert``). The model's metadata (config, classes,
+    preprocessing) is stored as the file's metadata entries, under the same keys as in our other formats.
     """
-    litert_torch = require("litert_torch", "litert")
     reference, folded, batch, described = prepare_export(model, inputs, limit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        converted = litert_torch.convert(folded, (batch[:1],))
+    lowered = Lowering(export_graph(folded, batch.shape[-1]), None, None).lower()
+    file = lowered.file
+    file.metadata.extend((key, value.encode()) for key, value in model_metadata(model).items())
+    content = file.serialize([lowered.input], lowered.outputs, f"{type(model).__name__} (float32), by mobilenet")
     with atomic_path(path) as tmp:
-        converted.export(str(tmp))
+        tmp.write_bytes(content)
         runtime = interpreter(tmp)
         source, targets = runtime.get_input_details()[0], runtime.get_output_details()
         rows = []
         for image in batch.split(1):
-            runtime.set_tensor(source["index"], image.numpy())
+            runtime.set_tensor(source["index"], image.permute(0, 2, 3, 1).numpy())
             runtime.invoke()
             rows.append([runtime.get_tensor(t["index"]) for t in targets])
-        outputs = [np.concatenate(column) for column in zip(*rows, strict=True)]
+        outputs = []
+        for column, layout in zip(zip(*rows, strict=True), lowered.layouts, strict=True):
+            joined = column[0] if layout == "constant" else np.concatenate(column)
+            outputs.append(joined.transpose(0, 3, 1, 2) if layout == "nhwc" else joined)
         diff, _ = compare_outputs(model_outputs(reference, batch), outputs, tolerance, "the TFLite file")
     return ExportReport(Path(path), "tflite", Path(path).stat().st_size, diff, described)

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.export import (
     ExportReport,
+    class_agreement,
     compare_outputs,
     is_detector,
     model_outputs,
@@ -41,15 +41,6 @@ class ProgramReport(ExportReport):
 
     precision: str = "fp32"
     calibrated_on: int = 0  # images
-
-
-def class_agreement(reference: list[np.ndarray], got: list[torch.Tensor], detector: bool) -> float:
-    """The share of classes (argmax over the class axis of the first float output with classes) that ``got`` gives
-    as ``reference`` does: a classifier's (N, C) logits, a segmenter's (N, C, H, W), a detector's (N, A, C)."""
-    index = 1 if detector else 0
-    axis = -1 if detector else 1
-    ours = np.asarray(got[index]).argmax(axis)
-    return float((ours == reference[index].argmax(axis)).mean())
 
 
 def export_executorch(

@@ -18,6 +18,9 @@ import torch
 
 from mobilenet.utils.optional import require
 
+# TF Lite's SSD post-processing: a custom op of Google's runtime (box decoding and NMS), at the end of detect.tflite.
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+
 
 def installed() -> bool:
     """Whether Google's runtime (``ai-edge-litert``) is installed here."""

@@ -40,7 +40,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         from mobilenet.weights.tflite import import_tflite
 
         model, preprocessing = import_tflite(path)
-        info = ModelInfo("mobilenet", model.config, labels_beside(path, model.config), preprocessing)
+        info = ModelInfo("mobilenet", model.config, tflite_labels(path, model.config), preprocessing)
         return Checkpoint(model.state_dict(), info)
     if is_keras(path):
         return read_keras(path)
@@ -53,13 +53,20 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return read_torch(path)
 
 
-def labels_beside(path: Path, config: ModelConfig) -> list[str] | None:
-    """Class names from a ``*labels*.txt`` beside a TFLite file (Coral's layout), if one fits.
+def tflite_labels(path: Path, config: ModelConfig) -> list[str] | None:
+    """Class names from the label file a TFLite file carries (its standard metadata's), or else from a
+    ``*labels*.txt`` beside it (Coral's layout), if one fits.
 
     A file with one line more than the classes starts with TensorFlow's "background", dropped here.
     """
-    for candidate in sorted(path.parent.glob("*labels*.txt")):
-        names = [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+    from mobilenet.weights.tflite import embedded_labels
+
+    beside = sorted(path.parent.glob("*labels*.txt"))
+    lists = [
+        embedded_labels(path),
+        *([line.strip() for line in f.read_text().splitlines() if line.strip()] for f in beside),
+    ]
+    for names in filter(None, lists):
         if len(names) == config.num_classes + 1:
             return names[1:]
         if len(names) == config.num_classes:

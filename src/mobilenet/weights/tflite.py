@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -343,6 +344,18 @@ def is_quantized_tflite(path: str | Path) -> bool:
     graph = read_model(path)[0].Subgraphs(0)
     ops = (graph.Operators(i) for i in range(graph.OperatorsLength()))
     return any(activation_grid(graph, op.Outputs(0)) is not None for op in ops if op.OutputsLength())
+
+
+def embedded_labels(path: str | Path) -> list[str] | None:
+    """The lines of the label file a TFLite file carries, or None: TFLite Model Metadata's associated files are a zip
+    archive stored after the flatbuffer (ours, MediaPipe's and the Task Library's models)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(name for name in archive.namelist() if "label" in name.lower() and name.endswith(".txt"))
+            text = archive.read(names[0]).decode() if names else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+        return None
+    return None if text is None else [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""``mobilenet export``: a model of any kind as ONNX, TorchScript, TFLite (float, or full-integer for a classifier) or
-an ExecuTorch program (fp32 or int8), each file checked against PyTorch before it is kept."""
+"""``mobilenet export``: a model of any kind as ONNX, TorchScript, TFLite (float, or full-integer with uint8 pixels in)
+or an ExecuTorch program (fp32 or int8), each file checked against PyTorch before it is kept."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="real images (a folder or file) to verify the export on (default: random "
                         "inputs)")  # fmt: skip
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                        help="int8: a full-integer TFLite file (int8 NHWC in and out) for phones and Coral, or "
-                        "an int8 ExecuTorch program (XNNPACK)")  # fmt: skip
+                        help="int8: a full-integer TFLite file (uint8 NHWC pixels in) for phones, Coral and "
+                        "MediaPipe, or an int8 ExecuTorch program (XNNPACK)")  # fmt: skip
     parser.add_argument("--calibration", help="images (a folder) to calibrate int8 on: real ones, a few hundred")
     parser.add_argument("--model", choices=list_models(), metavar="NAME",
                         help="the model of a bare state dict (default: the file's own)")  # fmt: skip
@@ -114,7 +114,8 @@ def export_int8(model: object, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**asdict(report), "path": str(report.path)}))
         return 0
+    what = {"top-1": "top-1 agrees", "pixels": "pixels' classes agree", "anchors": "anchors' top classes agree"}
     print(f"{report.path}: full-integer TFLite, {report.file_size / 1e6:.1f} MB, input {report.input}; calibrated on "
-          f"{report.calibrated_on} images; top-1 agrees with float on {report.top1_agreement:.1%} of "
-          f"{report.checked_on} (LiteRT)")  # fmt: skip
+          f"{report.calibrated_on} images; {what[report.measured]} with float on {report.agreement:.1%} "
+          f"(LiteRT, {report.checked_on} images)")  # fmt: skip
     return 0

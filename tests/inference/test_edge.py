@@ -12,7 +12,9 @@ import mobilenet
 from mobilenet.classification.predict import predict_logits
 from mobilenet.inference.edge import EdgeReport, export_tflite_int8, top1_agreement
 from mobilenet.inference.optimize import fold_batchnorm
-from mobilenet.inference.tflite_lower import Lowering, export_graph, fold_input_normalization, input_grid
+from mobilenet.inference.tflite_aten import export_graph
+from mobilenet.inference.tflite_calibrate import fold_input_normalization, input_grid
+from mobilenet.inference.tflite_lower import Lowering
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.registry import load
 from mobilenet.weights import save_weights

@@ -22,14 +22,10 @@ from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.export import class_agreement, is_detector, model_outputs, model_preprocessing, prepare_export
+from mobilenet.inference.tflite_aten import export_graph
+from mobilenet.inference.tflite_calibrate import fold_input_normalization, input_grid, observe_ranges
 from mobilenet.inference.tflite_graph import Grid, TFLiteGraph
-from mobilenet.inference.tflite_lower import (
-    Lowering,
-    export_graph,
-    fold_input_normalization,
-    input_grid,
-    observe_ranges,
-)
+from mobilenet.inference.tflite_lower import Lowering
 from mobilenet.inference.tflite_metadata import (
     METADATA_ENTRY,
     VALUE_LABELS,

@@ -30,7 +30,8 @@ from torch import nn
 
 from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.optimize import fold_batchnorm
-from mobilenet.inference.tflite_lower import Lowering, export_graph
+from mobilenet.inference.tflite_aten import export_graph
+from mobilenet.inference.tflite_lower import Lowering
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.runtimes.litert import interpreter

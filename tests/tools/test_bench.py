@@ -11,6 +11,8 @@ import pytest
 from mobilenet.registry import create_model
 from mobilenet.tools.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
 from mobilenet.tools.pick import PickCell, PickResult, grid_cells, out_of_order, pick
+from tests.helpers.data import write_images
+from tests.helpers.models import exported_tiny
 
 pytest.importorskip("onnxruntime", reason="bench compares deploy backends: pip install 'mobilenet[onnx]'")
 
@@ -114,3 +116,18 @@ def test_figure5_flags_timings_out_of_order_and_keeps_an_absurd_budget_off_its_a
     assert axis.get_xlim()[1] < 2000  # the cells' range, not the budget's 1e9 ms
     labels = axis.get_legend_handles_labels()[1]
     assert "budget 1e+09 ms: off the chart (every cell fits)" in labels and "out of order (noise?)" in labels
+
+
+def test_bench_times_exported_files_side_by_side(tmp_path) -> None:
+    pytest.importorskip("ai_edge_litert", reason="a TFLite file is timed in Google's runtime (the tflite extra)")
+    write_images(tmp_path / "calibration", 4, (64, 48))
+    weights, tflite, _ = exported_tiny(tmp_path, "classifier", ".tflite", "--precision", "int8", "--calibration",
+                                       str(tmp_path / "calibration"))  # fmt: skip
+    _, onnx, _ = exported_tiny(tmp_path, "classifier", ".onnx")
+    flags = ("--rounds", "1", "--calls", "1", "--batch", "2", "--precisions", "fp32", "--reference", "none")
+    result = cli("bench", "--weights", str(weights), "--files", str(tflite), str(onnx), *flags, "--json")
+    assert result.returncode == 0, result.stderr
+    names = [path["name"] for path in json.loads(result.stdout)[0]["paths"]]
+    assert names[-2:] == ["classifier.tflite (LiteRT)", "classifier.onnx (onnxruntime fp32)"]
+    missing = cli("bench", "--weights", str(weights), "--files", str(tmp_path / "none.tflite"), *flags)
+    assert missing.returncode == 2 and "no such file to time" in missing.stderr.strip().splitlines()[-1]

@@ -168,7 +168,11 @@ def pick_reference(reference: str, model: nn.Module) -> tuple[str | None, str | 
 def build(spec: tuple[str, ...], model: nn.Module, threads: int, calibration: ImageSource | None) -> Contender:
     """One contender from its spec: ("reference", "torchvision", "timm" or a .tflite file), ("eager",),
     ("optimize",), ("optimize", "compile"), ("onnxruntime-session",), ("deploy", backend, precision), or ("graph",
-    path): a saved ONNX file or OpenVINO IR, in its runtime as it was saved."""
+    path): an exported file in its runtime as it was saved (ONNX, OpenVINO IR, ExecuTorch program; a TFLite file in
+    Google's runtime, fed as the file takes it)."""
+    if spec[0] == "graph" and is_tflite(spec[1]):
+        litert = LiteRTFile(spec[1], threads)
+        return Contender(f"{Path(spec[1]).name} (LiteRT)", spec, litert, litert.size_bytes, litert.feed)
     if spec[0] == "graph":
         graph = load_deployed(spec[1], threads=threads)
         name = f"{Path(spec[1]).name} ({graph.backend} {graph.precision})"
@@ -229,13 +233,13 @@ def bench_model(
     calibration: ImageSource | None = None,
     memory: bool = False,
     progress: bool = False,
-    graph: str | Path | None = None,
+    graphs: Sequence[str | Path] = (),
 ) -> BenchResult:
     """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS.
 
     ``reference``: one of ``REFERENCES``, or a .tflite file (the one the weights came from) that Google's
-    runtime runs, one image per invoke. ``graph``: a saved ONNX file or OpenVINO IR of ``model``'s architecture,
-    timed beside the rest in its runtime.
+    runtime runs, one image per invoke. ``graphs``: files exported from ``model`` (ONNX, OpenVINO IR, ExecuTorch,
+    TFLite), each timed beside the rest in its own runtime, as it was saved.
     """
     model = model.eval()
     kind = getattr(model, "kind", MOBILENET)
@@ -249,7 +253,7 @@ def bench_model(
     notes = [note] if note else []
     if is_detector(model) and found is not None and is_tflite(found):
         notes.append("LiteRT also runs the file's post-processing op (its NMS); ours stop at the raw outputs")
-    specs = contender_specs(found, compile, precisions) + ([("graph", str(graph))] if graph is not None else [])
+    specs = contender_specs(found, compile, precisions) + [("graph", str(graph)) for graph in graphs]
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
     with torch_threads(threads):
@@ -311,7 +315,8 @@ def bench(
 
     ``resolutions`` None: the model's own input size (224 for the classifiers, 320 for SSDLite).
 
-    ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file). A saved graph
+    ``reference="litert"`` times Google's runtime on the ``weights`` file itself (a .tflite file); ``graphs`` are
+    files exported from the model, timed beside it (see :func:`bench_model`). A saved graph
     (an ONNX file of ``mobilenet export``, an OpenVINO IR of ours) is timed in its runtime, beside our paths on a
     model of its architecture with random weights.
     """
@@ -321,15 +326,16 @@ def bench(
         if weights is None or not is_tflite(str(weights)):
             raise ValueError("reference 'litert' runs the weights file in Google's runtime: pass .tflite weights")
         options["reference"] = str(weights)
-    results = []
+    results, graphs = [], list(options.pop("graphs", ()))
     for width in widths:
         for resolution in resolutions or (None,):
             size = {} if resolution is None else {"input_size": resolution}
             if weights is not None and Path(weights).suffix in GRAPHS:
-                results.append(bench_model(graph_model(weights), graph=weights, **options))  # type: ignore[arg-type]
+                model = graph_model(weights)
+                results.append(bench_model(model, graphs=[weights, *graphs], **options))  # type: ignore[arg-type]
                 continue
             model = load(weights) if weights is not None else create_model(arch, width_mult=width, **size)
-            results.append(bench_model(model, **options))  # type: ignore[arg-type]
+            results.append(bench_model(model, graphs=graphs, **options))  # type: ignore[arg-type]
     return results
 
 

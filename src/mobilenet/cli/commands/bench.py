@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from mobilenet.cli.output import add_plot, check_plot
 
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default="auto", choices=["auto", "torchvision", "timm", "litert", "none"],
                         help="what each path is measured against (auto: torchvision, timm or ours eager; litert: "
                         "Google's runtime on the --weights .tflite file)")  # fmt: skip
+    parser.add_argument("--files", nargs="+", default=[], metavar="FILE",
+                        help="files exported from the --weights model (.onnx, .xml, .pte, .tflite), each timed beside "
+                        "the rest in its own runtime as it was saved (a .tflite in LiteRT)")  # fmt: skip
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"],
                         help="precisions to measure, on every backend that runs them")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
@@ -51,8 +55,12 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mobilenet.tools.bench import bench
 
-    check_plot(args, [args.weights, args.calibration])
+    check_plot(args, [args.weights, args.calibration, *args.files])
+    missing = next((path for path in args.files if not Path(path).is_file()), None)
+    if missing is not None:
+        raise FileNotFoundError(f"no such file to time: {missing}")
     options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
+    options["graphs"] = args.files
     results = bench(
         args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options
     )

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mobilenet.registry import create_model
-from mobilenet.tools.bench import bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
+from mobilenet.tools.bench import bench, bench_model, contender_specs, gemm_gflops, memory_probe, reference_model
 from mobilenet.tools.pick import PickCell, PickResult, grid_cells, out_of_order, pick
 from tests.helpers.data import write_images
 from tests.helpers.models import exported_tiny
@@ -123,11 +123,9 @@ def test_bench_times_exported_files_side_by_side(tmp_path) -> None:
     write_images(tmp_path / "calibration", 4, (64, 48))
     weights, tflite, _ = exported_tiny(tmp_path, "classifier", ".tflite", "--precision", "int8", "--calibration",
                                        str(tmp_path / "calibration"))  # fmt: skip
-    _, onnx, _ = exported_tiny(tmp_path, "classifier", ".onnx")
-    flags = ("--rounds", "1", "--calls", "1", "--batch", "2", "--precisions", "fp32", "--reference", "none")
-    result = cli("bench", "--weights", str(weights), "--files", str(tflite), str(onnx), *flags, "--json")
-    assert result.returncode == 0, result.stderr
-    names = [path["name"] for path in json.loads(result.stdout)[0]["paths"]]
-    assert names[-2:] == ["classifier.tflite (LiteRT)", "classifier.onnx (onnxruntime fp32)"]
-    missing = cli("bench", "--weights", str(weights), "--files", str(tmp_path / "none.tflite"), *flags)
+    result = bench(weights=weights, threads=1, batch=2, rounds=1, calls=1, reference="none", precisions=(),
+                   graphs=[tflite])  # fmt: skip
+    names = [path.name for path in result[0].paths]
+    assert names == ["ours eager (NCHW)", "optimize (folded, channels-last)", "classifier.tflite (LiteRT)"]
+    missing = cli("bench", "--weights", str(weights), "--files", str(tmp_path / "none.tflite"))
     assert missing.returncode == 2 and "no such file to time" in missing.stderr.strip().splitlines()[-1]

@@ -205,9 +205,13 @@ def build(spec: tuple[str, ...], model: nn.Module, threads: int, calibration: Im
 
 
 def contender_specs(
-    reference: str | None, compile: bool = False, precisions: Sequence[str] = ("fp32", "bf16", "int8")
+    reference: str | None,
+    compile: bool = False,
+    precisions: Sequence[str] = ("fp32", "bf16", "int8"),
+    backends: Sequence[str] | None = None,
 ) -> list[tuple[str, ...]]:
-    """Every path to compare, the reference (if any) first; ``deploy torch fp32`` is ``optimize``."""
+    """Every path to compare, the reference (if any) first; ``deploy torch fp32`` is ``optimize``. ``backends``: the
+    deploy backends to time (default: every one installed)."""
     specs: list[tuple[str, ...]] = [("reference", reference)] if reference else []
     specs += [("eager",), ("optimize",)] + ([("optimize", "compile")] if compile else [])
     if "fp32" in precisions and "onnxruntime" in available_backends("fp32"):
@@ -216,7 +220,9 @@ def contender_specs(
         if precision == "bf16" and not bf16_supported():
             continue
         specs += [
-            ("deploy", b, precision) for b in available_backends(precision) if (b, precision) != ("torch", "fp32")
+            ("deploy", b, precision)
+            for b in available_backends(precision)
+            if (b, precision) != ("torch", "fp32") and (backends is None or b in backends)
         ]
     return specs
 
@@ -234,12 +240,14 @@ def bench_model(
     memory: bool = False,
     progress: bool = False,
     graphs: Sequence[str | Path] = (),
+    backends: Sequence[str] | None = None,
 ) -> BenchResult:
     """Time every path of ``model`` (see the module's docstring); ``memory`` adds each path's peak RSS.
 
     ``reference``: one of ``REFERENCES``, or a .tflite file (the one the weights came from) that Google's
     runtime runs, one image per invoke. ``graphs``: files exported from ``model`` (ONNX, OpenVINO IR, ExecuTorch,
-    TFLite), each timed beside the rest in its own runtime, as it was saved.
+    TFLite), each timed beside the rest in its own runtime, as it was saved. ``backends``: the deploy backends to
+    time (default: every one installed).
     """
     model = model.eval()
     kind = getattr(model, "kind", MOBILENET)
@@ -253,7 +261,7 @@ def bench_model(
     notes = [note] if note else []
     if is_detector(model) and found is not None and is_tflite(found):
         notes.append("LiteRT also runs the file's post-processing op (its NMS); ours stop at the raw outputs")
-    specs = contender_specs(found, compile, precisions) + [("graph", str(graph)) for graph in graphs]
+    specs = contender_specs(found, compile, precisions, backends) + [("graph", str(graph)) for graph in graphs]
     if "int8" in precisions and calibration is None:
         notes.append("int8 calibrated on random tensors: its speed is measured, not its accuracy")
     with torch_threads(threads):

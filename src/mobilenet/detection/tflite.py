@@ -32,6 +32,7 @@ from mobilenet.weights.tflite import (
     TFLiteError,
     activation_grid,
     embedded_labels,
+    label_lines,
     read_model,
     read_tflite,
     reads_tflite,
@@ -215,15 +216,15 @@ def class_names(path: str | Path, num_classes: int) -> list[str] | None:
     from ``<name>_labels.txt`` beside it (column 0 is the background); None when there is neither. ``???`` names
     COCO's unused ids: kept, so column i stays line i."""
     labels = Path(path).with_name(f"{Path(path).stem}_labels.txt")
-    lines = embedded_labels(path)
+    lines, source = embedded_labels(path), f"the label file inside {path}"
     if lines is None and not labels.is_file():
         return None
     if lines is None:
-        lines = [line.strip() for line in labels.read_text().splitlines() if line.strip()]
+        lines, source = label_lines(labels.read_text()), str(labels)
     if len(lines) == num_classes - 1:  # a file that leaves the background out
         lines = [BACKGROUND, *lines]
     if len(lines) != num_classes:
-        raise TFLiteError(f"{labels} names {len(lines)} classes for {num_classes} columns: is it this model's?")
+        raise TFLiteError(f"{source} names {len(lines)} classes for {num_classes} columns: is it this model's?")
     return [BACKGROUND, *lines[1:]]
 
 

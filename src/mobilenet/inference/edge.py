@@ -83,7 +83,7 @@ def export_tflite_int8(
     seen = pixel_preprocessing(pre, pixels)
     metadata = {**model_metadata(model), PREPROCESSING_METADATA: seen.to_json()}
     file.metadata.extend((key, value.encode()) for key, value in metadata.items())
-    info, labels = standard_metadata(model, pixels)
+    info, labels = standard_metadata(model, pixels, pre.input_size)
     file.metadata.append((METADATA_ENTRY, metadata_flatbuffer(info)))
     content = file.serialize([lowered.input], outputs, f"{type(model).__name__} (full-integer int8), by mobilenet")
     content = with_associated_files(content, {LABELS: labels})
@@ -124,12 +124,11 @@ def task_outputs(file: TFLiteGraph, tensors: list[int], model: nn.Module) -> tup
     return [probabilities], []
 
 
-def standard_metadata(model: nn.Module, pixels: Grid) -> tuple[ModelInfo, str]:
+def standard_metadata(model: nn.Module, pixels: Grid, size: int) -> tuple[ModelInfo, str]:
     """TFLite Model Metadata for the file MediaPipe's ImageClassifier, ImageSegmenter or ObjectDetector reads, and
     its label file (a detector's lists the classes its op outputs, background left out)."""
     names = list(getattr(model, "class_names", None) or [str(i) for i in range(model.num_classes)])
     mean, std = pixels.zero_point[0], 1 / pixels.scale[0]  # the pixels' normalization: (pixel - mean) / std
-    size = model_preprocessing(model).input_size
     image = TensorInfo("image", "RGB pixels, uint8", "image", ((mean,) * 3, (std,) * 3), (0, 255), size=(size, size))
     kind = type(model).__name__
     if is_detector(model):
@@ -172,7 +171,7 @@ def postprocess(file: TFLiteGraph, tensors: list[int], config: Any) -> list[int]
     return outputs
 
 
-def pixel_preprocessing(pre: Preprocessing, grid: Any) -> Preprocessing:
+def pixel_preprocessing(pre: Preprocessing, grid: Grid) -> Preprocessing:
     """``pre`` with the normalization the file's uint8 input grid stands for (one mean and std for the channels):
     images preprocessed so reach the file as their own pixels (:func:`mobilenet.runtimes.litert.file_input`)."""
     zero, scale = grid.zero_point[0], grid.scale[0]

@@ -59,13 +59,10 @@ def tflite_labels(path: Path, config: ModelConfig) -> list[str] | None:
 
     A file with one line more than the classes starts with TensorFlow's "background", dropped here.
     """
-    from mobilenet.weights.tflite import embedded_labels
+    from mobilenet.weights.tflite import embedded_labels, label_lines
 
     beside = sorted(path.parent.glob("*labels*.txt"))
-    lists = [
-        embedded_labels(path),
-        *([line.strip() for line in f.read_text().splitlines() if line.strip()] for f in beside),
-    ]
+    lists = [embedded_labels(path), *(label_lines(f.read_text()) for f in beside)]
     for names in filter(None, lists):
         if len(names) == config.num_classes + 1:
             return names[1:]

@@ -355,7 +355,12 @@ def embedded_labels(path: str | Path) -> list[str] | None:
             text = archive.read(names[0]).decode() if names else None
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
         return None
-    return None if text is None else [line.strip() for line in text.splitlines() if line.strip()]
+    return None if text is None else label_lines(text)
+
+
+def label_lines(text: str) -> list[str]:
+    """The labels of a label file, one per non-empty line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:

@@ -129,7 +129,6 @@ class TFLiteGraph:
         )  # fmt: skip
         model = s.ModelT()
         model.version, model.description, model.operatorCodes, model.subgraphs = 3, description, codes, [graph]
-        model.buffers = list(self.buffers)
         model.metadata = []
         for name, content in self.metadata:
             entry = s.MetadataT()

@@ -12,8 +12,8 @@ benchmarks/segmentation_eval.py) on COCO128's 100 labelled val images, COCO's cl
 ``--voc`` on the 161 VOC 2012 val images too. Wall time: each int8 build (export and calibration) and each scoring.
 
 Our full-integer TFLite export of the same model (``export_tflite_int8``, calibrated on the same train images) is
-run in LiteRT beside Coral's own file, and read back by our importer with every activation rounded as the file
-rounds it (``load_deeplab(..., emulate_int8=True)``).
+run in LiteRT beside Coral's own file, with and without its bias correction, and read back by our importer with every
+activation rounded as the file rounds it (``load_deeplab(..., emulate_int8=True)``).
 """
 
 from __future__ import annotations
@@ -72,10 +72,14 @@ def main() -> None:
         print(f"built {name} in {time.perf_counter() - built:.1f} s ({deployed.size_bytes / 1e6:.1f} MB)", flush=True)
     predictors["LiteRT Coral uint8"] = LiteRTSegmenter(args.shared / WEIGHTS, args.threads)
     with tempfile.TemporaryDirectory() as work:
-        built, ours = time.perf_counter(), Path(work) / "int8.tflite"
+        built, ours, uncorrected = time.perf_counter(), Path(work) / "int8.tflite", Path(work) / "uncorrected.tflite"
         export_tflite_int8(model, ours, calibration, limit=args.calibration_size)
         print(f"built our int8 TFLite file in {time.perf_counter() - built:.1f} s", flush=True)
+        export_tflite_int8(model, uncorrected, calibration, limit=args.calibration_size, bias_correction=False)
         predictors["LiteRT, our int8 TFLite export"] = LiteRTSegmenter(ours, args.threads)
+        predictors["LiteRT, our int8 TFLite export without bias correction"] = LiteRTSegmenter(
+            uncorrected, args.threads
+        )
         predictors["ours, our int8 TFLite export read back (int8-emulated)"] = model_predictor(
             load_deeplab(ours, emulate_int8=True).eval()
         )

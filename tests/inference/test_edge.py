@@ -12,8 +12,9 @@ import mobilenet
 from mobilenet.classification.predict import predict_logits
 from mobilenet.inference.edge import EdgeReport, export_tflite_int8, top1_agreement
 from mobilenet.inference.optimize import fold_batchnorm
-from mobilenet.inference.tflite_aten import export_graph
-from mobilenet.inference.tflite_calibrate import fold_input_normalization, input_grid
+from mobilenet.inference.tflite_aten import calls, export_graph, graph_input
+from mobilenet.inference.tflite_calibrate import fold_input_normalization, input_grid, observe_ranges
+from mobilenet.inference.tflite_correct import correct_biases
 from mobilenet.inference.tflite_lower import Lowering
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.registry import load
@@ -96,6 +97,51 @@ def first_conv(graph: fx.GraphModule, x: torch.Tensor) -> torch.Tensor:
     return found["conv"]
 
 
+def test_an_activation_fused_into_its_convolution_has_its_own_grid() -> None:
+    """The file stores a conv + ReLU6's values after the ReLU6: their grid spans its range, not the conv's (Coral's
+    DeepLab, VOC val, LiteRT: 70.88% mIoU on grids that spanned the conv's too, 71.97% on their own; float 72.58%)."""
+    graph = export_graph(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU6()), 8)
+    conv, relu6 = calls(graph)[-2:]
+    ranges = {graph_input(graph).name: (-1.0, 1.0), conv.name: (-50.0, 30.0), relu6.name: (0.0, 6.0)}
+    lowering = Lowering(graph, ranges, input_grid(Preprocessing(input_size=8)))
+    assert lowering.fused == {conv.name: relu6} and lowering.grid(relu6.name).scale[0] == pytest.approx(6 / 255)
+
+
+def test_bias_correction_takes_the_int8_drift_out_of_the_file() -> None:
+    """A depthwise 3x3 whose eight outer weights each lose 0.45 of a step to int8 rounding: on pixels of mean 0.5
+    its int8 output is lower than float's by more than an output step in every channel. In LiteRT the corrected
+    file's channel means are float's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1, groups=3)
+    with torch.no_grad():
+        conv.weight.fill_(38.45 / 127)  # the largest weight is 1: the step is 1/127, and 38.45 steps round to 38
+        conv.weight[:, :, 1, 1] = 1.0
+        conv.bias.zero_()
+    pre = Preprocessing(input_size=32, mean=(0.0,) * 3, std=(1.0,) * 3)  # the real input is pixel / 255
+    pixels = torch.randint(0, 256, (16, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = conv(pixels / 255).mean((0, 2, 3)).numpy()
+    drift = {}
+    for corrected in (False, True):
+        graph = export_graph(conv, 32)
+        lowering = Lowering(graph, observe_ranges(graph, pixels / 255), input_grid(pre))
+        if corrected:
+            correct_biases(graph, pixels / 255, lowering.grid)
+        step = lowering.grid(calls(graph)[-1].name).scale[0]
+        lowered = lowering.lower()
+        runtime = Interpreter(model_content=lowered.file.serialize([lowered.input], lowered.outputs, "test"))
+        runtime.allocate_tensors()
+        (source,), (target,) = runtime.get_input_details(), runtime.get_output_details()
+        means = []
+        for image in pixels.permute(0, 2, 3, 1).numpy().astype(np.uint8):
+            runtime.set_tensor(source["index"], image[None])
+            runtime.invoke()
+            means.append(runtime.get_tensor(target["index"]).mean((0, 1, 2)))
+        drift[corrected] = (expected - np.mean(means, 0)) / step
+    assert np.all(drift[False] > 0.8) and np.all(np.abs(drift[True]) < 0.2), drift
+
+
 def test_an_op_without_a_rule_is_refused_in_one_line() -> None:
     class Tanh(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +172,7 @@ def test_a_real_export_is_full_integer_and_agrees_with_float(exported) -> None:
     assert target["dtype"] == np.float32 and list(target["shape"]) == [1, 1000]  # probabilities, as Google's files
     # Coral's normalization is (pixel - 128) / 128: the input is the pixel itself, on that grid.
     assert source["quantization"] == (1 / 128, 128)
-    assert exported.measured == "top-1" and exported.agreement >= 0.75 and exported.file_size < 5e6  # 14 MB in float
+    assert exported.measured == "top-1" and exported.agreement >= 0.9 and exported.file_size < 5e6  # 14 MB in float
     # Our importer reads it back: a FULLY_CONNECTED classifier after the pooling, where Google's files have a conv.
     assert read_tflite(exported.path).classifier_kind == "linear"
 
@@ -134,7 +180,7 @@ def test_a_real_export_is_full_integer_and_agrees_with_float(exported) -> None:
 def test_the_export_imported_back_agrees_with_litert(exported, coral_v2) -> None:
     """Our importer reads the file's normalization, so our model sees what LiteRT sees; rounding each activation as
     the file does (``emulate_int8``) it gives LiteRT's class. Measured on these 64 real validation images: 64/64
-    emulated, 61/64 in float."""
+    emulated, 64/64 in float."""
     model = mobilenet.create_model("mobilenet_v2", weights=exported.path)
     assert model.num_classes == 1000 and model.preprocessing == read_tflite(exported.path).preprocessing
     files = sorted(shared_path("imagenette/val").rglob("*.JPEG"))
@@ -142,5 +188,5 @@ def test_the_export_imported_back_agrees_with_litert(exported, coral_v2) -> None
     reference = litert_logits(exported.path, files)
     np.testing.assert_allclose(reference.sum(1), 1, atol=1e-5)
     emulated, _ = import_tflite(exported.path, emulate_int8=True)
-    assert top1_agreement(predict_logits(model, files).numpy(), reference) >= 0.85
-    assert top1_agreement(predict_logits(emulated, files).numpy(), reference) >= 0.95
+    assert top1_agreement(predict_logits(model, files).numpy(), reference) >= 0.95
+    assert top1_agreement(predict_logits(emulated, files).numpy(), reference) >= 0.98

@@ -2,7 +2,8 @@
 
 Written by our own TFLite writer (:mod:`mobilenet.inference.tflite_lower`), in the user's environment: the model
 with BatchNorm folded, exported by ``torch.export``, each op written as its TFLite builtin, weights int8 per
-channel, activations int8 on ranges observed on real images. The input is uint8 NHWC pixels (what cameras,
+channel, activations int8 on ranges observed on real images, biases corrected for the drift the rounding gives each
+layer's output on them (:mod:`mobilenet.inference.tflite_correct`). The input is uint8 NHWC pixels (what cameras,
 Coral's and MediaPipe's image pipelines give), the normalization inside the file. The outputs are what Google's files
 of each task give: a classifier's float32 class probabilities (its int8 logits dequantized, then a softmax), a
 segmenter's per-class logits, a detector's boxes, classes, scores and count from TF Lite's detection op. The
@@ -24,6 +25,7 @@ from mobilenet.data.images import ImageSource, image_batch
 from mobilenet.inference.export import class_agreement, is_detector, model_outputs, model_preprocessing, prepare_export
 from mobilenet.inference.tflite_aten import export_graph
 from mobilenet.inference.tflite_calibrate import fold_input_normalization, input_grid, observe_ranges
+from mobilenet.inference.tflite_correct import correct_biases
 from mobilenet.inference.tflite_graph import Grid, TFLiteGraph
 from mobilenet.inference.tflite_lower import Lowering
 from mobilenet.inference.tflite_metadata import (
@@ -57,10 +59,16 @@ class EdgeReport:
 
 
 def export_tflite_int8(
-    model: nn.Module, path: str | Path, calibration: ImageSource, check: ImageSource | None = None, limit: int = 200
+    model: nn.Module,
+    path: str | Path,
+    calibration: ImageSource,
+    check: ImageSource | None = None,
+    limit: int = 200,
+    bias_correction: bool = True,
 ) -> EdgeReport:
     """Write ``model`` (a classifier, segmenter or detector) as a full-integer TFLite file, calibrated on
-    ``calibration`` (up to ``limit`` images).
+    ``calibration`` (up to ``limit`` images): activations' ranges, and unless not ``bias_correction`` the drift its
+    int8 layers' outputs would have, taken out of their biases (on the first 16 images).
 
     ``check`` (default: the calibration images) is run through the file by LiteRT and through the float model; the
     report gives how often their classes agree: top-1 (a tie in the file's output that includes the float model's
@@ -77,10 +85,14 @@ def export_tflite_int8(
     graph = export_graph(folded, pre.input_size)
     pixels = input_grid(pre)
     fold_input_normalization(graph, pre, pixels)
-    lowered = Lowering(graph, observe_ranges(graph, images), pixels).lower(dequantize=False)
+    seen = pixel_preprocessing(pre, pixels)
+    inputs = renormalized(images, pre, seen)  # as the folded graph takes them: the file's real input
+    lowering = Lowering(graph, observe_ranges(graph, inputs), pixels)
+    if bias_correction:
+        correct_biases(graph, inputs[:BIAS_CORRECTION_IMAGES], lowering.grid)
+    lowered = lowering.lower(dequantize=False)
     file = lowered.file
     outputs, kept = task_outputs(file, lowered.outputs, model)
-    seen = pixel_preprocessing(pre, pixels)
     metadata = {**model_metadata(model), PREPROCESSING_METADATA: seen.to_json()}
     file.metadata.extend((key, value.encode()) for key, value in metadata.items())
     info, labels = standard_metadata(model, pixels, pre.input_size)
@@ -109,6 +121,7 @@ def export_tflite_int8(
 
 
 LABELS = "labels.txt"
+BIAS_CORRECTION_IMAGES = 16  # each layer's channel means over 16 images' positions; all at once in memory
 
 
 def task_outputs(file: TFLiteGraph, tensors: list[int], model: nn.Module) -> tuple[list[int], list[int]]:

@@ -21,8 +21,8 @@ def observe_ranges(
     observed range that quantizes a sample of its values (``samples`` per image) with the least squared error, as
     PyTorch's histogram observer chooses; the graph's outputs keep their whole range (a clipped top logit ties).
 
-    Measured on Coral's MobileNetV2 (200 Imagenette calibration images, top-1 against float on the 500 ImageNet
-    sample images): 92.2% agreement, against 87.2% for the observed extremes and 88.2% for their mean per image.
+    Measured on Coral's MobileNetV2 (200 Imagenette calibration images, no bias correction; top-1 against float on
+    the 500 ImageNet sample images, ties that include float's class counted): 97.4%, against 96.6% for the extremes.
     """
     extremes: dict[str, tuple[float, float]] = {}
     seen: dict[str, list[torch.Tensor]] = {}
@@ -69,6 +69,14 @@ def activation_grid(low: float, high: float) -> Grid:
     low, high = min(low, 0.0), max(high, 0.0)
     scale = max(high - low, 1e-8) / 255
     return Grid.per_tensor(scale, int(np.clip(round(-128 - low / scale), -128, 127)))
+
+
+def weight_scales(channels: np.ndarray, bias: np.ndarray, source_scale: float) -> np.ndarray:
+    """The int8 scale of each output channel's weights (``channels``: one row per channel), symmetric over its
+    extremes as TFLite's spec requires, wide enough for the channel's bias to fit the int32 grid at ``source_scale``
+    (the input's) times its own (a channel of zero, or nearly zero, weights)."""
+    scale = np.maximum(np.abs(channels).max(1) / 127, np.abs(bias) / (source_scale * 2**30))
+    return np.maximum(scale, 1e-12)
 
 
 def input_grid(pre: Preprocessing) -> Grid:

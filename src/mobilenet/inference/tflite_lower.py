@@ -27,7 +27,7 @@ from mobilenet.inference.tflite_aten import (
     target,
     zero_pad,
 )
-from mobilenet.inference.tflite_calibrate import activation_grid
+from mobilenet.inference.tflite_calibrate import activation_grid, weight_scales
 from mobilenet.inference.tflite_graph import Grid, TFLiteGraph
 from mobilenet.nn.layers import tf_same_pad
 
@@ -112,7 +112,8 @@ class Lowering:
             members.setdefault(self.find(name), []).append(node)
         grids = {}
         for root, nodes in members.items():
-            observed = [self.ranges[node.name] for node in nodes if node.name in self.ranges]
+            # An op's values before the activation fused into it are never stored: their range is not the grid's.
+            observed = [self.ranges[n.name] for n in nodes if n.name in self.ranges and n.name not in self.fused]
             if any(node.op == "placeholder" for node in nodes):
                 grids[root] = Grid.per_tensor(self.pixels.scale[0], self.pixels.zero_point[0] - 128)
             elif any(target(node) in PROBABILITIES for node in nodes):
@@ -202,9 +203,7 @@ class Lowering:
                     self.file.constant(f"{name}/bias", bias.astype(np.float32))]  # fmt: skip
         channels = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1).astype(np.float64)
         source_scale = self.file.tensors[source].quantization.scale[0]
-        # A channel whose weights are all (or nearly) zero still needs its bias to fit the int32 grid.
-        scale = np.maximum(np.abs(channels).max(1) / 127, np.abs(bias) / (source_scale * 2**30))
-        scale = np.maximum(scale, 1e-12)
+        scale = weight_scales(channels, bias, source_scale)
         shape = [1] * weight.ndim
         shape[axis] = -1
         quantized = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)

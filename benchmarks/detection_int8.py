@@ -2,7 +2,7 @@
 
     python benchmarks/detection_int8.py --weights DET [--data DIR] [--split test] [--calibration-data DIR]
                                         [--calibration-split train] [--calibration-size 100] [--limit N]
-                                        [--backends openvino onnxruntime executorch] [--threads 2]
+                                        [--backends openvino onnxruntime executorch] [--tflite] [--threads 2]
 
 The default set is BCCD (blood cells, PASCAL VOC) scored on its ``test`` split, for a detector trained on its
 ``train`` split (``mobilenet train --recipe ssdlite --data .../bccd``: ``--weights run/best.safetensors``); any
@@ -16,6 +16,10 @@ default method) on ``--calibration-size`` images of the calibration split, sprea
 whole as the detector sees them; no scored image is among them. The graph ends at the raw outputs: decoding and
 NMS are the library's ``postprocess`` for every row alike. Every row is scored by ``evaluate_detector``
 (pycocotools). Wall time: each build (export, calibration) and each scoring.
+
+``--tflite`` adds our full-integer TFLite file (``export_tflite_int8``, calibrated on the same images): run in
+LiteRT (the network's outputs, the inputs of the file's detection op, decoded and NMS'd by the library as every
+row), and read back by our importer with every activation rounded as the file rounds it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +37,13 @@ from machine import HelpFormatter, LoadMeter, cpu_name  # benchmarks/machine.py,
 from mobilenet.data.images import as_rgb_image, to_tensor
 from mobilenet.detection.data import DetectionRecord, detection_dataset
 from mobilenet.detection.evaluate import class_map_by_name, evaluate_detector
+from mobilenet.detection.litert import LiteRTDetector
 from mobilenet.detection.load import load_detector
 from mobilenet.detection.metrics import DetectionEvaluation
 from mobilenet.detection.model import SSD
 from mobilenet.detection.predict import Detector, object_names, resize_to_input
 from mobilenet.inference.deploy import deploy
+from mobilenet.inference.edge import export_tflite_int8
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,6 +53,26 @@ def calibration_batch(model: SSD, records: list[DetectionRecord], size: int) -> 
     picked = [records[i * len(records) // size] for i in range(min(size, len(records)))]
     pre = model.preprocessing
     return torch.stack([to_tensor(resize_to_input(as_rgb_image(r.image), pre), pre) for r in picked])
+
+
+class LiteRTNetwork:
+    """Our int8 TFLite file in LiteRT as a detector: the network's box codes and class logits as the file computes
+    them (the inputs of its detection op), for the library to decode; config, anchors and input as our importer
+    reads them from the file."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.read = load_detector(path)
+        self.runtime = LiteRTDetector(path, threads)
+        self.config, self.preprocessing, self.class_names = (
+            self.read.config, self.read.preprocessing, self.read.class_names
+        )  # fmt: skip
+
+    def anchors(self, height: int, width: int) -> torch.Tensor:
+        return self.read.anchors(height, width)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.runtime(batch)
+        return outputs.box_codes, outputs.class_logits
 
 
 def split(data: Path, name: str) -> str:
@@ -61,9 +88,10 @@ def main() -> None:
     parser.add_argument("--calibration-split", default="train", help="its split to calibrate on")
     parser.add_argument("--calibration-size", type=int, default=100, help="images to calibrate on")
     parser.add_argument("--limit", type=int, help="score only the first LIMIT images")
-    parser.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime"],
+    parser.add_argument("--backends", nargs="*", default=["openvino", "onnxruntime"],
                         choices=["openvino", "onnxruntime", "executorch"],
                         help="backends to score, fp32 and int8")  # fmt: skip
+    parser.add_argument("--tflite", action="store_true", help="also our int8 TFLite file, in LiteRT and read back")
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     args = parser.parse_args()
     print(f"$ {shlex.join(['python', *sys.argv])}\n{cpu_name()}, {args.threads} threads\n")
@@ -96,10 +124,18 @@ def main() -> None:
             detectors[f"{precision} {backend}{method}"] = (deployed, time.perf_counter() - built, deployed.size_bytes)
             print(f"built {precision} {backend} in {time.perf_counter() - built:.1f} s", flush=True)
     results: dict[str, tuple[DetectionEvaluation, float]] = {}
-    for name, (detector, _, _) in detectors.items():
-        scoring = time.perf_counter()
-        found = evaluate_detector(detector, records, scored.classes, class_map=class_map)
-        results[name] = (found, time.perf_counter() - scoring)
+    with tempfile.TemporaryDirectory() as work:
+        if args.tflite:
+            built, path = time.perf_counter(), Path(work) / "int8.tflite"
+            export_tflite_int8(model, path, calibration, limit=len(calibration))
+            seconds, size = time.perf_counter() - built, path.stat().st_size
+            detectors["int8 TFLite, ours, in LiteRT"] = (LiteRTNetwork(path, args.threads), seconds, size)
+            detectors["int8 TFLite, ours, read back (int8-emulated)"] = (load_detector(path).eval(), 0.0, size)
+            print(f"built our int8 TFLite file in {seconds:.1f} s", flush=True)
+        for name, (detector, _, _) in detectors.items():
+            scoring = time.perf_counter()
+            found = evaluate_detector(detector, records, scored.classes, class_map=class_map)
+            results[name] = (found, time.perf_counter() - scoring)
     reference = results["fp32 PyTorch eager"][0].map
     print(f"\n{len(records)} images, at most {model.config.max_detections} detections per image")
     print("| predictor | mAP@[.5:.95] | AP50 | AP75 | mAP - fp32 eager | build s | score s | MB |")

@@ -156,6 +156,24 @@ def test_prepare_starts_from_a_classifier_or_deeplab_weights(tmp_path, voc) -> N
         )
 
 
+def test_a_set_with_its_own_classes_gives_a_deeplab_a_new_last_layer(tmp_path, voc) -> None:
+    """A set's classes.txt names its classes; from a DeepLab of VOC's 21, the last layer is new for them and every other
+    weight is the file's. A list that names a class twice is refused in one line."""
+    deeplab, _ = SegmentationTask().prepare(make_config(**tiny(voc)))
+    save_weights(deeplab, tmp_path / "voc.safetensors")
+    own = shutil.copytree(voc, tmp_path / "own")
+    names = ["background", *(f"part {value}" for value in range(1, 16))]  # the masks hold 1, 8 and 15
+    (own / "classes.txt").write_text("\n".join(names) + "\n")
+    model, data = SegmentationTask().prepare(make_config(**tiny(own), weights=str(tmp_path / "voc.safetensors")))
+    assert model.num_classes == 16 and model.class_names == names == data.classes
+    assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 16, 64, 64)
+    kept = deeplab.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items() if not k.startswith("logits."))
+    (own / "classes.txt").write_text("background\nthing\nthing\n")
+    with pytest.raises(ValueError, match=r"classes\.txt names 3 classes \(2 different\): list at least two, each once"):
+        SegmentationTask().prepare(make_config(**tiny(own)))
+
+
 def test_trains_through_the_trainer_and_beats_the_untrained_model(tmp_path, voc) -> None:
     config = make_config(**tiny(voc, lr=0.05, freeze_bn=False), out=str(tmp_path / "run"))  # from scratch: BN learns
     task = SegmentationTask()

@@ -26,6 +26,7 @@ VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
+CLASSES_FILE = "classes.txt"  # a set's own classes, one name a line: the line's index is the mask value
 IGNORE_INDEX = 255  # VOC's void border: scored by no metric
 CROP = 513  # DeepLab's evaluation crop for PASCAL VOC: every VOC image (at most 500x500) fits
 PAD_PIXEL = 128  # the mean pixel: 0 after DeepLab's normalization (pixel / 127.5 - 1)
@@ -49,6 +50,20 @@ def coco_to_voc_table() -> torch.Tensor:
     table[list(COCO_IGNORED)] = IGNORE_INDEX
     table[list(COCO_TO_VOC)] = torch.tensor(list(COCO_TO_VOC.values()))
     return table
+
+
+def dataset_classes(root: str | Path) -> list[str]:
+    """The classes of the set at ``root``: the ``classes.txt`` in it, or in the folder above (a root of ``train/`` and
+    ``val/`` lists them for both), one name a line, the first the mask value 0; else PASCAL VOC's 21."""
+    found = [folder / CLASSES_FILE for folder in (Path(root), Path(root).parent) if (folder / CLASSES_FILE).is_file()]
+    if not found:
+        return list(VOC_CLASSES)
+    listed = found[0]
+    names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"{listed} names {len(names)} classes ({len(set(names))} different): list at least two, "
+                         "each once, one a line, the background's (mask value 0) first")  # fmt: skip
+    return names
 
 
 def read_mask(path: Path | Stored) -> torch.Tensor:
@@ -201,7 +216,7 @@ def segmentation_dataset(root: str | Path, ids: str | Path | None = None) -> Seg
         return SegmentationPairs(pairs_of(root))
     root = Path(root)
     if (root / "JPEGImages").is_dir():
-        return SegmentationPairs(voc_pairs(root, ids))
+        return SegmentationPairs(voc_pairs(root, ids), dataset_classes(root))
     if (root / "semantic_segmentation").is_dir():
         return coco128_voc(root)
     raise FileNotFoundError(

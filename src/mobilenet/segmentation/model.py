@@ -59,16 +59,22 @@ class DeepLabV3(nn.Module):
         )
         self.projection = ConvNormAct(width * (1 + len(self.branches)), width, 1, style)
         self.dropout = nn.Dropout(self.config.dropout)
-        self.logits = nn.Conv2d(width, self.config.num_classes, 1)
-        nn.init.normal_(self.logits.weight, std=0.01)
-        nn.init.zeros_(self.logits.bias)
         self.class_names: list[str] | None = None
+        self.reset_classifier(self.config.num_classes)
         # TensorFlow's [-1, 1] scaling, as Google's DeepLab weights take it; loaders replace it.
         self.preprocessing = Preprocessing(input_size=self.config.input_size, crop_pct=1.0, mean=TF_MEAN, std=TF_STD)
 
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new last layer for ``num_classes`` (fine-tuning to another label set); the rest keeps its weights."""
+        self.config = replace(self.config, num_classes=num_classes)
+        self.logits = nn.Conv2d(self.config.head_channels, num_classes, 1)
+        nn.init.normal_(self.logits.weight, std=0.01)
+        nn.init.zeros_(self.logits.bias)
+        self.class_names = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (features,) = self.backbone(x)

@@ -3,7 +3,8 @@
 Training crops are DeepLab's (see :mod:`mobilenet.segmentation.augment`), the loss is cross-entropy over the
 labelled pixels (VOC's void border, 255, is ignored), and validation is DeepLab's protocol (each image padded to
 the model's input size, scored at its own size) summed into one confusion matrix across processes: mIoU picks
-best.safetensors. The classes are PASCAL VOC's 21. Its own settings (:class:`SegmentationSettings`): the dropout, label
+best.safetensors. The classes are the set's ``classes.txt``, else PASCAL VOC's 21; from a DeepLab of other classes the
+last layer is new. Its own settings (:class:`SegmentationSettings`): the dropout, label
 smoothing, output stride and random scales of training.
 """
 
@@ -28,9 +29,9 @@ from mobilenet.segmentation.config import SEGMENTATION_MODELS, TASK, Segmentatio
 from mobilenet.segmentation.data import (
     CROP,
     IGNORE_INDEX,
-    VOC_CLASSES,
     Pair,
     SegmentationPairs,
+    dataset_classes,
     pad_to_crop,
     pairs_of,
     voc_pairs,
@@ -122,10 +123,12 @@ class SegmentationTask:
         513 by default), validation images whole. Every pair is read once here, so that a bad mask fails first."""
         self.options = SegmentationSettings(**config.options)
         train, val, source = training_pairs(config)
-        classes = list(VOC_CLASSES)
+        classes = dataset_classes(config.data)
         self.crop = config.input_size or CROP
         if model is None:
             model = segmentation_model(config, self.options, len(classes), self.crop)
+            if model.class_names not in (None, classes):  # the same number of other classes: a new last layer too
+                model.reset_classifier(len(classes))
         self.preprocessing = replace(model.preprocessing, input_size=self.crop, crop_pct=1.0)
         model.class_names, model.preprocessing = classes, self.preprocessing
         train_pairs, val_pairs = SegmentationPairs(train, classes), SegmentationPairs(val, classes)

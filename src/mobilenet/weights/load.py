@@ -176,17 +176,20 @@ def start_from(
     overrides: dict[str, Any],
 ) -> Any:
     """Fine-tuning's start from a weights file: a model of the task's own kind (``owns`` tells) as ``load`` reads it,
-    whose ``num_classes`` must be the data's; or else a classifier (any format the library reads), whose backbone
-    gets a new head (see :func:`task_model_from_classifier`)."""
+    with a new last layer where its ``num_classes`` is not the data's (a kind with ``reset_classifier``; any other
+    must match); or else a classifier (any format the library reads), whose backbone gets a new head (see
+    :func:`task_model_from_classifier`)."""
     path = Path(path)
     if not owns(path):
         return task_model_from_classifier(path, model_type, num_classes=num_classes, **overrides)
     model = load(path, **overrides)
     if model.num_classes != num_classes:
-        raise ValueError(
-            f"{path} has {model.num_classes} output classes where the data needs {num_classes}: start from a "
-            "classifier's weights instead (its backbone gets a new head)"
-        )
+        if not hasattr(model, "reset_classifier"):
+            raise ValueError(
+                f"{path} has {model.num_classes} output classes where the data needs {num_classes}: start from a "
+                "classifier's weights instead (its backbone gets a new head)"
+            )
+        model.reset_classifier(num_classes)
     return model
 
 

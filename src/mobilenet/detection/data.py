@@ -24,6 +24,7 @@ from PIL import Image
 from mobilenet.data.images import IMAGE_SUFFIXES, Stored, labelled_members, opened_image
 from mobilenet.data.tables import Table, is_table
 from mobilenet.data.tars import is_shards, shard_classes, shard_paths
+from mobilenet.utils.files import nonempty_lines
 
 # COCO's category ids (index = id; 0 is TF's background column, "n/a" the ids that no annotation uses), and its 80
 # classes numbered 1..80 (YOLO's 0..79 plus one, as COCO128's JSON does) <-> COCO's own ids 1..90.
@@ -264,7 +265,7 @@ def _split_match(name: str, split: str) -> bool:
 def _yolo_classes(root: Path) -> list[str] | None:
     """Class names from ``classes.txt``, or the ``names:`` of a data YAML (a list, or a ``0: name`` mapping)."""
     if (root / "classes.txt").is_file():
-        return [line.strip() for line in (root / "classes.txt").read_text().splitlines() if line.strip()]
+        return nonempty_lines((root / "classes.txt").read_text())
     for config in sorted(root.glob("*.yaml")):
         lines = config.read_text().splitlines()
         for number, line in enumerate(lines):

@@ -24,6 +24,7 @@ from mobilenet.detection.model import SSD
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
 from mobilenet.runtimes.litert import POSTPROCESS_OP
+from mobilenet.utils.files import nonempty_lines
 from mobilenet.weights.chain import conv_shapes, load_folded
 from mobilenet.weights.int8 import Quantized, round_conv_outputs
 from mobilenet.weights.tflite import (
@@ -32,7 +33,6 @@ from mobilenet.weights.tflite import (
     TFLiteError,
     activation_grid,
     embedded_labels,
-    label_lines,
     read_model,
     read_tflite,
     reads_tflite,
@@ -220,7 +220,7 @@ def class_names(path: str | Path, num_classes: int) -> list[str] | None:
     if lines is None and not labels.is_file():
         return None
     if lines is None:
-        lines, source = label_lines(labels.read_text()), str(labels)
+        lines, source = nonempty_lines(labels.read_text()), str(labels)
     if len(lines) == num_classes - 1:  # a file that leaves the background out
         lines = [BACKGROUND, *lines]
     if len(lines) != num_classes:

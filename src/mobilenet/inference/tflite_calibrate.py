@@ -55,10 +55,7 @@ def least_error_range(values: torch.Tensor, low: float, high: float, steps: int 
     """The range ``(low, high) * f`` (``f`` from 0.2 to 1) whose int8 grid rounds ``values`` with the least error."""
 
     def error(factor: float) -> float:
-        grid = activation_grid(low * factor, high * factor)
-        scale, zero = grid.scale[0], grid.zero_point[0]
-        rounded = (torch.round(values / scale) + zero).clamp(-128, 127)
-        return float(((rounded - zero) * scale - values).square().mean())
+        return float((rounded(values, activation_grid(low * factor, high * factor)) - values).square().mean())
 
     best = min(np.linspace(0.2, 1.0, steps), key=error)
     return low * float(best), high * float(best)
@@ -71,12 +68,22 @@ def activation_grid(low: float, high: float) -> Grid:
     return Grid.per_tensor(scale, int(np.clip(round(-128 - low / scale), -128, 127)))
 
 
-def weight_scales(channels: np.ndarray, bias: np.ndarray, source_scale: float) -> np.ndarray:
-    """The int8 scale of each output channel's weights (``channels``: one row per channel), symmetric over its
-    extremes as TFLite's spec requires, wide enough for the channel's bias to fit the int32 grid at ``source_scale``
-    (the input's) times its own (a channel of zero, or nearly zero, weights)."""
-    scale = np.maximum(np.abs(channels).max(1) / 127, np.abs(bias) / (source_scale * 2**30))
-    return np.maximum(scale, 1e-12)
+def rounded(values: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """``values`` rounded to an int8 per-tensor ``grid``, clipped to its range, as real numbers again."""
+    scale, zero = grid.scale[0], grid.zero_point[0]
+    return ((torch.round(values / scale) + zero).clamp(-128, 127) - zero) * scale
+
+
+def int8_weights(weight: np.ndarray, axis: int, bias: np.ndarray, source_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` on its int8 grid, one scale per output channel along ``axis``: the int8 values and the scales.
+    Each scale is symmetric over its channel's extremes, as TFLite's spec requires, and wide enough for the channel's
+    bias to fit the int32 grid at ``source_scale`` (the input's) times its own (a channel of zero, or nearly zero,
+    weights)."""
+    channels = np.abs(np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)).max(1)
+    scale = np.maximum(np.maximum(channels / 127, np.abs(bias) / (source_scale * 2**30)), 1e-12)
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    return np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8), scale
 
 
 def input_grid(pre: Preprocessing) -> Grid:

@@ -20,7 +20,7 @@ import torch
 from torch import fx
 
 from mobilenet.inference.tflite_aten import attribute, calls, target
-from mobilenet.inference.tflite_calibrate import weight_scales
+from mobilenet.inference.tflite_calibrate import int8_weights, rounded
 from mobilenet.inference.tflite_graph import Grid
 
 WEIGHTED = ("aten.conv2d.default", "aten.linear.default")
@@ -89,15 +89,7 @@ def channel_means(values: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def int8_weight(graph: fx.GraphModule, layer: fx.Node, grid: Callable[[str], Grid]) -> torch.Tensor:
-    """``layer``'s weight as the file holds it: rounded to its int8 grid, one scale per output channel."""
-    weight, bias = attribute(graph, layer.args[1]), attribute(graph, layer.args[2])
-    channels = weight.detach().double().flatten(1)
-    scales = weight_scales(channels.numpy(), bias.detach().double().numpy(), grid(layer.args[0].name).scale[0])
-    scale = torch.from_numpy(scales).view(-1, *[1] * (weight.dim() - 1))
-    return (torch.round(weight.double() / scale).clamp(-127, 127) * scale).to(weight.dtype)
-
-
-def rounded(values: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """``values`` rounded to an int8 per-tensor ``grid``, clipped to its range, as real numbers again."""
-    scale, zero = grid.scale[0], grid.zero_point[0]
-    return ((torch.round(values / scale) + zero).clamp(-128, 127) - zero) * scale
+    """``layer``'s weight as the file holds it (output channels first, as in PyTorch and in the file)."""
+    weight, bias = (attribute(graph, layer.args[index]).detach() for index in (1, 2))
+    values, scales = int8_weights(weight.double().numpy(), 0, bias.double().numpy(), grid(layer.args[0].name).scale[0])
+    return torch.from_numpy(values * scales.reshape(-1, *[1] * (weight.dim() - 1))).to(weight.dtype)

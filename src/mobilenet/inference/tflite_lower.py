@@ -27,7 +27,7 @@ from mobilenet.inference.tflite_aten import (
     target,
     zero_pad,
 )
-from mobilenet.inference.tflite_calibrate import activation_grid, weight_scales
+from mobilenet.inference.tflite_calibrate import activation_grid, int8_weights
 from mobilenet.inference.tflite_graph import Grid, TFLiteGraph
 from mobilenet.nn.layers import tf_same_pad
 
@@ -201,12 +201,8 @@ class Lowering:
         if not self.int8:
             return [self.file.constant(f"{name}/weights", weight.astype(np.float32)),
                     self.file.constant(f"{name}/bias", bias.astype(np.float32))]  # fmt: skip
-        channels = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1).astype(np.float64)
         source_scale = self.file.tensors[source].quantization.scale[0]
-        scale = weight_scales(channels, bias, source_scale)
-        shape = [1] * weight.ndim
-        shape[axis] = -1
-        quantized = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+        quantized, scale = int8_weights(weight, axis, bias, source_scale)
         zeros = (0,) * len(scale)
         bias_scale = scale * source_scale
         return [

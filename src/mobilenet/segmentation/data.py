@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from mobilenet.data.images import IMAGE_SUFFIXES, Stored, labelled_members, load_image
 from mobilenet.data.tables import Table, is_table
 from mobilenet.data.tars import is_shards, shard_paths
+from mobilenet.utils.files import nonempty_lines
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -59,7 +60,7 @@ def dataset_classes(root: str | Path) -> list[str]:
     if not found:
         return list(VOC_CLASSES)
     listed = found[0]
-    names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+    names = nonempty_lines(listed.read_text())
     if len(names) < 2 or len(set(names)) != len(names):
         raise ValueError(f"{listed} names {len(names)} classes ({len(set(names))} different): list at least two, "
                          "each once, one a line, the background's (mask value 0) first")  # fmt: skip
@@ -136,7 +137,7 @@ def voc_pairs(root: str | Path, ids: str | Path | None = None) -> list[tuple[Pat
     elif not Path(ids).is_file():
         raise FileNotFoundError(f"the list of image ids {ids} is not a file: pass a text file of ids, one a line")
     else:
-        names = [line.strip() for line in Path(ids).read_text().splitlines() if line.strip()]
+        names = nonempty_lines(Path(ids).read_text())
         missing = [name for name in names if not (images / f"{name}.jpg").exists()]
         if missing:
             example = images / f"{missing[0]}.jpg"

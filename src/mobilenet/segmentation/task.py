@@ -82,8 +82,9 @@ def check_pairs(pairs: SegmentationPairs, threads: int) -> None:
         deque(pool.map(pairs.__getitem__, range(len(pairs))), maxlen=0)
 
 
-def segmentation_model(config: TrainConfig, settings: SegmentationSettings, num_classes: int, crop: int) -> DeepLabV3:
-    """A new DeepLabV3 as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``."""
+def segmentation_model(config: TrainConfig, settings: SegmentationSettings, classes: list[str], crop: int) -> DeepLabV3:
+    """A new DeepLabV3 as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights`` (a new
+    last layer where its classes are not ``classes``)."""
     name = config.model or DEFAULT_MODEL
     if name not in SEGMENTATION_MODELS:
         raise ValueError(
@@ -94,8 +95,10 @@ def segmentation_model(config: TrainConfig, settings: SegmentationSettings, num_
         named = replace(named, width_mult=config.width_mult)
     overrides = {"output_stride": settings.output_stride, "input_size": crop, "dropout": settings.dropout}
     if config.weights is None:
-        return DeepLabV3(replace(named, num_classes=num_classes, **overrides))
-    model = start_from(config.weights, DeepLabV3, load_deeplab, is_deeplab_file, num_classes, overrides)
+        return DeepLabV3(replace(named, num_classes=len(classes), **overrides))
+    model = start_from(config.weights, DeepLabV3, load_deeplab, is_deeplab_file, len(classes), overrides)
+    if model.class_names not in (None, classes):  # as many classes as the data's, but others: a new last layer too
+        model.reset_classifier(len(classes))
     found = (model.config.arch, model.config.width_mult)
     if (config.model or config.width_mult is not None) and found != (named.arch, named.width_mult):
         raise ValueError(
@@ -126,9 +129,7 @@ class SegmentationTask:
         classes = dataset_classes(config.data)
         self.crop = config.input_size or CROP
         if model is None:
-            model = segmentation_model(config, self.options, len(classes), self.crop)
-            if model.class_names not in (None, classes):  # the same number of other classes: a new last layer too
-                model.reset_classifier(len(classes))
+            model = segmentation_model(config, self.options, classes, self.crop)
         self.preprocessing = replace(model.preprocessing, input_size=self.crop, crop_pct=1.0)
         model.class_names, model.preprocessing = classes, self.preprocessing
         train_pairs, val_pairs = SegmentationPairs(train, classes), SegmentationPairs(val, classes)

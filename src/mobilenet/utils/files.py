@@ -1,4 +1,5 @@
-"""Files written so that a crash at any moment leaves the old file or the new one, never half of one."""
+"""Files written so that a crash at any moment leaves the old file or the new one, never half of one; and the
+lines of the small text files users keep beside their data (class names, image ids)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,8 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
 def atomic_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def nonempty_lines(text: str) -> list[str]:
+    """The lines of a list kept as text (labels, class names, ids), stripped, the empty ones left out."""
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -12,6 +12,7 @@ import torch
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.variants import model_name
+from mobilenet.utils.files import nonempty_lines
 from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 from mobilenet.weights.huggingface import architecture, read_transformers
@@ -59,10 +60,10 @@ def tflite_labels(path: Path, config: ModelConfig) -> list[str] | None:
 
     A file with one line more than the classes starts with TensorFlow's "background", dropped here.
     """
-    from mobilenet.weights.tflite import embedded_labels, label_lines
+    from mobilenet.weights.tflite import embedded_labels
 
     beside = sorted(path.parent.glob("*labels*.txt"))
-    lists = [embedded_labels(path), *(label_lines(f.read_text()) for f in beside)]
+    lists = [embedded_labels(path), *(nonempty_lines(f.read_text()) for f in beside)]
     for names in filter(None, lists):
         if len(names) == config.num_classes + 1:
             return names[1:]

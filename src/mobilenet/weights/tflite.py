@@ -25,6 +25,7 @@ from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.runtimes.litert import interpreter, outputs
+from mobilenet.utils.files import nonempty_lines
 from mobilenet.weights.chain import load_folded, match_config
 from mobilenet.weights.int8 import Quantized, round_conv_outputs, round_input, round_output, round_residual_sums
 
@@ -355,12 +356,7 @@ def embedded_labels(path: str | Path) -> list[str] | None:
             text = archive.read(names[0]).decode() if names else None
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
         return None
-    return None if text is None else label_lines(text)
-
-
-def label_lines(text: str) -> list[str]:
-    """The labels of a label file, one per non-empty line."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return None if text is None else nonempty_lines(text)
 
 
 def litert_logits(path: str | Path, images: list[str | Path], drop_background: bool = True) -> np.ndarray:

@@ -83,6 +83,29 @@ def test_anchor_layout_is_tfs_with_the_interpolated_box_last():
     assert torch.allclose(cell[:, 2:], torch.tensor(expected_hw), atol=1e-6)
 
 
+def test_a_lowest_layer_at_stride_8_reads_the_expansion_of_layer_7_with_every_box():
+    """For small objects: V2's ``layer_7/expansion_output`` (192 channels, stride 8) as one more anchor layer, with
+    every aspect ratio at min_scale where TF's lowest layer has three boxes."""
+    config = SSDConfig(num_classes=4, lowest_layer_stride=8, reduce_boxes_in_lowest_layer=False, min_scale=0.07)
+    model = SSD(config).eval()
+    expanded = []
+    model.backbone.features[7].conv[0].register_forward_hook(lambda _module, _args, out: expanded.append(out))
+    x = torch.randn(1, 3, 320, 320)
+    maps = model.feature_maps(x)
+    assert [m.shape[-1] for m in maps] == [40, 20, 10, 5, 3, 2, 1] and maps[0].shape[1] == 192
+    assert torch.equal(maps[0], expanded[0])
+    assert anchors_per_cell(config) == [6] * 7
+    scales = [0.07 + (0.95 - 0.07) * i / 6 for i in range(7)]
+    assert box_specs(config)[0][:5] == [(pytest.approx(0.07), r) for r in (1.0, 2.0, 0.5, 3.0, 0.3333)]
+    assert box_specs(config)[0][5] == (pytest.approx(math.sqrt(scales[0] * scales[1])), 1.0)
+    assert model(x)[0].shape == (1, 6 * (40 * 40 + 20 * 20 + 10 * 10 + 25 + 9 + 4 + 1), 4)
+    v1 = SSD(arch="mobilenet_v1", lowest_layer_stride=8, num_classes=4)
+    assert v1.backbone.feature_info.channels() == [256, 512, 1024]  # Conv2d_5, 11 and 13_pointwise
+    assert anchors_per_cell(v1.config) == [3, 6, 6, 6, 6, 6, 6]
+    with pytest.raises(ValueError, match="lowest_layer_stride must be one of 8, 16, 32, got 4"):
+        SSDConfig(lowest_layer_stride=4)
+
+
 def test_predictions_follow_the_anchor_order():
     """Box code k of the output belongs to anchor k: a bias on one channel of one cell lands on that anchor."""
     model = SSD(input_size=320, num_classes=2).eval()

@@ -55,6 +55,12 @@ def test_its_own_settings_set_the_anchors_and_the_matching(voc) -> None:
     assert (model.config.min_scale, model.config.max_scale, data.train.match_threshold) == (0.1, 0.8, 0.4)
     default, _ = DetectionTask().prepare(make_config(**tiny(voc)))
     assert (default.config.min_scale, default.config.max_scale) == (0.2, 0.95)  # TF's config
+    assert (default.config.lowest_layer_stride, default.config.reduce_boxes_in_lowest_layer) == (16, True)
+    small = make_config(**tiny(voc, lowest_layer_stride=8, reduce_boxes_in_lowest_layer=False))
+    model, data = DetectionTask().prepare(small)
+    assert model.config.tap_strides == (8, 16, 32) and data.train.anchors.shape == model.anchors(64, 64).shape
+    with pytest.raises(ValueError, match=r"^--lowest-layer-stride must be one of 8, 16, 32$"):
+        make_config(**tiny(voc, lowest_layer_stride=12))
 
 
 def test_bf16_channels_last_is_refused_where_pytorch_trains_it_wrong(voc) -> None:
@@ -83,6 +89,10 @@ def test_prepare_starts_from_a_classifier_or_a_detector(tmp_path, voc) -> None:
     save_weights(model, tmp_path / "detector.safetensors")  # a detector goes on as it is, heads and all
     again, _ = DetectionTask().prepare(make_config(**{**settings, "weights": str(tmp_path / "detector.safetensors")}))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items())
+    with pytest.raises(ValueError, match=r"^--lowest-layer-stride 8 changes the heads of the detector in .*detector"
+                       r"\.safetensors \(it has 16\): drop it, or start from a classifier's weights$"):  # fmt: skip
+        DetectionTask().prepare(make_config(**{**settings, "weights": str(tmp_path / "detector.safetensors"),
+                                               "lowest_layer_stride": 8}))  # fmt: skip
 
 
 def test_trains_through_the_trainer_and_beats_the_untrained_model(tmp_path, voc) -> None:

@@ -67,6 +67,22 @@ def test_each_kind_exports_full_integer_from_the_command_line(tmp_path, kind, me
         assert load(graph).class_names[-len(names) :] == names
 
 
+def test_a_small_object_detector_is_read_back_with_its_lowest_layer_and_anchors(tmp_path) -> None:
+    """A lowest layer at stride 8 with every box, and anchor scales of its own: our importer finds the layout from
+    the file alone (the count of heads, their width, the anchors), where a fixed layout would not match it."""
+    torch.manual_seed(0)
+    model = mobilenet.create_model("ssdlite_mobilenet_v2", width_mult=0.35, num_classes=3, input_size=96,
+                                   lowest_layer_stride=8, reduce_boxes_in_lowest_layer=False, min_scale=0.07,
+                                   max_scale=0.9)  # fmt: skip
+    model.class_names = ["background", "a", "b"]
+    write_images(tmp_path / "calibration", 4, (120, 100))
+    report = export_tflite_int8(trained_like(model), tmp_path / "small.tflite", tmp_path / "calibration")
+    back = load(report.path)
+    layout = ("lowest_layer_stride", "reduce_boxes_in_lowest_layer", "min_scale", "max_scale", "width_mult")
+    assert [getattr(back.config, name) for name in layout] == [8, False, 0.07, 0.9, 0.35]
+    torch.testing.assert_close(back.anchors(96, 96), model.anchors(96, 96), atol=1e-6, rtol=0)
+
+
 def test_the_normalization_is_folded_into_the_first_convolution_exactly() -> None:
     """The file's uint8 input stands for one mean and std; the per-channel rest is folded into the first conv, whose
     output is the model's away from the padded border (which pads the file's zero, not the normalized image's)."""

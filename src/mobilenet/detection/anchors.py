@@ -1,9 +1,9 @@
 """SSD's anchors, as TensorFlow's ``ssd_anchor_generator`` lays them out (and Google's files store them).
 
-Layer ``i`` of ``n`` has scale ``s_i = min + (max - min) * i / (n - 1)`` (and ``s_n = 1``). The lowest layer
-has three boxes per cell: (0.1, 1:1), (s_0, 2:1), (s_0, 1:2). Every other layer has one box per aspect ratio at
-``s_i``, then one at ``sqrt(s_i * s_i+1)``, 1:1, *last*: the order the prediction layers' channels were trained
-in. A box of scale ``s`` and ratio ``r`` is ``s / sqrt(r)`` high and ``s * sqrt(r)`` wide (normalized); the
+Layer ``i`` of ``n`` has scale ``s_i = min + (max - min) * i / (n - 1)`` (and ``s_n = 1``). Each layer has one box
+per aspect ratio at ``s_i``, then one at ``sqrt(s_i * s_i+1)``, 1:1, *last*: the order the prediction layers'
+channels were trained in. TF's lowest layer (``reduce_boxes_in_lowest_layer``) has three: (0.1, 1:1), (s_0, 2:1),
+(s_0, 1:2). A box of scale ``s`` and ratio ``r`` is ``s / sqrt(r)`` high and ``s * sqrt(r)`` wide (normalized); the
 boxes of a cell are centred on it, cells in row-major order, layers shallowest first.
 """
 
@@ -28,10 +28,12 @@ def layer_scales(config: SSDConfig) -> list[float]:
 
 def box_specs(config: SSDConfig) -> list[list[BoxSpec]]:
     """The (scale, aspect ratio) of each box of a cell, per layer, in the order the heads predict them."""
-    scales = layer_scales(config)
-    specs = [[(LOWEST_LAYER_SMALL_SCALE, 1.0), (scales[0], 2.0), (scales[0], 0.5)]]
-    for scale, next_scale in itertools.pairwise(scales[1:]):
-        specs.append([(scale, ratio) for ratio in config.aspect_ratios] + [(math.sqrt(scale * next_scale), 1.0)])
+    specs = [
+        [(scale, ratio) for ratio in config.aspect_ratios] + [(math.sqrt(scale * next_scale), 1.0)]
+        for scale, next_scale in itertools.pairwise(layer_scales(config))
+    ]
+    if config.reduce_boxes_in_lowest_layer:
+        specs[0] = [(LOWEST_LAYER_SMALL_SCALE, 1.0), (specs[0][0][0], 2.0), (specs[0][0][0], 0.5)]
     return specs
 
 
@@ -40,8 +42,9 @@ def anchors_per_cell(config: SSDConfig) -> list[int]:
 
 
 def grid_sizes(config: SSDConfig, height: int, width: int) -> list[tuple[int, int]]:
-    """The feature maps' sizes for an input: strides 16 and 32, then halved per extra layer ("SAME", rounding up)."""
-    sizes = [(math.ceil(height / 16), math.ceil(width / 16)), (math.ceil(height / 32), math.ceil(width / 32))]
+    """The feature maps' sizes for an input: the backbone's taps (strides 16 and 32 as TF reads them), then halved per
+    extra layer ("SAME", rounding up)."""
+    sizes = [(math.ceil(height / stride), math.ceil(width / stride)) for stride in config.tap_strides]
     while len(sizes) < config.num_layers:
         sizes.append((math.ceil(sizes[-1][0] / 2), math.ceil(sizes[-1][1] / 2)))
     return sizes

@@ -22,10 +22,12 @@ KIND = "ssd"  # what our weights files of this model say they hold
 # made distinct where stems repeat).
 OUTPUTS = ("{name}_detections.png",)
 
-# The backbone taps each architecture is read at: indices into its feature taps (``feature_location``).
-# V2: ``layer_15/expansion_output`` (576 channels, stride 16) and ``layer_19`` (the 1280 conv, stride 32);
-# V1: ``Conv2d_11_pointwise`` and ``Conv2d_13_pointwise`` (the last blocks at strides 16 and 32).
-BACKBONE_TAPS = {"mobilenet_v2": ("expansion", (-2, -1)), "mobilenet_v1": ("bottleneck", (-2, -1))}
+# Where each architecture's maps are read (``feature_location``), one map per stride. TF's configs read strides 16
+# and 32: V2's ``layer_15/expansion_output`` (576 channels) and ``layer_19`` (the 1280 conv); V1's
+# ``Conv2d_11_pointwise`` and ``Conv2d_13_pointwise``. At stride 8: V2's ``layer_7/expansion_output`` (192), V1's
+# ``Conv2d_5_pointwise`` (256).
+BACKBONE_LOCATIONS = {"mobilenet_v2": "expansion", "mobilenet_v1": "bottleneck"}
+BACKBONE_STRIDES = (8, 16, 32)  # the strides a detector may read; the extra layers follow the last
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,15 @@ class SSDConfig:
     predictor_kernel: int = 3  # the prediction layers' spatial kernel (ssd_mobilenet_v1_coco.config uses 1)
     extra_depths: tuple[int, ...] = (512, 256, 256, 128)  # the extra layers after the backbone (strides 64..512)
     min_depth: int = 16
-    # Anchors (TF's ssd_anchor_generator): scales spread linearly over the layers, five aspect ratios, the
-    # lowest layer with three boxes, and one box of scale sqrt(s_i * s_i+1) per cell on the others.
+    # The shallowest backbone map the heads read, by its stride: TF's 16, or 8 (a map of twice the resolution,
+    # one more anchor layer) for objects a few cells of stride 16 wide.
+    lowest_layer_stride: int = 16
+    # Anchors (TF's ssd_anchor_generator): scales spread linearly over the layers, five aspect ratios, and one box
+    # of scale sqrt(s_i * s_i+1) per cell; TF's lowest layer has three boxes only (reduce_boxes_in_lowest_layer).
     min_scale: float = 0.2
     max_scale: float = 0.95
     aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 0.3333)
+    reduce_boxes_in_lowest_layer: bool = True
     box_coder_scales: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)  # ty, tx, th, tw
     # Post-processing: sigmoid scores, per-class NMS.
     score_threshold: float = 1e-8
@@ -58,8 +64,11 @@ class SSDConfig:
     bn_momentum: float = 0.1  # PyTorch's; TF's configs train with decay 0.9997 (momentum 0.0003) for 200k steps
 
     def __post_init__(self) -> None:
-        if self.arch not in BACKBONE_TAPS:
-            raise ValueError(f"SSD reads {' or '.join(BACKBONE_TAPS)}, not {self.arch!r}")
+        if self.arch not in BACKBONE_LOCATIONS:
+            raise ValueError(f"SSD reads {' or '.join(BACKBONE_LOCATIONS)}, not {self.arch!r}")
+        if self.lowest_layer_stride not in BACKBONE_STRIDES:
+            strides = ", ".join(map(str, BACKBONE_STRIDES))
+            raise ValueError(f"lowest_layer_stride must be one of {strides}, got {self.lowest_layer_stride}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes counts the background column too: at least 2, got {self.num_classes}")
         if self.predictor_kernel not in (1, 3):
@@ -89,9 +98,14 @@ class SSDConfig:
         return max(int(channels * self.width_mult), self.min_depth)
 
     @property
+    def tap_strides(self) -> tuple[int, ...]:
+        """The strides of the backbone maps the heads read, shallowest first: (16, 32) as TF's configs read them."""
+        return tuple(stride for stride in BACKBONE_STRIDES if stride >= self.lowest_layer_stride)
+
+    @property
     def num_layers(self) -> int:
-        """Feature maps that predict: the two backbone taps and the extra layers."""
-        return 2 + len(self.extra_depths)
+        """Feature maps that predict: the backbone's taps and the extra layers."""
+        return len(self.tap_strides) + len(self.extra_depths)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +127,12 @@ class DetectionSettings:
     min_scale: float | None = setting(None, "the smallest anchor scale, a fraction of the image (none: the model's, "
                                       "TF's 0.2)")  # fmt: skip
     max_scale: float | None = setting(None, "the largest anchor scale (none: the model's, TF's 0.95)")
+    reduce_boxes_in_lowest_layer: bool | None = setting(
+        None, "TF's three boxes per cell in the lowest layer: 0.1 at 1:1 and min-scale at 2:1 and 1:2; false: every "
+        "aspect ratio at min-scale, as the other layers have theirs (none: the model's, true)")  # fmt: skip
+    lowest_layer_stride: int | None = setting(
+        None, "the stride of the shallowest backbone map the heads read: 16 (TF's), or 8 for small objects (twice the "
+        "resolution, one more layer of heads) (none: the model's; a detector's weights keep their own)")  # fmt: skip
     match_threshold: float = setting(0.5, "the IoU at which an anchor matches a box (each box also takes its best "
                                      "anchor)")  # fmt: skip
     negatives_per_positive: float = setting(3.0, "hard-example mining: background anchors counted per matched one")
@@ -123,12 +143,16 @@ class DetectionSettings:
             (not 0 < self.match_threshold <= 1, "match-threshold must be in (0, 1]"),
             (self.negatives_per_positive < 0 or self.min_negatives < 0,
              "negatives-per-positive and min-negatives must be >= 0"),
+            (self.lowest_layer_stride not in (None, *BACKBONE_STRIDES),
+             f"lowest-layer-stride must be one of {', '.join(map(str, BACKBONE_STRIDES))}"),
         ]  # fmt: skip
         refuse(problems)
 
-    def anchors(self) -> dict[str, float]:
-        """The anchor scales set here, as :class:`SSDConfig` overrides (they keep the weights' shapes)."""
-        return {name: getattr(self, name) for name in ("min_scale", "max_scale") if getattr(self, name) is not None}
+    def model_overrides(self) -> dict[str, Any]:
+        """The anchors and feature maps set here, as :class:`SSDConfig` overrides (the scales keep the weights'
+        shapes; the lowest layer's boxes and stride change its heads)."""
+        names = ("min_scale", "max_scale", "reduce_boxes_in_lowest_layer", "lowest_layer_stride")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 # SSDLite (Sandler et al. 2018, section 6.2) fine-tuned from an ImageNet backbone in the few hundred steps a CPU

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mobilenet.detection.anchors import anchors_per_cell, grid_sizes, ssd_anchors
-from mobilenet.detection.config import BACKBONE_TAPS, KIND, SSDConfig
+from mobilenet.detection.config import BACKBONE_LOCATIONS, KIND, SSDConfig
 from mobilenet.nn.config import LayerStyle
 from mobilenet.nn.features import MobileNetFeatures
 from mobilenet.nn.layers import ConvNormAct, make_conv
@@ -66,8 +66,10 @@ class SSD(nn.Module):
     def __init__(self, config: SSDConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         self.config = replace(config or SSDConfig(), **overrides)
-        location, taps = BACKBONE_TAPS[self.config.arch]
-        self.backbone = MobileNetFeatures(MobileNet(self.config.backbone()), taps, location)
+        location = BACKBONE_LOCATIONS[self.config.arch]
+        network = MobileNet(self.config.backbone())
+        taps = [i for i, tap in enumerate(network.feature_taps(location)) if tap.reduction in self.config.tap_strides]
+        self.backbone = MobileNetFeatures(network, taps, location)
         style = LayerStyle("relu6", self.config.padding, self.config.bn_eps, self.config.bn_momentum)
         channels = list(self.backbone.feature_info.channels())
         self.extras = nn.ModuleList()
@@ -113,7 +115,7 @@ class SSD(nn.Module):
         return self.anchor_cache[(height, width)]
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The maps the heads read: the backbone's two taps, then each extra layer's output."""
+        """The maps the heads read: the backbone's taps, then each extra layer's output."""
         maps = self.backbone(x)
         for layer in self.extras:
             maps.append(layer(maps[-1]))

@@ -4,8 +4,8 @@ Training samples are SSD's augmentation (:mod:`mobilenet.detection.augment`) res
 Table 6's), matched to the anchors in the data loader's workers; the loss is TF's (sigmoid classification with
 hard-negative mining, smooth-L1 boxes, normalized by the matches). Validation runs the post-processing and
 pycocotools' COCOeval (mAP@[.5:.95] picks best.safetensors). The model's column 0 is the background, its
-others the data's classes in order. Its own settings (:class:`DetectionSettings`): the anchors' scales and how
-boxes are matched and mined.
+others the data's classes in order. Its own settings (:class:`DetectionSettings`): the anchors, the map the lowest
+layer reads, and how boxes are matched and mined.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from mobilenet.detection.load import BACKGROUND, is_detector_file, load_detector
 from mobilenet.detection.loss import LOSS_STATS, ssd_loss
 from mobilenet.detection.metrics import DetectionEvaluation
 from mobilenet.detection.model import SSD
-from mobilenet.training.config import TrainConfig
+from mobilenet.training.config import TrainConfig, flag
 from mobilenet.training.task import TrainingData
 from mobilenet.weights.load import start_from
 
@@ -62,24 +62,40 @@ def training_sets(config: TrainConfig) -> tuple[DetectionSet, DetectionSet, str]
     return train, val, f"{config.data} (validation: {config.val_fraction:.0%} of it)"
 
 
+# The settings that shape a detector's heads: a detector's file goes on with its own.
+HEAD_SHAPING = ("lowest_layer_stride", "reduce_boxes_in_lowest_layer")
+
+
 def detection_model(config: TrainConfig, settings: DetectionSettings, classes: int, size: int) -> SSD:
     """A new SSD as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``, with the
-    anchors' scales of ``settings`` where they are set."""
+    anchors and the lowest layer of ``settings`` where they are set (those a detector's heads were trained with are
+    refused in one line where they differ)."""
     name = config.model or DEFAULT_MODEL
     if name not in DETECTION_MODELS:
         raise ValueError(f"--model {name!r} is not a detector: choose one of {', '.join(DETECTION_MODELS)}")
     named: SSDConfig = DETECTION_MODELS[name]
     if config.width_mult is not None:
         named = replace(named, width_mult=config.width_mult)
-    overrides: dict[str, Any] = {"input_size": size, **settings.anchors()}
+    overrides: dict[str, Any] = {"input_size": size, **settings.model_overrides()}
     if config.weights is None:
         return SSD(replace(named, num_classes=classes, **overrides))
-    return start_from(config.weights, SSD, load_detector, is_detector_file, classes, overrides)
+    if not is_detector_file(config.weights):
+        return start_from(config.weights, SSD, load_detector, is_detector_file, classes, overrides)
+    kept = {name: value for name, value in overrides.items() if name not in HEAD_SHAPING}
+    model = start_from(config.weights, SSD, load_detector, is_detector_file, classes, kept)
+    for name in overrides.keys() - kept.keys():
+        if getattr(model.config, name) != overrides[name]:
+            raise ValueError(
+                f"{flag(name)} {str(overrides[name]).lower()} changes the heads of the detector in {config.weights} "
+                f"(it has {str(getattr(model.config, name)).lower()}): drop it, or start from a classifier's weights"
+            )
+    return model
 
 
 def depthwise_on_one_pixel(config: SSDConfig, size: int) -> bool:
     """Whether an SSDLite's extra layers run a depthwise convolution on a 1x1 map at inputs of ``size``."""
-    read = grid_sizes(config, size, size)[1 : 1 + len(config.extra_depths)]  # what each extra layer reads
+    first = len(config.tap_strides) - 1  # the extra layers read the last tap, then each other's outputs
+    read = grid_sizes(config, size, size)[first : first + len(config.extra_depths)]
     return config.separable and any(height == width == 1 for height, width in read)
 
 

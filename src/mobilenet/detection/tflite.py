@@ -4,9 +4,10 @@ The generic reader gives every convolution with the tensors it reads and writes.
 ``TFLite_Detection_PostProcess`` op, not from tensor names: the convolutions whose outputs reach its box-encodings
 input (through reshapes and concatenations) are box heads, those reaching its class-predictions input class heads,
 and the feature map a head reads places it in a layer. The other convolutions are the trunk (backbone, then extra
-layers), matched by their weight shapes against our SSDs at every published width. The op's options fill the
-config's box coder and NMS fields, its anchors constant must be ours, and the labels file beside the model
-(``<name>_labels.txt``, one name a line, the background's first) names the classes.
+layers), matched by their weight shapes against our SSDs at every published width. The count of heads says which
+map the lowest layer reads, the lowest heads' width whether it has TF's three boxes, and the anchors their scales.
+The op's options fill the config's box coder and NMS fields, its anchors constant must be ours, and the labels file
+beside the model (``<name>_labels.txt``, one name a line, the background's first) names the classes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mobilenet.detection.anchors import grid_sizes, ssd_anchors
-from mobilenet.detection.config import BACKBONE_TAPS, SSDConfig
-from mobilenet.detection.model import SSD
+from mobilenet.detection.anchors import anchors_per_cell, grid_sizes, ssd_anchors
+from mobilenet.detection.config import BACKBONE_LOCATIONS, BACKBONE_STRIDES, SSDConfig
+from mobilenet.detection.model import BOX_CODE_SIZE, SSD
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.variants import MODELS
 from mobilenet.runtimes.litert import POSTPROCESS_OP
@@ -178,9 +179,10 @@ def file_config(found: SSDFile, path: str | Path) -> SSDConfig:
         max_per_class=int(options.get("detections_per_class", 100)),
         nms="regular" if options.get("use_regular_nms") else "fast",
     )  # fmt: skip
+    base = replace(base, **anchor_layout(found, base, path))
     trunk = [tuple(conv.weight.shape) for conv in found.trunk]
     heads = [[tuple(c.weight.shape) for c in convs] for convs in found.box_heads + found.class_heads]
-    widths = sorted({(m.arch, m.width_mult) for m in MODELS.values() if m.arch in BACKBONE_TAPS})
+    widths = sorted({(m.arch, m.width_mult) for m in MODELS.values() if m.arch in BACKBONE_LOCATIONS})
     for arch, width_mult in widths:
         config = replace(base, arch=arch, width_mult=width_mult)
         model = SSD(config)
@@ -190,6 +192,32 @@ def file_config(found: SSDFile, path: str | Path) -> SSDConfig:
     raise TFLiteError(
         f"{path}: its {len(trunk)} trunk convolutions (first {trunk[0]}, last {trunk[-1]}) and {len(heads)} heads "
         "match no SSD on a MobileNetV1/V2 of a published width"
+    )
+
+
+def anchor_layout(found: SSDFile, base: SSDConfig, path: str | Path) -> dict[str, Any]:
+    """The file's lowest layer (the map it reads, from the count of layers; TF's three boxes or all, from its box
+    head's width) and its anchors' scales (the lowest layer's box at ``min_scale``, the deepest layer's first)."""
+    taps = len(found.box_heads) - len(base.extra_depths)
+    if not 0 < taps <= len(BACKBONE_STRIDES):
+        raise TFLiteError(f"{path}: its {len(found.box_heads)} layers of heads match no SSD layout we build")
+    reduced = found.box_heads[0][-1].weight.shape[0] // BOX_CODE_SIZE == 3
+    layout = {"lowest_layer_stride": BACKBONE_STRIDES[-taps], "reduce_boxes_in_lowest_layer": reduced}
+    config = replace(base, **layout)
+    rows, cols = grid_sizes(config, config.input_size, config.input_size)[-1]
+    deepest = max(len(found.anchors) - rows * cols * anchors_per_cell(config)[-1], 0)
+
+    def scale(index: int) -> float:  # a box's scale: sqrt(h * w), whatever its aspect ratio
+        return nearest(float(np.sqrt(found.anchors[index, 2] * found.anchors[index, 3])), found.anchor_step)
+
+    return layout | {"min_scale": scale(1 if reduced else 0), "max_scale": scale(deepest)}
+
+
+def nearest(value: float, step: float) -> float:
+    """The number of fewest decimals within half a quantization ``step`` of ``value`` (0.2, not 0.19921875)."""
+    return next(
+        (rounded for digits in range(1, 7) if abs((rounded := round(value, digits)) - value) <= step / 2 + 1e-6),
+        value,
     )
 
 

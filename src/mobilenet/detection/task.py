@@ -83,7 +83,7 @@ def detection_model(config: TrainConfig, settings: DetectionSettings, classes: i
         return start_from(config.weights, SSD, load_detector, is_detector_file, classes, overrides)
     kept = {name: value for name, value in overrides.items() if name not in HEAD_SHAPING}
     model = start_from(config.weights, SSD, load_detector, is_detector_file, classes, kept)
-    for name in overrides.keys() - kept.keys():
+    for name in (name for name in HEAD_SHAPING if name in overrides):
         if getattr(model.config, name) != overrides[name]:
             raise ValueError(
                 f"{flag(name)} {str(overrides[name]).lower()} changes the heads of the detector in {config.weights} "

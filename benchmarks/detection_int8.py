@@ -58,10 +58,10 @@ def calibration_batch(model: SSD, records: list[DetectionRecord], size: int) -> 
 class LiteRTNetwork:
     """Our int8 TFLite file in LiteRT as a detector: the network's box codes and class logits as the file computes
     them (the inputs of its detection op), for the library to decode; config, anchors and input as our importer
-    reads them from the file."""
+    reads them from the file, which ``read`` also runs with every activation rounded as the file rounds it."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        self.read = load_detector(path)
+        self.read = load_detector(path, emulate_int8=True)
         self.runtime = LiteRTDetector(path, threads)
         self.config, self.preprocessing, self.class_names = (
             self.read.config, self.read.preprocessing, self.read.class_names

@@ -1,15 +1,20 @@
-"""The Hugging Face Hub layout, against a local folder (the Hub itself is not reachable in tests)."""
+"""The Hugging Face Hub layout, against a local folder and through ``huggingface_hub`` from a stand-in for the Hub on
+127.0.0.1 (``tests/helpers/hub_server.py``): the Hub itself is not reachable in tests."""
 
 from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
 import mobilenet
+from mobilenet.nn.model import MobileNet
 from mobilenet.weights.hub import from_pretrained, save_pretrained
+from tests.helpers.hub_server import HubServer, serving
 from tests.helpers.models import trained_like
 
 
@@ -40,3 +45,34 @@ def test_a_repository_offline_is_one_clear_error(tmp_path, monkeypatch) -> None:
         from_pretrained("someone/mobilenet-missing")
     with pytest.raises(FileNotFoundError, match=r"holds no model\.safetensors"):
         from_pretrained(tmp_path)
+
+
+@pytest.fixture
+def tiny_on_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MobileNet, HubServer]]:
+    """A tiny model and the stand-in serving its Hub folder as ``someone/mobilenet-tiny``, with ``huggingface_hub``
+    pointed at it and its cache in ``tmp_path``; stopped afterwards, its threads joined."""
+    pytest.importorskip("huggingface_hub", reason="the Hub needs huggingface_hub: pip install 'mobilenet[hub]'")
+    model = trained_like(mobilenet.create_model("mobilenet_v2_035", num_classes=3, input_size=96)).eval()
+    model.class_names = ["cat", "dog", "bird"]
+    folder = save_pretrained(model, tmp_path / "repo", metrics={"top1": 0.875})
+    with serving({("model", "someone/mobilenet-tiny"): folder}, monkeypatch, tmp_path / "hf") as server:
+        yield model, server
+
+
+def test_a_repository_downloads_as_the_model_it_was_saved_from(
+    tiny_on_the_hub: tuple[MobileNet, HubServer], tmp_path: Path
+) -> None:
+    model, hub = tiny_on_the_hub
+    loaded = from_pretrained("someone/mobilenet-tiny").eval()
+    assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    for name in ("config.json", "model.safetensors"):  # downloaded, into the cache in tmp_path
+        assert f"GET /someone/mobilenet-tiny/resolve/main/{name}" in hub.requests
+    assert len(list((tmp_path / "hf" / "hub" / "models--someone--mobilenet-tiny" / "snapshots").glob("*/*"))) == 2
+    with pytest.raises(OSError, match=r"someone/mobilenet-missing from the Hugging Face Hub \(no such repository"):
+        from_pretrained("someone/mobilenet-missing")
+    with pytest.raises(OSError, match=r"fetch someone/mobilenet-tiny from the Hugging Face Hub \(no revision v9\)"):
+        from_pretrained("someone/mobilenet-tiny", revision="v9")
+    assert hub.unserved == []  # the stand-in answered everything that huggingface_hub asked

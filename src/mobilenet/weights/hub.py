@@ -120,7 +120,10 @@ def from_pretrained(source: str | Path, revision: str | None = None) -> MobileNe
         else:
             weights = download(WEIGHTS_FILE)
     except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, OSError) as error:
-        message = str(error).splitlines()[0]
+        # The Hub's first line is its HTTP status; what the status means is in the error's class.
+        known = {errors.RepositoryNotFoundError: "no such repository, or a private one that needs `hf auth login`",
+                 errors.RevisionNotFoundError: f"no revision {revision}"}  # fmt: skip
+        message = next((text for kind, text in known.items() if isinstance(error, kind)), str(error).splitlines()[0])
         raise OSError(f"cannot fetch {source} from the Hugging Face Hub ({message}): pass a local folder") from None
     return load_model(weights)
 

@@ -70,13 +70,14 @@ def test_a_hub_dataset_is_its_parquet_files_train_by_default(hub: HubServer) -> 
         assert served.features["label"].names == CLASSES
         assert served.data.table.to_pylist() == local.data.table.to_pylist()  # the images' bytes, the labels
         assert f"GET /datasets/someone/tiny/resolve/{commit}/data/{split}-00000-of-00001.parquet" in hub.requests
-    assert hub.unserved == []  # the stand-in answered everything that datasets asked
+    assert hub.unserved_for("someone/tiny") == []  # the stand-in answered all that datasets asked of it
 
 
 def test_a_hub_dataset_without_a_card_is_found_by_its_files_names(hub: HubServer) -> None:
     served = open_dataset("hf:someone/tiny-uncarded:validation")
     assert served.data.table.to_pylist() == open_dataset(parquet(hub, "validation")).data.table.to_pylist()
-    assert "GET /api/datasets/someone/tiny-uncarded" in hub.requests and hub.unserved == []  # its commit, asked
+    assert "GET /api/datasets/someone/tiny-uncarded" in hub.requests  # its commit, asked
+    assert hub.unserved_for("someone/tiny-uncarded") == []
 
 
 def test_an_unknown_hub_dataset_or_split_is_one_line(hub: HubServer) -> None:

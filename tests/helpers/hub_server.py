@@ -172,6 +172,11 @@ class HubServer(ThreadingHTTPServer):
         self.thread.join()
         self.server_close()
 
+    def unserved_for(self, repo_id: str) -> list[str]:
+        """The requests about ``repo_id`` that the stand-in does not implement: a test asserts there are none, while
+        a client's requests about nothing in particular (a newer client's telemetry, say) may go unserved."""
+        return [request for request in self.unserved if f"/{repo_id}" in request]
+
     def repository(self, kind: Kind, repo_id: str) -> Repository:
         if (kind, repo_id) not in self.repos:
             raise HubError("RepoNotFound", "Repository not found")

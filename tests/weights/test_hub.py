@@ -75,4 +75,4 @@ def test_a_repository_downloads_as_the_model_it_was_saved_from(
         from_pretrained("someone/mobilenet-missing")
     with pytest.raises(OSError, match=r"fetch someone/mobilenet-tiny from the Hugging Face Hub \(no revision v9\)"):
         from_pretrained("someone/mobilenet-tiny", revision="v9")
-    assert hub.unserved == []  # the stand-in answered everything that huggingface_hub asked
+    assert hub.unserved_for("someone/mobilenet-tiny") == []  # huggingface_hub was answered all it asked of it

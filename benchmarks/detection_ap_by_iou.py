@@ -22,6 +22,7 @@ from machine import HelpFormatter, cpu_name  # benchmarks/machine.py, beside thi
 
 from mobilenet.detection.evaluate import evaluate_files
 from mobilenet.detection.load import load_detector
+from mobilenet.detection.metrics import mean_precision
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCOeval's iouThrs, the first axis of its precision table
@@ -43,8 +44,7 @@ def main() -> None:
             table = result.precision[:, :, label, 0, -1]
             if (table < 0).all():
                 continue
-            aps = [100 * row[row > -1].mean() for row in table]
-            cells = " | ".join(f"{ap:.1f}" for ap in aps)
+            cells = " | ".join(f"{100 * mean_precision(row):.1f}" for row in table)
             print(f"| {weights} | {name} | {cells} | {100 * result.per_class[name]:.1f} |")
 
 

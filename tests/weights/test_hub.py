@@ -18,21 +18,30 @@ from tests.helpers.hub_server import HubServer, serving
 from tests.helpers.models import trained_like
 
 
-def test_a_hub_folder_round_trips_with_its_card(tmp_path) -> None:
+def saved_tiny(folder: Path) -> tuple[MobileNet, Path]:
+    """A tiny classifier of three named classes, and the Hub folder ``save_pretrained`` writes of it."""
     model = trained_like(mobilenet.create_model("mobilenet_v2_035", num_classes=3, input_size=96)).eval()
     model.class_names = ["cat", "dog", "bird"]
-    folder = save_pretrained(model, tmp_path / "repo", metrics={"top1": 0.875})
+    return model, save_pretrained(model, folder, metrics={"top1": 0.875})
+
+
+def assert_same_model(loaded: MobileNet, model: MobileNet) -> None:
+    """The same classes, preprocessing and logits, bit for bit."""
+    assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x), rtol=0, atol=0)
+
+
+def test_a_hub_folder_round_trips_with_its_card(tmp_path) -> None:
+    model, folder = saved_tiny(tmp_path / "repo")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
     assert config["model"] == "mobilenet_v2_035" and config["class_names"] == ["cat", "dog", "bird"]
     assert config["preprocessing"]["input_size"] == 96 and config["metrics"] == {"top1": 0.875}
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: mobilenet\n") and "| top1 | 87.50% |" in card
-    loaded = from_pretrained(folder).eval()
-    assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing
-    x = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert_same_model(from_pretrained(folder), model)
 
 
 def test_a_repository_offline_is_one_clear_error(tmp_path, monkeypatch) -> None:
@@ -52,9 +61,7 @@ def tiny_on_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A tiny model and the stand-in serving its Hub folder as ``someone/mobilenet-tiny``, with ``huggingface_hub``
     pointed at it and its cache in ``tmp_path``; stopped afterwards, its threads joined."""
     pytest.importorskip("huggingface_hub", reason="the Hub needs huggingface_hub: pip install 'mobilenet[hub]'")
-    model = trained_like(mobilenet.create_model("mobilenet_v2_035", num_classes=3, input_size=96)).eval()
-    model.class_names = ["cat", "dog", "bird"]
-    folder = save_pretrained(model, tmp_path / "repo", metrics={"top1": 0.875})
+    model, folder = saved_tiny(tmp_path / "repo")
     with serving({("model", "someone/mobilenet-tiny"): folder}, monkeypatch, tmp_path / "hf") as server:
         yield model, server
 
@@ -63,11 +70,7 @@ def test_a_repository_downloads_as_the_model_it_was_saved_from(
     tiny_on_the_hub: tuple[MobileNet, HubServer], tmp_path: Path
 ) -> None:
     model, hub = tiny_on_the_hub
-    loaded = from_pretrained("someone/mobilenet-tiny").eval()
-    assert loaded.class_names == model.class_names and loaded.preprocessing == model.preprocessing
-    x = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert_same_model(from_pretrained("someone/mobilenet-tiny"), model)
     for name in ("config.json", "model.safetensors"):  # downloaded, into the cache in tmp_path
         assert f"GET /someone/mobilenet-tiny/resolve/main/{name}" in hub.requests
     assert len(list((tmp_path / "hf" / "hub" / "models--someone--mobilenet-tiny" / "snapshots").glob("*/*"))) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from mobilenet.classification.metrics import topk_accuracy
 from mobilenet.classification.predict import predict_logits
 from mobilenet.inference.edge import top1_agreement
 from mobilenet.weights import load_model
-from mobilenet.weights.tflite import import_tflite, litert_logits, read_tflite
+from mobilenet.weights.tflite import TFLiteError, import_tflite, litert_logits, read_tflite
 from tests.helpers.data import shared_path
 from tests.helpers.models import tiny_weights
 from tests.helpers.tflite_surgery import fully_connected, headless
@@ -121,6 +122,15 @@ def test_reader_dequantizes_per_tensor() -> None:
     stem = net.convs[0].weight
     assert stem.shape == (8, 3, 3, 3) and stem.dtype.name == "float32"
     assert len(set(stem.flatten().tolist())) <= 256  # one uint8 grid
+
+
+def test_a_cut_file_is_refused_as_damaged_with_the_reader_s_own_error_chained(tmp_path) -> None:
+    """One line for the user; the reader's error kept as the cause, so that a bug in a reader is not lost as damage."""
+    raw = weights(CLASSIFIERS[3][0]).read_bytes()
+    (tmp_path / "cut.tflite").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(TFLiteError, match=r"cut\.tflite is a damaged TFLite file \(an offset in it points") as info:
+        read_tflite(tmp_path / "cut.tflite")
+    assert isinstance(info.value.__cause__, struct.error | IndexError | ValueError), repr(info.value.__cause__)
 
 
 def test_wrong_name_for_the_file_is_a_clear_error() -> None:

@@ -64,7 +64,8 @@ def reads_tflite(read: Read) -> Read:
                 if cut
                 else f"{type(error).__name__}: {str(error)[:120]}"
             )
-            raise TFLiteError(f"{path} is a damaged TFLite file ({why}): download or export it again") from None
+            # Chained, not hidden: the same types can come from a bug in a reader, which its traceback tells apart.
+            raise TFLiteError(f"{path} is a damaged TFLite file ({why}): download or export it again") from error
 
     return guarded  # type: ignore[return-value]
 

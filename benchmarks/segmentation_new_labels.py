@@ -1,14 +1,15 @@
-"""Fine-tuning Mobile DeepLabv3 to a new label set: from Coral's VOC DeepLab (a new last layer) against the same head
-trained from scratch on the ImageNet classifier's backbone, the same recipe, data and epochs.
+"""Fine-tuning Mobile DeepLabv3 to a new label set: from Coral's VOC DeepLab, its last layer new, with the rows of the
+classes it shares by name kept, and with the rest merged from VOC's, against the same head trained from scratch on
+the ImageNet classifier's backbone; the same recipe, data and epochs.
 
     python benchmarks/segmentation_new_labels.py [--shared DIR] [--epochs 5] [--out DIR]
 
 The new label set is VOC's 21 classes merged into 5 (``MERGED``: background, vehicle, animal, person, indoor), a
 set of its own with a ``classes.txt``: the 311 VOC 2012 train pairs of ``../shared`` to train on, its 161 val pairs
 to validate on, masks rewritten (void kept), images linked. Each run is ``mobilenet train --recipe deeplab --data
-SET --weights W --epochs N`` in a process of its own; the table gives each epoch's val mIoU from its metrics.csv
-(DeepLab's protocol at the training crop) and its wall time; beside them, Coral's DeepLab untrained, its
-predictions of VOC's classes merged as the masks are.
+SET --weights W --epochs N`` and the flags of ``RUNS`` in a process of its own; the table gives each epoch's val
+mIoU from its metrics.csv (DeepLab's protocol at the training crop) and its wall time; beside them, Coral's DeepLab
+untrained, its predictions of VOC's classes merged as the masks are.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ MERGED = {
     "person": ("person",),
     "indoor": ("bottle", "chair", "diningtable", "pottedplant", "sofa", "tvmonitor"),
 }
-STARTS = {  # run name -> the weights it starts from
-    "from Coral's VOC DeepLab (a new last layer)": "weights/deeplabv3_mnv2_pascal_quant.tflite",
-    "from the ImageNet classifier (the head from scratch)": "weights/mobilenet_v2_1.0_224_quant.tflite",
-}
+CORAL, IMAGENET = "weights/deeplabv3_mnv2_pascal_quant.tflite", "weights/mobilenet_v2_1.0_224_quant.tflite"
+RUNS = {  # run name -> the weights it starts from, and how its last layer starts
+    "from Coral's VOC DeepLab, every row of the last layer new": (CORAL, ["--keep-class-rows", "false"]),
+    "from Coral's VOC DeepLab, the rows of background and person kept (the default)": (CORAL, []),
+    "from Coral's VOC DeepLab, those kept and the others merged (--merge-classes)": (
+        CORAL, ["--merge-classes", ";".join(f"{new}={'+'.join(olds)}" for new, olds in MERGED.items() if len(olds) > 1)]
+    ),
+    "from the ImageNet classifier (the head from scratch)": (IMAGENET, []),
+}  # fmt: skip
 
 
 def merged_set(voc: Path, out: Path) -> Path:
@@ -73,10 +79,10 @@ def merged_predictions(weights: Path, val: Path, crop: int) -> float:
     return evaluate_segmentation(lambda pixels: table[predict(pixels).argmax(1)], segmentation_dataset(val), crop).miou
 
 
-def train(data: Path, weights: Path, epochs: int, out: Path) -> tuple[list[float], float]:
-    """One ``mobilenet train`` run: its val mIoU per epoch and its wall time."""
+def train(data: Path, weights: Path, flags: list[str], epochs: int, out: Path) -> tuple[list[float], float]:
+    """One ``mobilenet train`` run with ``flags``: its val mIoU per epoch and its wall time."""
     command = [sys.executable, "-m", "mobilenet", "train", "--recipe", "deeplab", "--data", str(data),
-               "--weights", str(weights), "--epochs", str(epochs), "--out", str(out)]  # fmt: skip
+               "--weights", str(weights), *flags, "--epochs", str(epochs), "--out", str(out)]  # fmt: skip
     print(f"$ {shlex.join(command[1:])}", flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -95,10 +101,10 @@ def main() -> None:
         out = args.out or Path(work)
         data = merged_set(args.shared / "segmentation" / "voc2012", out / "merged")
         crop = recipes()["deeplab"].input_size
-        untrained = merged_predictions(args.shared / next(iter(STARTS.values())), data / "val", crop)
+        untrained = merged_predictions(args.shared / CORAL, data / "val", crop)
         results = {
-            name: train(data, args.shared / weights, args.epochs, out / f"run{index}")
-            for index, (name, weights) in enumerate(STARTS.items())
+            name: train(data, args.shared / weights, flags, args.epochs, out / f"run{index}")
+            for index, (name, (weights, flags)) in enumerate(RUNS.items())
         }
     print(f"\n{', '.join(MERGED)}: val mIoU (%) after each epoch, 311 train pairs, 161 val\n")
     print("| start | " + " | ".join(str(e + 1) for e in range(args.epochs)) + " | minutes |")

@@ -14,7 +14,7 @@ from PIL import Image
 from mobilenet.classification.augment import Augmentation, AugmentedImages
 from mobilenet.classification.config import DIGITS, ClassificationSettings
 from mobilenet.classification.data import LabelledImages, load_digits_images, scan_folder
-from mobilenet.classification.task import calibration_batch
+from mobilenet.classification.task import ClassificationTask, calibration_batch
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.tasks import make_config, recipes, train, trainer
 from mobilenet.weights import load_model
@@ -132,6 +132,30 @@ def test_finetune_from_tflite_keeps_the_pretrained_function(tmp_path) -> None:
     assert run.model.preprocessing.mean[0] == pytest.approx(128 / 255)  # the weights' own normalisation
     result = run.run()
     assert result.val.top1 >= 0.9, result.val  # 20 real validation images, two classes
+
+
+TENCH, SPRINGER = "tench, Tinca tinca", "English springer, English springer spaniel"  # ImageNet's names
+
+
+@pytest.mark.shared
+def test_classes_named_as_imagenet_s_start_where_the_published_classifier_is(tmp_path) -> None:
+    """Folders named by ImageNet classes' synonyms keep the published classifier's rows for them: before any training
+    it tells real tench from springer spaniels; with every row new, it cannot."""
+    source = shared_path("imagenette")
+    for split in ("train", "val"):
+        for synset, name in (("n01440764", "tench"), ("n02102040", "English springer")):
+            (tmp_path / split / name).mkdir(parents=True)
+            for image in sorted((source / split / synset).iterdir())[:10]:
+                (tmp_path / split / name / image.name).symlink_to(image)
+    weights = shared_path("weights/mobilenet_v2_1.0_224_quant.tflite")
+    for keep, low, high in ((True, 0.95, 1.0), (False, 0.0, 0.75)):
+        task = ClassificationTask()
+        config = make_config("finetune", weights=str(weights), data=str(tmp_path), keep_class_rows=keep)
+        torch.manual_seed(0)  # the new rows' (at 40-50% on 4 seeds)
+        model, data = task.prepare(config)
+        assert data.class_rows == {"English springer": [SPRINGER] if keep else [], "tench": [TENCH] if keep else []}
+        top1 = task.evaluate(model.eval(), data.val, 10, 0, torch.device("cpu")).top1
+        assert low <= top1 <= high, (keep, top1)  # 20 real validation images
 
 
 def test_its_own_settings_and_no_other_task_s() -> None:

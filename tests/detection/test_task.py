@@ -87,8 +87,14 @@ def test_prepare_starts_from_a_classifier_or_a_detector(tmp_path, voc) -> None:
     assert image.shape == (3, 64, 64) and codes.shape == (len(model.anchors(64, 64)), 4) and positives.any()
 
     save_weights(model, tmp_path / "detector.safetensors")  # a detector goes on as it is, heads and all
-    again, _ = DetectionTask().prepare(make_config(**{**settings, "weights": str(tmp_path / "detector.safetensors")}))
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items())
+    again, data = DetectionTask().prepare(make_config(**settings | {"weights": str(tmp_path / "detector.safetensors")}))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items()) and data.class_rows is None
+    model.class_names = ["background", "triangle", "square"]  # one class other than the data's: new class predictors
+    save_weights(model, tmp_path / "other.safetensors")
+    other, data = DetectionTask().prepare(make_config(**settings | {"weights": str(tmp_path / "other.safetensors")}))
+    assert data.class_rows == {"background": ["background"], "disc": [], "square": ["square"]}
+    kept = model.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in other.state_dict().items() if not k.startswith("class_heads."))
     with pytest.raises(ValueError, match=r"^--lowest-layer-stride 8 changes the heads of the detector in .*detector"
                        r"\.safetensors \(it has 16\): drop it, or start from a classifier's weights$"):  # fmt: skip
         DetectionTask().prepare(make_config(**{**settings, "weights": str(tmp_path / "detector.safetensors"),

@@ -24,6 +24,7 @@ from mobilenet.nn.variants import MODELS
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
 from mobilenet.weights.load import load_model
+from mobilenet.weights.relabel import NewLabels, refuse_merges, relabel
 
 DEFAULT_MODEL = "mobilenet_v2_100"
 
@@ -53,9 +54,12 @@ def labelled_samples(config: TrainConfig) -> tuple[list, list, list[str], str]:
     return train, val, classes, f"{root} (validation: {config.val_fraction:.0%} of each class)"
 
 
-def classifier(config: TrainConfig, settings: ClassificationSettings, classes: list[str]) -> MobileNet:
+def classifier(
+    config: TrainConfig, settings: ClassificationSettings, classes: list[str]
+) -> tuple[MobileNet, dict[str, list[str]] | None]:
     """A new classifier as ``--model`` names it, or fine-tuning's start from ``--weights`` (its architecture, unless
-    the config names one; a new classifier layer where its classes are not the data's)."""
+    the config names one; a new classifier layer where its classes are not the data's, whose rows start as
+    :func:`~mobilenet.weights.relabel.relabel` says, returned beside the model)."""
     given = {
         "input_size": config.input_size,
         "small_input": settings.small_input,
@@ -65,14 +69,16 @@ def classifier(config: TrainConfig, settings: ClassificationSettings, classes: l
     overrides = {"dropout": settings.dropout} | {key: value for key, value in given.items() if value is not None}
     if config.weights is not None:
         model = load_model(config.weights, MODELS.get(config.model or ""), **overrides)
+        labels = NewLabels(classes, config.class_merges(), config.keep_class_rows)
         if model.class_names != classes:
-            model.reset_classifier(len(classes))
-        return model
+            return model, relabel(model, labels)
+        refuse_merges(labels, f"{config.weights} predicts the data's classes")
+        return model, None
     width = {} if config.width_mult is None else {"width_mult": config.width_mult}
     name = config.model or DEFAULT_MODEL
     if name not in MODELS:
         raise ValueError(f"--model {name!r} is not a classifier: choose one of {', '.join(sorted(MODELS))}")
-    return MobileNet(replace(MODELS[name], num_classes=len(classes), **overrides, **width))
+    return MobileNet(replace(MODELS[name], num_classes=len(classes), **overrides, **width)), None
 
 
 class ClassificationTask:
@@ -97,17 +103,18 @@ class ClassificationTask:
         train, val, classes, source = labelled_samples(config)
         if len(classes) < 2:
             raise ValueError(f"the dataset has a single class ({classes[0]}): a classifier needs at least two")
+        class_rows = None
         if model is not None:
             model.preprocessing = Preprocessing(input_size=config.input_size or 224)
         else:
-            model = classifier(config, self.options, classes)
+            model, class_rows = classifier(config, self.options, classes)
         pre = replace(model.preprocessing, input_size=config.input_size or model.preprocessing.input_size)
         model.class_names, model.preprocessing = list(classes), pre
         self.preprocessing = pre
         augmentation = Augmentation(scale=(self.options.crop_scale_min, 1.0), hflip=config.hflip)
         self.num_classes = len(classes)
         training = AugmentedImages(LabelledImages(train, classes, pre), augmentation)
-        return model, TrainingData(training, LabelledImages(val, classes, pre), classes, source)
+        return model, TrainingData(training, LabelledImages(val, classes, pre), classes, source, class_rows)
 
     def collate(self, items: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
         return collate(list(items))

@@ -14,6 +14,7 @@ State-dict keys: ``backbone.features.*`` (a MobileNet's own, so classifier check
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from mobilenet.detection.anchors import anchors_per_cell, grid_sizes, ssd_anchor
 from mobilenet.detection.config import BACKBONE_LOCATIONS, KIND, SSDConfig
 from mobilenet.nn.config import LayerStyle
 from mobilenet.nn.features import MobileNetFeatures
-from mobilenet.nn.layers import ConvNormAct, make_conv
+from mobilenet.nn.layers import ConvNormAct, make_conv, start_rows_from
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 
@@ -98,15 +99,32 @@ class SSD(nn.Module):
         """Small random predictors whose scores start at ``CLASS_PRIOR`` for every object and ``1 - CLASS_PRIOR`` for
         the background: a new head starts near "nothing here", so its first steps do not fight a loss of every
         anchor's background column."""
-        prior_logit = math.log(CLASS_PRIOR / (1 - CLASS_PRIOR))
         for head in self.box_heads:
             nn.init.normal_(head[-1].weight, std=0.03)
             nn.init.zeros_(head[-1].bias)
         for head in self.class_heads:
-            nn.init.normal_(head[-1].weight, std=0.03)
-            bias = head[-1].bias.detach().view(-1, self.num_classes)  # [anchors per cell, columns]
-            bias.fill_(prior_logit)
-            bias[:, 0] = -prior_logit
+            self.init_class_layer(head[-1])
+
+    def init_class_layer(self, layer: nn.Conv2d) -> None:
+        """One class predictor's last convolution at the prior: small weights, biases at the prior's logits."""
+        prior_logit = math.log(CLASS_PRIOR / (1 - CLASS_PRIOR))
+        nn.init.normal_(layer.weight, std=0.03)
+        bias = layer.bias.detach().view(-1, self.num_classes)  # [anchors per cell, columns]
+        bias.fill_(prior_logit)
+        bias[:, 0] = -prior_logit
+
+    def reset_classifier(self, num_classes: int, rows_from: Sequence[Sequence[int]] | None = None) -> None:
+        """New class predictors for ``num_classes`` columns, the background's first (fine-tuning to another label set),
+        each at the prior of :meth:`init_heads`; the rest keeps its weights. With ``rows_from``, new column ``i``
+        starts from the old columns ``rows_from[i]`` (see :func:`start_rows_from`)."""
+        self.config = replace(self.config, num_classes=num_classes)
+        for head, count in zip(self.class_heads, anchors_per_cell(self.config), strict=True):
+            old = head[-1]
+            head[-1] = nn.Conv2d(old.in_channels, count * num_classes, old.kernel_size, padding=old.padding)
+            self.init_class_layer(head[-1])
+            if rows_from is not None:
+                start_rows_from(old, head[-1], rows_from)
+        self.class_names = None
 
     def anchors(self, height: int, width: int) -> torch.Tensor:
         """The anchors for an input of ``height`` x ``width``, computed once per size."""

@@ -33,6 +33,7 @@ from mobilenet.detection.model import SSD
 from mobilenet.training.config import TrainConfig, flag
 from mobilenet.training.task import TrainingData
 from mobilenet.weights.load import start_from
+from mobilenet.weights.relabel import NewLabels
 
 DEFAULT_MODEL = "ssdlite_mobilenet_v2"
 
@@ -66,10 +67,13 @@ def training_sets(config: TrainConfig) -> tuple[DetectionSet, DetectionSet, str]
 HEAD_SHAPING = ("lowest_layer_stride", "reduce_boxes_in_lowest_layer")
 
 
-def detection_model(config: TrainConfig, settings: DetectionSettings, classes: int, size: int) -> SSD:
-    """A new SSD as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights``, with the
-    anchors and the lowest layer of ``settings`` where they are set (those a detector's heads were trained with are
-    refused in one line where they differ)."""
+def detection_model(
+    config: TrainConfig, settings: DetectionSettings, classes: list[str], size: int
+) -> tuple[SSD, dict[str, list[str]] | None]:
+    """A new SSD for ``classes`` (the background's first) as ``--model`` (and ``--width-mult``) name it, or
+    fine-tuning's start from ``--weights``, with the anchors and the lowest layer of ``settings`` where they are set
+    (those a detector's heads were trained with are refused in one line where they differ); beside it, where a
+    detector's class predictors are new, where each class's started (:func:`~mobilenet.weights.load.start_from`)."""
     name = config.model or DEFAULT_MODEL
     if name not in DETECTION_MODELS:
         raise ValueError(f"--model {name!r} is not a detector: choose one of {', '.join(DETECTION_MODELS)}")
@@ -78,18 +82,19 @@ def detection_model(config: TrainConfig, settings: DetectionSettings, classes: i
         named = replace(named, width_mult=config.width_mult)
     overrides: dict[str, Any] = {"input_size": size, **settings.model_overrides()}
     if config.weights is None:
-        return SSD(replace(named, num_classes=classes, **overrides))
+        return SSD(replace(named, num_classes=len(classes), **overrides)), None
+    labels = NewLabels(classes, config.class_merges(), config.keep_class_rows)
     if not is_detector_file(config.weights):
-        return start_from(config.weights, SSD, load_detector, is_detector_file, classes, overrides)
+        return start_from(config.weights, SSD, load_detector, is_detector_file, labels, overrides)
     kept = {name: value for name, value in overrides.items() if name not in HEAD_SHAPING}
-    model = start_from(config.weights, SSD, load_detector, is_detector_file, classes, kept)
+    model, class_rows = start_from(config.weights, SSD, load_detector, is_detector_file, labels, kept)
     for name in (name for name in HEAD_SHAPING if name in overrides):
         if getattr(model.config, name) != overrides[name]:
             raise ValueError(
                 f"{flag(name)} {str(overrides[name]).lower()} changes the heads of the detector in {config.weights} "
                 f"(it has {str(getattr(model.config, name)).lower()}): drop it, or start from a classifier's weights"
             )
-    return model
+    return model, class_rows
 
 
 def depthwise_on_one_pixel(config: SSDConfig, size: int) -> bool:
@@ -135,15 +140,17 @@ class DetectionTask:
         if train.classes != val.classes:
             raise ValueError(f"the training classes {train.classes} differ from validation's {val.classes}")
         self.classes = list(train.classes)
+        class_rows = None
         if model is None:
             size = config.input_size or SSDConfig().input_size
-            model = detection_model(config, self.options, len(self.classes) + 1, size)
+            model, class_rows = detection_model(config, self.options, [BACKGROUND, *self.classes], size)
         model.class_names = [BACKGROUND, *self.classes]
         model.preprocessing = replace(model.preprocessing, input_size=model.config.input_size, crop_pct=1.0)
         check_bf16_channels_last(config, model.config)
         self.model = model
         samples = AugmentedRecords(train.records, model, config.hflip, self.options.match_threshold)
-        return model, TrainingData(samples, val, self.classes, f"{source}: {'; '.join(train.report.lines())}")
+        report = f"{source}: {'; '.join(train.report.lines())}"
+        return model, TrainingData(samples, val, self.classes, report, class_rows)
 
     def collate(self, items: Sequence[Sample | None]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], int]:
         kept = [item for item in items if item is not None]

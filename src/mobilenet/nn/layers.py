@@ -1,8 +1,10 @@
-"""Building layers: channel rounding, TensorFlow "SAME" padding, and conv + norm + activation."""
+"""Building layers: channel rounding, TensorFlow "SAME" padding, conv + norm + activation, and a new last layer
+started from an old one's rows."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -99,3 +101,19 @@ class ConvNormAct(nn.Sequential):
 
 def make_norm(channels: int, style: LayerStyle) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=style.bn_eps, momentum=style.bn_momentum)
+
+
+def start_rows_from(old: nn.Linear | nn.Conv2d, new: nn.Linear | nn.Conv2d, rows_from: Sequence[Sequence[int]]) -> None:
+    """Start each class of a new last layer from an old one's: class ``i`` takes the mean weight and bias of the old
+    classes ``rows_from[i]`` (kept as initialised where there are none). A merged class's bias gains log(count): where
+    its old classes score alike, it scores their summed probability. A layer may stack several predictors (SSD's, one
+    per anchor of a cell), each a block of a row per class; every block is carried alike."""
+    blocks = new.weight.shape[0] // len(rows_from)
+    with torch.no_grad():
+        old_rows = torch.cat([old.weight.flatten(1), old.bias[:, None]], 1).view(blocks, -1, new.weight[0].numel() + 1)
+        for row, sources in enumerate(rows_from):
+            if sources:
+                start = old_rows[:, list(sources)].mean(1)
+                start[:, -1] += math.log(len(sources))
+                new.weight.view(blocks, len(rows_from), -1)[:, row] = start[:, :-1]
+                new.bias.view(blocks, -1)[:, row] = start[:, -1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch import nn
 from mobilenet.nn.blocks import InvertedResidual, depthwise_separable, link_expansion_shortcuts
 from mobilenet.nn.config import ModelConfig
 from mobilenet.nn.features import FeatureInfo, FeatureLocation, FeatureTap, run_layers
-from mobilenet.nn.layers import ConvNormAct, make_divisible
+from mobilenet.nn.layers import ConvNormAct, make_divisible, start_rows_from
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.nn.tables import ARCHITECTURES, StageRow
 
@@ -238,16 +239,22 @@ class MobileNet(nn.Module):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
 
-    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
-        """Replace the classifier with a freshly initialised one for ``num_classes`` (0: none)."""
+    def reset_classifier(
+        self, num_classes: int, dropout: float | None = None, rows_from: Sequence[Sequence[int]] | None = None
+    ) -> None:
+        """Replace the classifier with a freshly initialised one for ``num_classes`` (0: none); with ``rows_from``,
+        new class ``i`` starts from the old classes ``rows_from[i]`` (see :func:`start_rows_from`)."""
+        old = self.classifier[-1] if self.config.num_classes else None
         dropout = self.config.dropout if dropout is None else dropout
         self.config = replace(self.config, num_classes=num_classes, dropout=dropout)
-        self.classifier = self.make_classifier(num_classes)
+        self.classifier = self.make_classifier(num_classes).train(self.training)  # an eval model's dropout stays off
         self.class_names = None
         for module in self.classifier.modules():
             if isinstance(module, nn.Linear | nn.Conv2d):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
+        if rows_from is not None and old is not None and num_classes:
+            start_rows_from(old, self.classifier[-1], rows_from)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The unpooled feature map of the last layer, (N, num_features, H/32, W/32)."""

@@ -20,7 +20,7 @@ from torch import nn
 
 from mobilenet.nn.config import LayerStyle
 from mobilenet.nn.features import MobileNetFeatures
-from mobilenet.nn.layers import ConvNormAct
+from mobilenet.nn.layers import ConvNormAct, start_rows_from
 from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import TF_MEAN, TF_STD, Preprocessing
 from mobilenet.nn.variants import MODELS
@@ -68,12 +68,16 @@ class DeepLabV3(nn.Module):
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new last layer for ``num_classes`` (fine-tuning to another label set); the rest keeps its weights."""
+    def reset_classifier(self, num_classes: int, rows_from: Sequence[Sequence[int]] | None = None) -> None:
+        """A new last layer for ``num_classes`` (fine-tuning to another label set); the rest keeps its weights. With
+        ``rows_from``, new class ``i`` starts from the old classes ``rows_from[i]`` (see :func:`start_rows_from`)."""
+        old = getattr(self, "logits", None)
         self.config = replace(self.config, num_classes=num_classes)
         self.logits = nn.Conv2d(self.config.head_channels, num_classes, 1)
         nn.init.normal_(self.logits.weight, std=0.01)
         nn.init.zeros_(self.logits.bias)
+        if rows_from is not None and old is not None:
+            start_rows_from(old, self.logits, rows_from)
         self.class_names = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
 from mobilenet.utils.modes import evaluating
 from mobilenet.weights.load import start_from
+from mobilenet.weights.relabel import NewLabels
 
 DEFAULT_MODEL = "deeplabv3_mobilenet_v2"
 
@@ -82,9 +83,12 @@ def check_pairs(pairs: SegmentationPairs, threads: int) -> None:
         deque(pool.map(pairs.__getitem__, range(len(pairs))), maxlen=0)
 
 
-def segmentation_model(config: TrainConfig, settings: SegmentationSettings, classes: list[str], crop: int) -> DeepLabV3:
+def segmentation_model(
+    config: TrainConfig, settings: SegmentationSettings, classes: list[str], crop: int
+) -> tuple[DeepLabV3, dict[str, list[str]] | None]:
     """A new DeepLabV3 as ``--model`` (and ``--width-mult``) name it, or fine-tuning's start from ``--weights`` (a new
-    last layer where its classes are not ``classes``)."""
+    last layer where its classes are not ``classes``, whose rows start as :func:`~mobilenet.weights.load.start_from`
+    says, returned beside the model)."""
     name = config.model or DEFAULT_MODEL
     if name not in SEGMENTATION_MODELS:
         raise ValueError(
@@ -95,17 +99,16 @@ def segmentation_model(config: TrainConfig, settings: SegmentationSettings, clas
         named = replace(named, width_mult=config.width_mult)
     overrides = {"output_stride": settings.output_stride, "input_size": crop, "dropout": settings.dropout}
     if config.weights is None:
-        return DeepLabV3(replace(named, num_classes=len(classes), **overrides))
-    model = start_from(config.weights, DeepLabV3, load_deeplab, is_deeplab_file, len(classes), overrides)
-    if model.class_names not in (None, classes):  # as many classes as the data's, but others: a new last layer too
-        model.reset_classifier(len(classes))
+        return DeepLabV3(replace(named, num_classes=len(classes), **overrides)), None
+    labels = NewLabels(classes, config.class_merges(), config.keep_class_rows)
+    model, class_rows = start_from(config.weights, DeepLabV3, load_deeplab, is_deeplab_file, labels, overrides)
     found = (model.config.arch, model.config.width_mult)
     if (config.model or config.width_mult is not None) and found != (named.arch, named.width_mult):
         raise ValueError(
             f"--weights {config.weights} holds {found[0]} width {found[1]:g}, not the {named.arch} width "
             f"{named.width_mult:g} of --model/--width-mult: leave them unset to take the file's"
         )
-    return model
+    return model, class_rows
 
 
 class SegmentationTask:
@@ -128,15 +131,16 @@ class SegmentationTask:
         train, val, source = training_pairs(config)
         classes = dataset_classes(config.data)
         self.crop = config.input_size or CROP
+        class_rows = None
         if model is None:
-            model = segmentation_model(config, self.options, classes, self.crop)
+            model, class_rows = segmentation_model(config, self.options, classes, self.crop)
         self.preprocessing = replace(model.preprocessing, input_size=self.crop, crop_pct=1.0)
         model.class_names, model.preprocessing = classes, self.preprocessing
         train_pairs, val_pairs = SegmentationPairs(train, classes), SegmentationPairs(val, classes)
         for pairs in (train_pairs, val_pairs):
             check_pairs(pairs, config.workers)
         augmented = AugmentedPairs(train_pairs, self.crop, self.preprocessing, config.hflip, self.options.scales)
-        return model, TrainingData(augmented, val_pairs, classes, source)
+        return model, TrainingData(augmented, val_pairs, classes, source, class_rows)
 
     def collate(self, items: Sequence[Crop | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
         return collate_crops(items)

@@ -41,6 +41,10 @@ class TrainConfig:
                                      "--weights file's, else the task's default)")  # fmt: skip
     weights: str | None = setting(None, "start from these weights (any file mobilenet loads, or a published name): "
                                   "a new head where the task's classes differ")  # fmt: skip
+    keep_class_rows: bool = setting(True, "a new last layer starts each class that --weights also predicts, by name, "
+                                    "from its row (false: every row new)")  # fmt: skip
+    merge_classes: str | None = setting(None, "new classes whose rows start from several of --weights' merged, "
+                                        "NEW=OLD+OLD;...: vehicle=car+bus;pet=cat+dog (none: no merges)")  # fmt: skip
     epochs: int = setting(10, "passes over the training data")
     batch_size: int = setting(64, "images per optimizer step, all processes together, after accumulation")
     accum_steps: int = setting(1, "micro-batches accumulated per optimizer step")
@@ -111,8 +115,25 @@ class TrainConfig:
             (self.threads is not None and self.threads < 1, "threads must be at least 1 (or none)"),
             (self.checkpoint_every < 0, "checkpoint-every must be 0 (epoch ends only) or more"),
             (self.weight_decay < 0, "weight-decay must be >= 0"),
-        ]
+            (self.merge_classes is not None and self.weights is None, "merge-classes needs --weights, whose classes "
+             "it merges"),
+        ]  # fmt: skip
         refuse(problems)
+        self.class_merges()  # a malformed --merge-classes fails here, before any weights are read
+
+    def class_merges(self) -> dict[str, tuple[str, ...]]:
+        """``merge_classes`` read: each new class, and the classes of ``weights`` its row starts from."""
+        merges: dict[str, tuple[str, ...]] = {}
+        for item in self.merge_classes.split(";") if self.merge_classes else ():  # ImageNet's names hold commas
+            new, equals, olds = (part.strip() for part in item.partition("="))
+            sources = tuple(old.strip() for old in olds.split("+"))
+            if not (new and equals and all(sources)) or new in merges:
+                raise ValueError(
+                    f"--merge-classes takes NEW=OLD+OLD;... with each new class once (vehicle=car+bus;pet=cat+dog), "
+                    f"not {item.strip()!r}"
+                )
+            merges[new] = sources
+        return merges
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -171,6 +171,7 @@ class RunLog:
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
             "batchnorm_statistics": norms,
+            "class_rows": self.data.class_rows,  # a new last layer's start, class by class (none: no new layer)
             # What the figures depend on besides the config (which records the thread count).
             "machine": {"cpu": cpu_name(), "threads": self.config.threads, "torch": torch.__version__},
         }

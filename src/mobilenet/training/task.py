@@ -32,6 +32,16 @@ class TrainingData:
     val: Dataset
     classes: list[str]
     source: str  # where the data came from, for the run's summary
+    # Where --weights predicted other classes: each class's start, the classes of --weights its row started from.
+    class_rows: dict[str, list[str]] | None = None
+
+    def describe_class_rows(self) -> str:
+        """How a new last layer started, for the run's first line: its rows kept, merged and new ("" if none)."""
+        if self.class_rows is None:
+            return ""
+        counts = [len(sources) for sources in self.class_rows.values()]
+        kept, merged = counts.count(1), sum(count > 1 for count in counts)
+        return f", the new last layer's rows {kept} kept, {merged} merged and {counts.count(0)} new"
 
 
 class Evaluation(Protocol):

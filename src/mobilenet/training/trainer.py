@@ -197,7 +197,8 @@ class Trainer:
                 f"{self.log.run_dir}: {verb}: {config.task}, {config.model or 'the model of --weights'}, "
                 f"{config.epochs} epochs of {self.steps_per_epoch} steps, batch {config.batch_size}, "
                 f"lr {config.scaled_lr():g}, BatchNorm statistics {self.norms['kept']} kept and "
-                f"{self.norms['learned']} learned ({config.recipe} recipe; all of it in config.json)",
+                f"{self.norms['learned']} learned{self.data.describe_class_rows()} ({config.recipe} recipe; all of "
+                "it in config.json)",
                 file=sys.stderr,
             )
 

@@ -17,6 +17,7 @@ from mobilenet.weights.foreign import is_timm, read_torch, timm_checkpoint
 from mobilenet.weights.format import MOBILENET, Checkpoint, ModelInfo, read_safetensors
 from mobilenet.weights.huggingface import architecture, read_transformers
 from mobilenet.weights.keras import is_keras, read_keras
+from mobilenet.weights.relabel import NewLabels, needs_new_layer, refuse_merges, relabel
 from mobilenet.weights.tf_slim import is_tf_slim_file, read_tf_slim
 
 
@@ -173,25 +174,22 @@ def start_from(
     model_type: type,
     load: Callable[..., Any],
     owns: Callable[[Path], bool],
-    num_classes: int,
+    labels: NewLabels,
     overrides: dict[str, Any],
-) -> Any:
+) -> tuple[Any, dict[str, list[str]] | None]:
     """Fine-tuning's start from a weights file: a model of the task's own kind (``owns`` tells) as ``load`` reads it,
-    with a new last layer where its ``num_classes`` is not the data's (a kind with ``reset_classifier``; any other
-    must match); or else a classifier (any format the library reads), whose backbone gets a new head (see
-    :func:`task_model_from_classifier`)."""
+    with a new last layer where its classes are not ``labels.classes`` (started as :func:`relabel` says); or else a
+    classifier (any format the library reads), whose backbone gets a new head (see :func:`task_model_from_classifier`).
+    Returns the model and, where its last layer is new, where each class's row started (:func:`relabel`)."""
     path = Path(path)
     if not owns(path):
-        return task_model_from_classifier(path, model_type, num_classes=num_classes, **overrides)
+        refuse_merges(labels, f"{path} is a classifier, whose backbone gets a new head")
+        return task_model_from_classifier(path, model_type, num_classes=len(labels.classes), **overrides), None
     model = load(path, **overrides)
-    if model.num_classes != num_classes:
-        if not hasattr(model, "reset_classifier"):
-            raise ValueError(
-                f"{path} has {model.num_classes} output classes where the data needs {num_classes}: start from a "
-                "classifier's weights instead (its backbone gets a new head)"
-            )
-        model.reset_classifier(num_classes)
-    return model
+    if needs_new_layer(model, labels.classes):
+        return model, relabel(model, labels)
+    refuse_merges(labels, f"{path} predicts the data's classes")
+    return model, None
 
 
 def rebuilt(model: Any, overrides: dict[str, Any]) -> Any:

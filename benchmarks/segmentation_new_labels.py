@@ -1,6 +1,6 @@
-"""Fine-tuning Mobile DeepLabv3 to a new label set: from Coral's VOC DeepLab, its last layer new, with the rows of the
-classes it shares by name kept, and with the rest merged from VOC's, against the same head trained from scratch on
-the ImageNet classifier's backbone; the same recipe, data and epochs.
+"""Fine-tuning Mobile DeepLabv3 to a new label set: from Coral's VOC DeepLab with a new last layer, and with every row
+of it started from VOC's (kept by name, merged), against the same head trained from scratch on the ImageNet
+classifier's backbone; the same recipe, data and epochs.
 
     python benchmarks/segmentation_new_labels.py [--shared DIR] [--epochs 5] [--out DIR]
 
@@ -45,9 +45,8 @@ MERGED = {
 }
 CORAL, IMAGENET = "weights/deeplabv3_mnv2_pascal_quant.tflite", "weights/mobilenet_v2_1.0_224_quant.tflite"
 RUNS = {  # run name -> the weights it starts from, and how its last layer starts
-    "from Coral's VOC DeepLab, every row of the last layer new": (CORAL, ["--keep-class-rows", "false"]),
-    "from Coral's VOC DeepLab, the rows of background and person kept (the default)": (CORAL, []),
-    "from Coral's VOC DeepLab, those kept and the others merged (--merge-classes)": (
+    "from Coral's VOC DeepLab, a new last layer (the default: 2 of the 5 classes share a name with VOC's)": (CORAL, []),
+    "from Coral's VOC DeepLab, every row started: those 2 by name, the rest merged (--merge-classes)": (
         CORAL, ["--merge-classes", ";".join(f"{new}={'+'.join(olds)}" for new, olds in MERGED.items() if len(olds) > 1)]
     ),
     "from the ImageNet classifier (the head from scratch)": (IMAGENET, []),

@@ -89,10 +89,13 @@ def test_prepare_starts_from_a_classifier_or_a_detector(tmp_path, voc) -> None:
     save_weights(model, tmp_path / "detector.safetensors")  # a detector goes on as it is, heads and all
     again, data = DetectionTask().prepare(make_config(**settings | {"weights": str(tmp_path / "detector.safetensors")}))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items()) and data.class_rows is None
-    model.class_names = ["background", "triangle", "square"]  # one class other than the data's: new class predictors
+    model.class_names = ["background", "circle", "square"]  # one class other than the data's: new class predictors
     save_weights(model, tmp_path / "other.safetensors")
     other, data = DetectionTask().prepare(make_config(**settings | {"weights": str(tmp_path / "other.safetensors")}))
-    assert data.class_rows == {"background": ["background"], "disc": [], "square": ["square"]}
+    assert data.class_rows == {"background": [], "disc": [], "square": []}  # a start for some classes only: none
+    renamed = {"weights": str(tmp_path / "other.safetensors"), "merge_classes": "disc=circle"}
+    other, data = DetectionTask().prepare(make_config(**settings | renamed))
+    assert data.class_rows == {"background": ["background"], "disc": ["circle"], "square": ["square"]}
     kept = model.state_dict()
     assert all(torch.equal(v, kept[k]) for k, v in other.state_dict().items() if not k.startswith("class_heads."))
     with pytest.raises(ValueError, match=r"^--lowest-layer-stride 8 changes the heads of the detector in .*detector"

@@ -166,13 +166,15 @@ def test_a_set_with_its_own_classes_gives_a_deeplab_a_new_last_layer(tmp_path, v
     (own / "classes.txt").write_text("\n".join(names) + "\n")
     model, data = SegmentationTask().prepare(make_config(**tiny(own), weights=str(tmp_path / "voc.safetensors")))
     assert model.num_classes == 16 and model.class_names == names == data.classes
-    assert data.class_rows == {"background": ["background"]} | {name: [] for name in names[1:]}  # shared by name
+    assert data.class_rows == {name: [] for name in names}  # only the background shared by name: every row new
     assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 16, 64, 64)
     kept = deeplab.state_dict()
     assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items() if not k.startswith("logits."))
-    merged = {"weights": str(tmp_path / "voc.safetensors"), "merge_classes": "part 1=cat+dog", "keep_class_rows": False}
+    starts = {name: ["cat", "dog"] if name == "part 1" else [VOC_CLASSES[index]] for index, name in enumerate(names)}
+    spec = ";".join(f"{name}={'+'.join(olds)}" for name, olds in starts.items() if name != "background")
+    merged = {"weights": str(tmp_path / "voc.safetensors"), "merge_classes": spec}
     _, data = SegmentationTask().prepare(make_config(**tiny(own), **merged))
-    assert data.class_rows == {name: (["cat", "dog"] if name == "part 1" else []) for name in names}
+    assert data.class_rows == starts  # the background by name, the others by --merge-classes
     with pytest.raises(ValueError, match=r"^--merge-classes has nothing to merge: .*voc\.safetensors predicts the "
                        r"data's classes; drop it$"):  # fmt: skip
         SegmentationTask().prepare(make_config(**tiny(voc), **merged))

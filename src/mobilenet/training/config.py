@@ -42,7 +42,7 @@ class TrainConfig:
     weights: str | None = setting(None, "start from these weights (any file mobilenet loads, or a published name): "
                                   "a new head where the task's classes differ")  # fmt: skip
     keep_class_rows: bool = setting(True, "a new last layer starts each class that --weights also predicts, by name, "
-                                    "from its row (false: every row new)")  # fmt: skip
+                                    "from its row, where every class has a start (false: every row new)")  # fmt: skip
     merge_classes: str | None = setting(None, "new classes whose rows start from several of --weights' merged, "
                                         "NEW=OLD+OLD;...: vehicle=car+bus;pet=cat+dog (none: no merges)")  # fmt: skip
     epochs: int = setting(10, "passes over the training data")

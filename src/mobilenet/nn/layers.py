@@ -111,9 +111,9 @@ def start_rows_from(old: nn.Linear | nn.Conv2d, new: nn.Linear | nn.Conv2d, rows
     blocks = new.weight.shape[0] // len(rows_from)
     with torch.no_grad():
         old_rows = torch.cat([old.weight.flatten(1), old.bias[:, None]], 1).view(blocks, -1, new.weight[0].numel() + 1)
+        new_weight, new_bias = new.weight.view(blocks, len(rows_from), -1), new.bias.view(blocks, -1)  # views: in place
         for row, sources in enumerate(rows_from):
             if sources:
                 start = old_rows[:, list(sources)].mean(1)
-                start[:, -1] += math.log(len(sources))
-                new.weight.view(blocks, len(rows_from), -1)[:, row] = start[:, :-1]
-                new.bias.view(blocks, -1)[:, row] = start[:, -1]
+                new_weight[:, row] = start[:, :-1]
+                new_bias[:, row] = start[:, -1] + math.log(len(sources))

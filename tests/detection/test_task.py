@@ -44,6 +44,7 @@ def tiny(voc: Path, **overrides) -> dict:
 def test_the_ssdlite_recipe() -> None:
     recipe = recipes()["ssdlite"]
     assert (recipe.task, recipe.optimizer, recipe.schedule, recipe.input_size) == ("detection", "adamw", "cosine", 320)
+    assert 0 < recipe.backbone_lr_mult < 1  # AdamW at the full rate saturated the backbone (BENCHMARKS.md)
     assert make_config("ssdlite", batch_size=32).scaled_lr() == pytest.approx(0.001)  # not scaled with the batch
     with pytest.raises(ValueError, match=r"^--mixup is a setting of the classification task: detection takes none$"):
         make_config("ssdlite", data="unused", mixup=0.2)

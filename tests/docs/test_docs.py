@@ -27,3 +27,10 @@ def test_the_documentation_builds_in_strict_mode(tmp_path: Path) -> None:
     assert "create_model" in page and "ModelKind" in page  # built from the docstrings
     guide = (site / "guide" / "training" / "index.html").read_text()
     assert "benchmarks/" in guide  # the README's links to BENCHMARKS.md lead to its page
+
+
+def test_every_benchmark_script_is_in_the_index() -> None:
+    index = (ROOT / "benchmarks" / "README.md").read_text()
+    scripts = sorted(path.name for path in (ROOT / "benchmarks").iterdir() if path.suffix in (".py", ".sh"))
+    assert "detection_saturation.py" in scripts
+    assert [name for name in scripts if f"`{name}`" not in index] == []

@@ -156,14 +156,19 @@ class DetectionSettings:
 
 
 # SSDLite (Sandler et al. 2018, section 6.2) fine-tuned from an ImageNet backbone in the few hundred steps a CPU
-# affords: AdamW at lr 1e-3, a warm-up epoch, cosine decay, weight decay 4e-5, no label smoothing (sigmoid
-# scores). BatchNorm keeps its statistics: TFLite backbones have it folded away, and CPU batches are small. On
-# BCCD, SGD with momentum learned nothing in 5 epochs at torchvision's SSDLite rate (0.025 per 32) and diverged at
-# 4x it, where AdamW reached AP50 0.26 in 4 (BENCHMARKS.md). TF's own config (RMSProp, 200k steps of 24 on COCO)
-# is for training from scratch on a cluster.
+# affords: AdamW at lr 1e-3 for the new layers and 0.3 of it for the pretrained backbone, a warm-up epoch, cosine
+# decay, weight decay 4e-5, no label smoothing (sigmoid scores). BatchNorm keeps the statistics its weights gave
+# (TFLite backbones have it folded away, and CPU batches are small); new layers' norms learn theirs. On BCCD, SGD
+# with momentum learned nothing in 5 epochs at torchvision's SSDLite rate (0.025 per 32) and diverged at 4x it,
+# where AdamW reached AP50 0.26 in 4. AdamW at the full rate on the backbone too moved some of its layers by half
+# their norm and left its stride-32 layers' ReLU6 stuck at 0 or 6 on every image; on one seed of three every
+# channel of the last layer, so that the maps above it saw nothing and the white cells went unlearned (59%
+# mAP@0.5). A tenth of the rate kept those layers alive but left the backbone's stride-16 features unadapted
+# (platelets 52% AP50 against 77%); 0.3 does both (BENCHMARKS.md, benchmarks/detection_saturation.py). TF's own
+# config (RMSProp, 200k steps of 24 on COCO) is for training from scratch on a cluster.
 RECIPES = {
     "ssdlite": TrainConfig(
-        recipe="ssdlite", task=TASK, optimizer="adamw", lr=0.001, schedule="cosine", warmup_epochs=1.0,
-        weight_decay=4e-5, freeze_bn=True, epochs=60, batch_size=16, input_size=320,
+        recipe="ssdlite", task=TASK, optimizer="adamw", lr=0.001, backbone_lr_mult=0.3, schedule="cosine",
+        warmup_epochs=1.0, weight_decay=4e-5, freeze_bn=True, epochs=60, batch_size=16, input_size=320,
     ),
 }  # fmt: skip

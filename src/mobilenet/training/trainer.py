@@ -193,10 +193,12 @@ class Trainer:
         self.val: Evaluation | None = None
         if self.rank == 0 and self.progress:
             verb = f"resuming at epoch {self.position.epoch + 1}, step {self.position.step}" if resume else "training"
+            lr = config.scaled_lr()
+            backbone = f" (the backbone's {lr * config.backbone_lr_mult:g})" if config.backbone_lr_mult != 1 else ""
             print(
                 f"{self.log.run_dir}: {verb}: {config.task}, {config.model or 'the model of --weights'}, "
                 f"{config.epochs} epochs of {self.steps_per_epoch} steps, batch {config.batch_size}, "
-                f"lr {config.scaled_lr():g}, BatchNorm statistics {self.norms['kept']} kept and "
+                f"lr {lr:g}{backbone}, BatchNorm statistics {self.norms['kept']} kept and "
                 f"{self.norms['learned']} learned{self.data.describe_class_rows()} ({config.recipe} recipe; all of "
                 "it in config.json)",
                 file=sys.stderr,

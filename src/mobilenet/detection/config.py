@@ -164,8 +164,9 @@ class DetectionSettings:
 # their norm and left its stride-32 layers' ReLU6 stuck at 0 or 6 on every image; on one seed of three every
 # channel of the last layer, so that the maps above it saw nothing and the white cells went unlearned (59%
 # mAP@0.5). A tenth of the rate kept those layers alive but left the backbone's stride-16 features unadapted
-# (platelets 52% AP50 against 77%); 0.3 does both (BENCHMARKS.md, benchmarks/detection_saturation.py). TF's own
-# config (RMSProp, 200k steps of 24 on COCO) is for training from scratch on a cluster.
+# (platelets 52% AP50 against 77%). At 0.3 each seed learns every class, for platelets' AP50 10 points under the
+# full rate's good seeds (BENCHMARKS.md, benchmarks/detection_saturation.py). TF's own config (RMSProp, 200k steps
+# of 24 on COCO) is for training from scratch on a cluster.
 RECIPES = {
     "ssdlite": TrainConfig(
         recipe="ssdlite", task=TASK, optimizer="adamw", lr=0.001, backbone_lr_mult=0.3, schedule="cosine",

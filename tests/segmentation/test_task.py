@@ -65,7 +65,7 @@ def test_poly_schedule_and_the_deeplab_recipe(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: 1.0; 0.1 with deeplab)" in out and "finetune,qat,deeplab," in out
+    assert "(default: 1.0; 0.1 with deeplab; 0.3 with ssdlite)" in out and "finetune,qat,deeplab," in out
 
 
 def test_its_own_settings_and_no_other_task_s(voc) -> None:

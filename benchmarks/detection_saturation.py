@@ -28,6 +28,7 @@ from torch import nn
 from mobilenet.data.images import to_tensor
 from mobilenet.detection.load import detector_from_classifier, load_detector
 from mobilenet.detection.predict import resize_to_input
+from mobilenet.nn.preprocessing import Preprocessing
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # The expansions of the stride-32 blocks, and the backbone's last layer (1280 channels: SSDLite's second map, and
@@ -90,16 +91,19 @@ def main() -> None:
     # The start's backbone, with new extra layers and heads at the runs' input size (they leave its channels as
     # they are), and how far each run moved its weights.
     start = args.start and detector_from_classifier(args.start, input_size=models[0][1].config.input_size)
-    if start:
+    if start is not None:
         models.insert(0, (f"{args.start} (untrained head)", start))
     names = " | ".join(name.removeprefix("backbone.") for name in LAYERS)
-    moved = " | backbone convs moved, median / most" if start else ""
-    print(f"| file | {names}{moved} |\n|---|" + "---|" * (len(LAYERS) + bool(start)))
+    moved = " | backbone convs moved, median / most" if start is not None else ""
+    print(f"| file | {names}{moved} |\n|---|" + "---|" * (len(LAYERS) + (start is not None)))
+    pictures = [Image.open(path).convert("RGB") for path in paths]  # decoded once, for every model
+    batches: dict[Preprocessing, torch.Tensor] = {}  # and resized once per input the models take
     for label, model in models:
         pre = model.preprocessing
-        batch = torch.stack([to_tensor(resize_to_input(Image.open(p).convert("RGB"), pre), pre) for p in paths])
-        counts = " | ".join(f"{constant} / {total}" for constant, total in constant_channels(model, batch))
-        distance = " | {:.0%} / {:.0%}".format(*weights_moved(model, start)) if start else ""
+        if pre not in batches:
+            batches[pre] = torch.stack([to_tensor(resize_to_input(picture, pre), pre) for picture in pictures])
+        counts = " | ".join(f"{constant} / {total}" for constant, total in constant_channels(model, batches[pre]))
+        distance = " | {:.0%} / {:.0%}".format(*weights_moved(model, start)) if start is not None else ""
         print(f"| {label} | {counts}{distance} |")
 
 

@@ -10,7 +10,8 @@ frozen) with AdamW at the head's learning rate on the backbone drove its stride-
 extra layer above it see the same input for every image, and the objects their anchors match (BCCD's white cells)
 are not learned. ``--start`` adds the file the runs started from (an ImageNet classifier) as the first row, and a
 column of how far each run moved the backbone's convolutions from it. The images are the first ``--images`` of
-BCCD's (any folder of JPEGs with ``--data``), resized whole to the input.
+BCCD's (any folder of JPEGs with ``--data``), resized whole to the input. The trainer counts the same on the
+validation images after every epoch (``mobilenet.training.saturation``) and warns when a whole layer has stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mobilenet.data.images import to_tensor
 from mobilenet.detection.load import detector_from_classifier, load_detector
 from mobilenet.detection.predict import resize_to_input
 from mobilenet.nn.preprocessing import Preprocessing
+from mobilenet.training.saturation import ConstantChannels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # The expansions of the stride-32 blocks, and the backbone's last layer (1280 channels: SSDLite's second map, and
@@ -45,23 +47,10 @@ LAYERS = (
 @torch.no_grad()
 def constant_channels(model: nn.Module, batch: torch.Tensor) -> list[tuple[int, int]]:
     """Per layer of ``LAYERS``: (channels whose output is one number over the batch, channels)."""
-    lowest: dict[str, torch.Tensor] = {}
-    highest: dict[str, torch.Tensor] = {}
-
-    def record(name: str):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            per_channel = output.float().transpose(0, 1).flatten(1)
-            lowest[name], highest[name] = per_channel.amin(1), per_channel.amax(1)
-
-        return hook
-
-    handles = [model.get_submodule(name).register_forward_hook(record(name)) for name in LAYERS]
-    try:
+    with ConstantChannels(model, list(LAYERS)) as constant:
         model.eval()(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [(int((highest[name] - lowest[name] <= 1e-6).sum()), highest[name].numel()) for name in LAYERS]
+    counts = constant.counts(batch.device)
+    return [counts[name] for name in LAYERS]
 
 
 def weights_moved(model: nn.Module, start: nn.Module) -> tuple[float, float]:

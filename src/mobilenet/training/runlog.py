@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class RunLog:
         self.rows: list[dict[str, Any]] = []
         self.best = -float("inf")
         self.skipped = {"train": 0, "val": 0}  # unreadable samples, each counted once
+        self.stopped: dict[str, int] = {}  # layers whose output stopped depending on the input: the epoch they did
         self.trackers: list[Tracker] = []
         if not enabled:
             return
@@ -115,10 +117,11 @@ class RunLog:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def state(self) -> dict[str, Any]:
-        return {"rows": json.dumps(self.rows), "best": self.best, "skipped": self.skipped}
+        return {"rows": json.dumps(self.rows), "best": self.best, "skipped": self.skipped, "stopped": self.stopped}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.rows, self.best, self.skipped = json.loads(state["rows"]), state["best"], state["skipped"]
+        self.stopped = state.get("stopped", {})  # absent from checkpoints written before it was counted
 
     def epoch_end(
         self,
@@ -129,9 +132,22 @@ class RunLog:
         val: Evaluation,
         images_per_s: float,
         model: nn.Module,
+        stopped: Sequence[str] = (),
     ) -> None:
-        """Record an epoch; keep the weights as last.safetensors, and as best.safetensors if they are."""
+        """Record an epoch; keep the weights as last.safetensors, and as best.safetensors if they are. ``stopped``:
+        the layers whose every channel gave one output on all the validation images (said once per layer)."""
         self.skipped = {"train": max(self.skipped["train"], skipped), "val": val.skipped}
+        new = [layer for layer in stopped if layer not in self.stopped]
+        if new and self.enabled:  # the first is the cause: the layers after it see one input and follow it
+            after = f" (and {len(new) - 1} layers after it)" if len(new) > 1 else ""
+            warnings.warn(
+                f"{self.run_dir}: after epoch {epoch + 1}, every channel of {new[0]}{after} gives one value on every "
+                "validation image: its output no longer depends on the image, and nothing after it learns from it "
+                "(an activation pushed to its flat end gets no gradient back; if it was a pretrained layer, train "
+                "it slower: --backbone-lr-mult, --lr)",
+                stacklevel=2,
+            )
+        self.stopped |= dict.fromkeys(new, epoch + 1)
         row = {"epoch": epoch + 1, "lr": lr, **scores("train", train), **scores("val", val.metrics)}
         row |= {"images_per_s": images_per_s, "skipped": skipped}
         self.rows.append(row)
@@ -171,6 +187,7 @@ class RunLog:
             "skipped_images": self.skipped,
             "model": model.config.to_dict(),
             "batchnorm_statistics": norms,
+            "stopped_layers": self.stopped,  # layer: the epoch after which its output was the same for every image
             "class_rows": self.data.class_rows,  # a new last layer's start, class by class (none: no new layer)
             # What the figures depend on besides the config (which records the thread count).
             "machine": {"cpu": cpu_name(), "threads": self.config.threads, "torch": torch.__version__},

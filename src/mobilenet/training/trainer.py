@@ -31,6 +31,7 @@ from mobilenet.training.norms import describe_norms, frozen_norms
 from mobilenet.training.optim import build_optimizer, build_schedule, ema_update
 from mobilenet.training.runlog import SUMMARY, RunLog
 from mobilenet.training.sampling import ShardedSampler
+from mobilenet.training.saturation import TRAINING_EVERY, ConstantChannels, stopped_layers
 from mobilenet.training.task import Evaluation, Task
 
 # Steps between reads of the running metrics (and of the divergence flag) back from the device: each read
@@ -394,10 +395,13 @@ class Trainer:
             summed = torch.tensor([*totals.values(), skipped], dtype=torch.float64, device=self.device)
             dist.all_reduce(summed)
             totals, skipped = dict(zip(totals, summed.tolist()[:-1], strict=True)), summed[-1].item()
-        self.val = self.validate()
+        with ConstantChannels(self.final_model, every=TRAINING_EVERY) as constant:
+            self.val = self.validate()
+        stopped = stopped_layers(constant.counts(self.device))
         lr = max(self.schedule.get_last_lr())  # the head's, where a pretrained backbone takes a fraction of it
         train = self.task.summarize(totals)
-        self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, self.plain(self.final_model))
+        model = self.plain(self.final_model)
+        self.log.epoch_end(epoch, lr, train, int(skipped), self.val, images_per_s, model, stopped)
         self.position = Position(epoch + 1, 0, self.position.step)
         self.checkpoint(self.position)
 

@@ -132,7 +132,7 @@ class RunLog:
         val: Evaluation,
         images_per_s: float,
         model: nn.Module,
-        stopped: Sequence[str] = (),
+        stopped: Sequence[str],
     ) -> None:
         """Record an epoch; keep the weights as last.safetensors, and as best.safetensors if they are. ``stopped``:
         the layers whose every channel gave one output on all the validation images (said once per layer)."""

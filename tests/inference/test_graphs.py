@@ -58,7 +58,8 @@ def test_an_exported_detector_detects_as_its_weights_and_is_timed_beside_ours(tm
     (found,) = results(["detect", str(image), "--weights", str(graph), "--score", "0.01"])
     assert found["image"] == str(image) and found["detections"]
     outcome = run_in_process(["bench", "--weights", str(graph), "--threads", "1", "--batch", "2", "--rounds", "1",
-                              "--calls", "1", "--precisions", "fp32", "--reference", "none", "--json"])  # fmt: skip
+                              "--calls", "1", "--precisions", "fp32", "--backends", "onnxruntime", "--reference",
+                              "none", "--json"])  # fmt: skip
     assert outcome.code == 0, outcome.describe()
     (result,) = json.loads(outcome.stdout)
     assert result["kind"] == "ssd" and "detector.onnx (onnxruntime fp32)" in [path["name"] for path in result["paths"]]

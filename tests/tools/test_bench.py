@@ -24,7 +24,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_bench_cli_json_and_plot(tmp_path) -> None:
     png = tmp_path / "bench.png"
     result = cli("bench", "--widths", "0.35", "--resolutions", "96", "--rounds", "2", "--calls", "2", "--batch", "2",
-                 "--precisions", "fp32", "--reference", "none", "--json", "--plot", str(png))  # fmt: skip
+                 "--precisions", "fp32", "--backends", "onnxruntime", "--reference", "none", "--json", "--plot",
+                 str(png))  # fmt: skip
     assert result.returncode == 0, result.stderr
     (cell,) = json.loads(result.stdout)
     assert (cell["width_mult"], cell["resolution"], cell["batch"], cell["threads"]) == (0.35, 96, 2, 2)
@@ -32,6 +33,7 @@ def test_bench_cli_json_and_plot(tmp_path) -> None:
     names = [path["name"] for path in cell["paths"]]
     assert names[0] == cell["reference"] == "ours eager (NCHW)" and "deploy onnxruntime fp32" in names
     assert "plain ONNX Runtime session" in names
+    assert not [name for name in names if name.startswith("deploy") and "onnxruntime" not in name]  # --backends
     for path in cell["paths"]:
         assert path["b1_p90_ms"] >= path["b1_ms"] > 0 and path["throughput"] > 0
         # Nothing beats the compute floor by more than measurement noise (the floor is a best-of-20 GEMM).

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the rest in its own runtime as it was saved (a .tflite in LiteRT)")  # fmt: skip
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"], choices=["fp32", "bf16", "int8"],
                         help="precisions to measure, on every backend that runs them")  # fmt: skip
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnxruntime", "openvino", "executorch"],
+                        help="the deploy backends to time (default: every one installed; ExecuTorch's lowering takes "
+                        "the longest)")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also optimize(compile=True) (minutes to compile)")
     parser.add_argument("--calibration", help="int8: images to calibrate on (default: random tensors, speed only)")
     parser.add_argument("--memory", action="store_true", help="peak RSS of each path, each in a fresh process")
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     missing = next((path for path in args.files if not Path(path).is_file()), None)
     if missing is not None:
         raise FileNotFoundError(f"no such file to time: {missing}")
-    options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration")
+    options = _given(args, "threads", "batch", "rounds", "calls", "reference", "compile", "precisions", "calibration",
+                     "backends")  # fmt: skip
     options["graphs"] = args.files
     results = bench(
         args.arch, args.widths, args.resolutions, args.weights, memory=args.memory, progress=not args.json, **options

@@ -24,7 +24,9 @@ RUNTIMES = {
 }
 # int8 against fp32 on 100 real images (imagenet-sample): the share of top-1 predictions that must stay
 # the same, and the most top-1 may drop. Measured with the Coral weights, 50 calibration images:
-# 95-96% agreement, top-1 unchanged within a point, for both runtimes (benchmarks/deploy_accuracy.py).
+# 95-96% agreement, top-1 unchanged within a point, for both runtimes (benchmarks/deploy_accuracy.py); on an AVX2
+# AMD EPYC, ONNX Runtime's 94% and 86% (float 86%) come from 7-bit matrix weights: at 8 bits its kernels saturate
+# there, 90% and 78% (benchmarks/ort_int8_saturation.py).
 MIN_INT8_AGREEMENT = 0.90
 MAX_INT8_TOP1_DROP = 0.05
 
@@ -95,7 +97,7 @@ def test_int8_agrees_with_fp32_on_real_images(coral, backend: str) -> None:
     # Calibrated on imagenette's training images, scored on imagenet-sample: no image is in both.
     deployed = deploy(model, backend, "int8", calibration=shared_path("imagenette/train"), calibration_size=50)
     int8 = deployed(images).argmax(1)
-    agreement = (int8 == fp32).float().mean().item()
+    agreement = (int8 == fp32).sum().item() / len(fp32)  # exactly: 90 of 100 in float32 is 0.8999...
     assert agreement >= MIN_INT8_AGREEMENT, f"{backend} int8 agrees with fp32 on {agreement:.0%} of 100 images"
     top1 = {name: (p == labels).float().mean().item() for name, p in (("fp32", fp32), ("int8", int8))}
     assert top1["int8"] >= top1["fp32"] - MAX_INT8_TOP1_DROP, top1

@@ -114,7 +114,8 @@ def deploy(
         model: any model of the package (a MobileNet, its features, a Mobile DeepLabv3, an SSD, a plugin's).
         backend: "torch" (:func:`~mobilenet.inference.optimize.optimize`), "onnxruntime", "openvino", "auto" (the
             fastest installed for the precision, see ``AUTO``) or "eager" (the model as it is).
-        precision: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on ``calibration``.
+        precision: "fp32", "bf16" (CPUs with native bf16) or "int8", which calibrates on ``calibration`` (ONNX
+            Runtime's on an x86 CPU without VNNI: 7-bit weights where it multiplies matrices, see ``quantize_onnx``).
         calibration: int8's images: a folder of images, image files or a preprocessed tensor batch.
         threads: the backend's thread count (for PyTorch, process-wide); None leaves the backend's default.
         calibration_method: how int8's ranges are read (see ``mobilenet.runtimes.quantize.METHODS``; None: the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenet.utils.machine import cpu_flags
 from mobilenet.utils.optional import require
 
 # The methods each backend offers; the first is what ``None`` picks. minmax: the full observed range.
@@ -29,6 +31,12 @@ METHODS: dict[str, tuple[str, ...]] = {
     "executorch": ("histogram",),  # XNNPACK's quantizer observes activations with PyTorch's HistogramObserver
 }
 CALIBRATION_BATCH = 10  # images per calibration step: ORT's min/max pass keeps every activation alive
+# ONNX Runtime multiplies uint8 activations by int8 weights, on an x86 CPU without VNNI (AVX2, AVX-512 without VNNI),
+# with VPMADDUBSW, which adds pairs of products in int16 and saturates: 2 x 255 x 127 > 32767, and a ReLU6 at 6 is 255.
+# Its depthwise kernel widens first. There, the weights of the layers it runs as matrix products get 7 bits (its
+# documented workaround, reduce_range) and the depthwise ones keep 8: MobileNetV2 1.0 on ImageNet images, AMD EPYC
+# (AVX2), 500 ImageNet images: top-1 81.8% -> 88.4% (float 89.8%) (benchmarks/ort_int8_saturation.py, BENCHMARKS.md).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 @contextlib.contextmanager
@@ -61,12 +69,45 @@ def check_method(backend: str, method: str | None) -> str:
     return method
 
 
-def quantize_onnx(source: str | Path, target: str | Path, calibration: torch.Tensor, method: str | None = None) -> None:
+def int8_products_saturate() -> bool:
+    """Whether ONNX Runtime's uint8 x int8 matrix products can saturate on this CPU: an x86 one without VNNI."""
+    flags = cpu_flags()
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+    return x86 and flags is not None and not flags & VNNI_FLAGS
+
+
+def matrix_product_weights(source: str | Path) -> dict[str, int]:
+    """The weights of a float ONNX file that ONNX Runtime's int8 kernels multiply as matrices (convolutions of
+    one group, fully connected layers), each with its output-channel axis."""
+    graph = require("onnx", "onnx").load(str(source)).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    weights = {}
+    for node in graph.node:
+        attributes = {attribute.name: attribute.i for attribute in node.attribute}
+        if (node.op_type == "Conv" and attributes.get("group", 1) == 1) or node.op_type == "Gemm":
+            axis = 1 if node.op_type == "Gemm" and not attributes.get("transB", 0) else 0
+            weights |= {name: axis for name in node.input[1:2] if name in initializers}
+    return weights
+
+
+def quantize_onnx(
+    source: str | Path,
+    target: str | Path,
+    calibration: torch.Tensor,
+    method: str | None = None,
+    seven_bit_products: bool | None = None,
+) -> None:
     """Write ``source`` (a float ONNX file) as a QDQ int8 file at ``target``, calibrated on a batch.
 
-    Weights int8 per output channel, activations uint8 (the combination x86 VNNI runs fastest).
+    Weights int8 per output channel, activations uint8 (the combination x86 VNNI runs fastest). With
+    ``seven_bit_products`` (None: where :func:`int8_products_saturate` on this CPU) the weights of
+    :func:`matrix_product_weights` use 7 bits, so that no product saturates.
     """
     quantization = require("onnxruntime.quantization", "onnx")
+    if seven_bit_products is None:
+        seven_bit_products = int8_products_saturate()
+    products = matrix_product_weights(source) if seven_bit_products else {}
+    overrides = {name: [{"axis": axis, "reduce_range": True}] for name, axis in products.items()}
     method = check_method("onnxruntime", method)
     methods = quantization.CalibrationMethod
     calibrate = {"minmax": methods.MinMax, "percentile": methods.Percentile}[method]
@@ -83,7 +124,7 @@ def quantize_onnx(source: str | Path, target: str | Path, calibration: torch.Ten
         quantization.quantize_static(
             str(source), str(target), Reader(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
             activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-            calibrate_method=calibrate, extra_options={"CalibPercentile": 99.999},
+            calibrate_method=calibrate, extra_options={"CalibPercentile": 99.999, "TensorQuantOverrides": overrides},
         )  # fmt: skip
 
 

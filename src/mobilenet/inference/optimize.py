@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenet.utils.machine import bf16_supported
+
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it.
@@ -48,12 +50,6 @@ def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
     dtype = conv.weight.dtype
     conv.weight.copy_((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype))
     conv.bias = nn.Parameter(((bias - norm.running_mean.double()) * scale + beta).to(dtype), requires_grad=False)
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 is a speed-up."""
-    # oneDNN's own check: without native bf16 it emulates it, slower than fp32.
-    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # A large batch runs in slices of this many images, layer after layer within a slice, so that a slice's

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from mobilenet.training.runlog import SUMMARY, RunLog
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.training.saturation import TRAINING_EVERY, ConstantChannels, stopped_layers
 from mobilenet.training.task import Evaluation, Task
+from mobilenet.utils.machine import bf16_supported
 
 # Steps between reads of the running metrics (and of the divergence flag) back from the device: each read
 # waits for the device to finish, which on a GPU costs more than the step itself.
@@ -178,6 +180,13 @@ class Trainer:
         fp16 = config.amp and self.device.type == "cuda" and config.amp_dtype == "float16"
         self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.autocast_dtype = torch.float16 if fp16 else torch.bfloat16
+        if config.amp and self.device.type == "cpu" and not bf16_supported() and self.rank == 0:
+            # SSDLite on BCCD, AMD EPYC with AVX2: 22 s a step in bf16 against 4.4 s in float32.
+            warnings.warn(
+                "--amp true on a CPU without native bf16 (AVX512-BF16 or AMX): bfloat16 is emulated here, several "
+                "times slower than float32; --amp false trains in float32",
+                stacklevel=2,
+            )
         self.position = Position(0, 0, 0)
         # This epoch's sums, kept on the device: the task's train_stats, then unreadable samples skipped.
         self.stats = torch.zeros(len(self.task.train_stats) + 1, dtype=torch.float64, device=self.device)

@@ -19,25 +19,17 @@ import time
 from pathlib import Path
 
 import onnx
-import onnxruntime as ort
 import torch
 
 from mobilenet.data.images import image_batch
 from mobilenet.inference.export import onnx_proto
 from mobilenet.inference.optimize import fold_batchnorm
+from mobilenet.runtimes.onnxruntime import ort_session
 from mobilenet.runtimes.quantize import int8_products_saturate, quantize_onnx
 from mobilenet.utils.machine import cpu_name
 from mobilenet.weights import load_model
 
 WEIGHTS = "weights/mobilenet_v2_1.0_224_quant.tflite"
-
-
-def session(path: Path, threads: int, exact: bool) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    level = ort.GraphOptimizationLevel
-    options.graph_optimization_level = level.ORT_DISABLE_ALL if exact else level.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def main() -> None:
@@ -70,7 +62,7 @@ def main() -> None:
             target = Path(directory) / f"int8_{seven_bit}.onnx"
             quantize_onnx(source, target, calibration, seven_bit_products=seven_bit)
             for exact in (False, True):
-                run = session(target, args.threads, exact)
+                run = ort_session(target, args.threads, optimized=not exact)
                 top1 = torch.cat([torch.from_numpy(run.run(None, {"images": x.numpy()})[0]).argmax(1)
                                   for x in images.split(50)])  # fmt: skip
                 how = "exactly" if exact else "ORT's kernels"

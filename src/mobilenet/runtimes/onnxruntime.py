@@ -12,13 +12,15 @@ from mobilenet.runtimes.openvino import Runner
 from mobilenet.utils.optional import require
 
 
-def ort_session(model: str | Path | bytes, threads: int | None = None) -> Any:
+def ort_session(model: str | Path | bytes, threads: int | None = None, optimized: bool = True) -> Any:
     """An ``onnxruntime.InferenceSession`` on the CPU with every graph optimization: ``threads`` intra-op threads
     (None: ONNX Runtime's default, one per physical core), one inter-op (a chain of convolutions has nothing to
-    run in parallel)."""
+    run in parallel). ``optimized=False`` runs the graph as written: a QDQ int8 file then computes each
+    QuantizeLinear/DequantizeLinear pair in float, exactly, instead of in its int8 kernels."""
     ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimized else level.ORT_DISABLE_ALL
     options.intra_op_num_threads = threads or 0
     options.inter_op_num_threads = 1
     source = model if isinstance(model, bytes) else str(model)

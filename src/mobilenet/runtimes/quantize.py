@@ -34,8 +34,8 @@ CALIBRATION_BATCH = 10  # images per calibration step: ORT's min/max pass keeps 
 # ONNX Runtime multiplies uint8 activations by int8 weights, on an x86 CPU without VNNI (AVX2, AVX-512 without VNNI),
 # with VPMADDUBSW, which adds pairs of products in int16 and saturates: 2 x 255 x 127 > 32767, and a ReLU6 at 6 is 255.
 # Its depthwise kernel widens first. There, the weights of the layers it runs as matrix products get 7 bits (its
-# documented workaround, reduce_range) and the depthwise ones keep 8: MobileNetV2 1.0 on ImageNet images, AMD EPYC
-# (AVX2), 500 ImageNet images: top-1 81.8% -> 88.4% (float 89.8%) (benchmarks/ort_int8_saturation.py, BENCHMARKS.md).
+# documented workaround, reduce_range) and the depthwise ones keep 8: MobileNetV2 1.0 on 500 ImageNet images, AMD
+# EPYC (AVX2), top-1 81.8% -> 88.4% (float 89.8%) (benchmarks/ort_int8_saturation.py, BENCHMARKS.md).
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 

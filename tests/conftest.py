@@ -15,6 +15,16 @@ import torch
 from tests.helpers.data import shared_path
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2``), each worker and the commands it starts compute on its share of the cores: two
+    workers of two threads each on two cores oversubscribe them (OpenMP's threads spin while they wait), 3-5x slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
+
+
 @pytest.fixture(scope="session")
 def synset_to_index() -> dict[str, int]:
     """ImageNet synset -> class index (rank of the synset in sorted order, as torchvision)."""

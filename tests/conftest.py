@@ -20,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workers of two threads each on two cores oversubscribe them (OpenMP's threads spin while they wait), 3-5x slower."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
         torch.set_num_threads(int(threads))
 

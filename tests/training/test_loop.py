@@ -5,11 +5,8 @@ through the loop (exact resume, torchrun, divergence, bf16) is in ``tests/kinds`
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from mobilenet.tasks import make_config, recipes, train, trainer
 from mobilenet.training.optim import ema_update, lr_factor
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.weights import load_model
+from tests.helpers.faults import Kill, kill_at, quiet_env, start_training
 from tests.helpers.runs import TINY, cli, flags
 
 
@@ -73,30 +71,19 @@ def test_sharded_sampler_is_accumulation_and_resumes() -> None:
     assert single != list(ShardedSampler(100, 8, seed=3, epoch=2))
 
 
-def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str], name: str = "") -> tuple[Path, Path]:
-    """The run of ``args`` twice: whole, and SIGKILLed mid-epoch then resumed. Returns both directories."""
-    whole, run = tmp_path / f"{name}whole", tmp_path / f"{name}killed"
-    full = cli("train", *args, "--out", str(whole), timeout=900)
+def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str]) -> tuple[Path, Path]:
+    """The run of ``args`` twice, on one thread as the killed process: whole, and SIGKILLed mid-epoch then resumed.
+    Returns both directories."""
+    whole, run = tmp_path / "whole", tmp_path / "killed"
+    full = cli("train", *args, "--out", str(whole), env=quiet_env(), timeout=900)
     assert full.returncode == 0, full.stderr
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mobilenet", "train", *args, "--out", str(run)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     steps_per_epoch = json.loads((whole / "last.json").read_text())["step"]
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        pointer = run / "last.json"
-        if pointer.exists() and json.loads(pointer.read_text())["step"] >= 12:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    hit = kill_at(start_training([*args, "--out", str(run)]), run, Kill("step", step=12), timeout=600)
     position = json.loads((run / "last.json").read_text())
-    assert position["epoch"] == 0 and 0 < position["step_in_epoch"] < steps_per_epoch  # mid-epoch
+    mid_epoch = position["epoch"] == 0 and 0 < position["step_in_epoch"] < steps_per_epoch
+    assert hit.startswith("killed") and mid_epoch, (hit, position)
 
-    resumed = cli("train", "--resume", str(run), timeout=900)
+    resumed = cli("train", "--resume", str(run), env=quiet_env(), timeout=900)
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(whole / "last.safetensors"), load_file(run / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -147,8 +134,7 @@ def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) ->
     run = tmp_path / "run"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     command = [*torchrun, "-m", "mobilenet", "train", "--recipe", "qat", *flags({**QAT, "weights": trained_digits})]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*command, "--out", str(run)], capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run([*command, "--out", str(run)], capture_output=True, text=True, env=quiet_env(), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     int8 = json.loads((run / "summary.json").read_text())["int8"]
     assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each

@@ -45,9 +45,9 @@ from tests.helpers.faults import (
     step_of,
     text_lines,
 )
+from tests.helpers.runs import TORCHRUN_LAUNCHER
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-MODES = {"one": ("one process", []), "torchrun": ("torchrun, 2 processes", TORCHRUN)}
+MODES = {"one": ("one process", []), "torchrun": ("torchrun, 2 processes", TORCHRUN_LAUNCHER)}
 
 
 @dataclass

@@ -5,8 +5,6 @@ through the loop (exact resume, torchrun, divergence, bf16) is in ``tests/kinds`
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -20,13 +18,13 @@ from torch.optim.swa_utils import AveragedModel
 from mobilenet.classification.data import load_digits_images
 from mobilenet.cli import build_parser
 from mobilenet.cli.commands.train import train_config
-from mobilenet.registry import load_deployed
+from mobilenet.registry import create_model, load_deployed
 from mobilenet.tasks import make_config, recipes, train, trainer
-from mobilenet.training.optim import ema_update, lr_factor
+from mobilenet.training.optim import build_optimizer, ema_update, lr_factor
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.weights import load_model
-from tests.helpers.faults import Kill, kill_at, quiet_env, start_training
-from tests.helpers.runs import TINY, cli, flags
+from tests.helpers.faults import Kill, kill_at, logged_outcome, quiet_env, start_training
+from tests.helpers.runs import TINY, TORCHRUN_LAUNCHER, cli, flags
 
 
 def test_schedules() -> None:
@@ -42,6 +40,17 @@ def test_cli_overrides_only_given_flags_and_none_is_one() -> None:
     assert train_config(parse(["train", "--data", "x"])).ema_decay == recipes()["modern"].ema_decay
     assert train_config(parse(["train", "--data", "x", "--ema-decay", "none"])).ema_decay is None
     assert train_config(parse(["train", "--recipe", "paper", "--lr", "0.1"])).lr_batch == 96
+
+
+def test_the_backbone_is_slowed_only_where_it_starts_from_weights() -> None:
+    """``backbone_lr_mult`` keeps what the weights taught the backbone; from scratch it is as new as the head."""
+    model = create_model("mobilenet_v2_035", num_classes=3)  # features.* and classifier.*
+    for weights in (None, "w.safetensors"):
+        config = make_config("finetune", data="x", weights=weights)
+        rates = {group["lr"] for group in build_optimizer(config, model).param_groups}
+        lr = config.scaled_lr()
+        assert rates == ({lr} if weights is None else {lr, lr * config.backbone_lr_mult}), (weights, rates)
+    assert config.backbone_lr_mult < 1
 
 
 def test_ema_warms_up_like_tensorflow() -> None:
@@ -131,11 +140,10 @@ def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path, trained_d
 
 @pytest.mark.slow
 def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) -> None:
-    run = tmp_path / "run"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command = [*torchrun, "-m", "mobilenet", "train", "--recipe", "qat", *flags({**QAT, "weights": trained_digits})]
-    done = subprocess.run([*command, "--out", str(run)], capture_output=True, text=True, env=quiet_env(), timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run, log = tmp_path / "run", tmp_path / "log"
+    args = ["--recipe", "qat", *flags({**QAT, "weights": trained_digits}), "--out", str(run)]
+    done = logged_outcome(start_training(args, launcher=TORCHRUN_LAUNCHER, log=log), log, timeout=900)
+    assert done.code == 0, done.describe()
     int8 = json.loads((run / "summary.json").read_text())["int8"]
     assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each
 

@@ -3,13 +3,7 @@ one-line refusals of what cannot be done, and no debris."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +16,8 @@ from mobilenet.nn.model import weight_count
 from mobilenet.tasks import make_config
 from mobilenet.training.config import resume_config
 from tests.helpers.data import write_images
-from tests.helpers.faults import run_in_process
-from tests.helpers.runs import TINY, cli, flags
+from tests.helpers.faults import Kill, kill_at, logged_outcome, quiet_env, run_in_process, start_training
+from tests.helpers.runs import TINY, TORCHRUN_LAUNCHER, cli, flags
 
 ONE_EPOCH = {**TINY, "epochs": 1, "workers": 0}
 MECHANICS = {**ONE_EPOCH, "input_size": 32, "batch_size": 16}  # two steps of 16 images of a small folder
@@ -104,45 +98,24 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path,
     assert not run.exists()
 
 
-def kill_when(process: subprocess.Popen, run: Path, step: int) -> None:
-    """SIGKILL ``process`` and its workers once ``run`` has a checkpoint at ``step`` or later."""
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        pointer = run / "last.json"
-        if pointer.exists() and json.loads(pointer.read_text())["step"] >= step:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    # torchrun's workers run in sessions of their own: every process whose command names the run dies at once.
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if str(run).encode() in cmdline.read_bytes().split(b"\0"):
-                os.kill(int(cmdline.parent.name), signal.SIGKILL)
-    process.wait()
-
-
 @pytest.mark.slow
 def test_torchrun_killed_and_resumed_is_bitwise_equal(tmp_path) -> None:
     # Dropout on: every process's generator must be saved and restored, not only rank 0's.
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command = [*torchrun, "-m", "mobilenet", "train", *flags({**ONE_EPOCH, "checkpoint_every": 4, "dropout": 0.2})]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], capture_output=True, text=True, env=env)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-    kill_when(process, killed, 12)
+    args = flags({**ONE_EPOCH, "checkpoint_every": 4, "dropout": 0.2})
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    log = tmp_path / "whole-log"
+    done = logged_outcome(start_training([*args, "--out", str(whole)], launcher=TORCHRUN_LAUNCHER, log=log), log)
+    assert done.code == 0, done.describe()
+    hit = kill_at(start_training([*args, "--out", str(killed)], launcher=TORCHRUN_LAUNCHER), killed, Kill("step", 12))
     position = json.loads((killed / "last.json").read_text())
-    assert 0 < position["step_in_epoch"] < 28  # mid-epoch
-    resumed = subprocess.run([*torchrun, "-m", "mobilenet", "train", "--resume", str(killed)], capture_output=True,
-                             text=True, env=env)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(killed / "last.safetensors")
+    assert hit.startswith("killed") and 0 < position["step_in_epoch"] < 28, (hit, position)  # mid-epoch
+    log = tmp_path / "resumed-log"
+    resumed = logged_outcome(start_training(["--resume", str(killed)], launcher=TORCHRUN_LAUNCHER, log=log), log)
+    assert resumed.code == 0, resumed.describe()
+    a, b = load_file(whole / "last.safetensors"), load_file(killed / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not list(killed.rglob("*.tmp"))
-    alone = subprocess.run([sys.executable, "-m", "mobilenet", "train", "--resume", str(killed), "--epochs", "2"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+    alone = cli("train", "--resume", str(killed), "--epochs", "2", env=quiet_env())
     assert alone.returncode == 2 and "was trained by 2 processes: resume it with as many" in alone.stderr
 
 

@@ -66,7 +66,8 @@ class TrainConfig:
     decay_epochs: float = setting(1.0, "exponential: epochs per decay step")
     warmup_epochs: float = setting(0.0, "epochs of linear warm-up from 0 to --lr")
     min_lr_ratio: float = setting(0.0, "cosine and poly: the floor, as a fraction of --lr")
-    backbone_lr_mult: float = setting(1.0, "the pretrained backbone's learning rate as a fraction of the new head's")
+    backbone_lr_mult: float = setting(1.0, "the backbone's learning rate as a fraction of the new head's, when it "
+                                      "starts from --weights (from scratch it takes the head's)")  # fmt: skip
     freeze_bn: bool = setting(False, "BatchNorm keeps the running statistics its weights gave (small batches, or "
                               "folded TF weights); a new layer's norms learn theirs")  # fmt: skip
     ema_decay: float | None = setting(None, "an exponential moving average of the weights, evaluated and saved "
@@ -151,6 +152,11 @@ class TrainConfig:
 
     def scaled_lr(self) -> float:
         return self.lr * (self.batch_size / self.lr_batch if self.lr_batch else 1.0)
+
+    def backbone_lr(self) -> float:
+        """The backbone's learning rate: ``backbone_lr_mult`` of the rest's where it starts from ``weights``; from
+        scratch it is as new as the head and takes the same rate."""
+        return self.scaled_lr() * (self.backbone_lr_mult if self.weights is not None else 1.0)
 
 
 def refuse(problems: list[tuple[bool, str]]) -> None:

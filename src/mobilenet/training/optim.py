@@ -10,8 +10,9 @@ from torch import nn
 
 from mobilenet.training.config import TrainConfig
 
-# The pretrained part, which takes ``backbone_lr_mult`` while the rest (a classifier, a detector's or DeepLab's
-# head) is new and takes the full lr: a classifier's ``features``, a task model's ``backbone``.
+# The pretrained part, which takes ``backbone_lr_mult`` of the lr (when training starts from weights) while the rest
+# (a classifier, a detector's or DeepLab's head) is new and takes the full lr: a classifier's ``features``, a task
+# model's ``backbone``.
 BACKBONE_PREFIXES = ("features.", "backbone.")
 POLY_POWER = 0.9  # DeepLab's `learning_power`: lr x (1 - step / total) ** 0.9
 
@@ -35,7 +36,7 @@ def build_optimizer(
     param_groups = [
         {
             "params": params,
-            "lr": lr * (1.0 if head else config.backbone_lr_mult),
+            "lr": lr if head else config.backbone_lr(),
             "weight_decay": config.weight_decay if decay else 0.0,
         }
         for (head, decay), params in groups.items()

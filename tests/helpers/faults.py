@@ -58,16 +58,21 @@ def quiet_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def mobilenet_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mobilenet", *args]
+def mobilenet_command(*args: str, launcher: Sequence[str] = ()) -> list[str]:
+    """``mobilenet ARGS`` as this Python runs it, or as ``launcher`` does (torchrun, say)."""
+    return [*(launcher or [sys.executable]), "-m", "mobilenet", *args]
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 600, preexec_fn: Callable[[], None] | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    preexec_fn: Callable[[], None] | None = None,
+    launcher: Sequence[str] = (),
 ) -> Outcome:
-    """The real CLI in a subprocess."""
+    """The real CLI in a subprocess (under ``launcher``, if given: see :func:`mobilenet_command`)."""
     done = subprocess.run(
-        mobilenet_command(*args),
+        mobilenet_command(*args, launcher=launcher),
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -297,7 +302,7 @@ def start_training(
     ``launcher``: what runs ``-m mobilenet`` (default this Python; torchrun, say). ``log``: where stdout and
     stderr go (``LOG.out``, ``LOG.err``); by default they are thrown away.
     """
-    command = [*(launcher or [sys.executable]), "-m", "mobilenet", "train", *args]
+    command = mobilenet_command("train", *args, launcher=launcher)
     out = open(log.with_suffix(".out"), "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     err = open(log.with_suffix(".err"), "w") if log else subprocess.DEVNULL  # noqa: SIM115
     try:

@@ -5,6 +5,7 @@ through the loop (exact resume, torchrun, divergence, bf16) is in ``tests/kinds`
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -19,11 +20,12 @@ from mobilenet.classification.data import load_digits_images
 from mobilenet.cli import build_parser
 from mobilenet.cli.commands.train import train_config
 from mobilenet.registry import create_model, load_deployed
+from mobilenet.runtimes.quantize import require_nncf
 from mobilenet.tasks import make_config, recipes, train, trainer
 from mobilenet.training.optim import build_optimizer, ema_update, lr_factor
 from mobilenet.training.sampling import ShardedSampler
 from mobilenet.weights import load_model
-from tests.helpers.faults import Kill, kill_at, logged_outcome, quiet_env, start_training
+from tests.helpers.faults import Kill, kill_at, run_cli, start_training
 from tests.helpers.runs import TINY, TORCHRUN_LAUNCHER, cli, flags
 
 
@@ -84,16 +86,16 @@ def kill_mid_epoch_then_resume(tmp_path: Path, args: list[str]) -> tuple[Path, P
     """The run of ``args`` twice, on one thread as the killed process: whole, and SIGKILLed mid-epoch then resumed.
     Returns both directories."""
     whole, run = tmp_path / "whole", tmp_path / "killed"
-    full = cli("train", *args, "--out", str(whole), env=quiet_env(), timeout=900)
-    assert full.returncode == 0, full.stderr
+    full = run_cli("train", *args, "--out", str(whole), timeout=900)
+    assert full.code == 0, full.describe()
     steps_per_epoch = json.loads((whole / "last.json").read_text())["step"]
     hit = kill_at(start_training([*args, "--out", str(run)]), run, Kill("step", step=12), timeout=600)
     position = json.loads((run / "last.json").read_text())
     mid_epoch = position["epoch"] == 0 and 0 < position["step_in_epoch"] < steps_per_epoch
     assert hit.startswith("killed") and mid_epoch, (hit, position)
 
-    resumed = cli("train", "--resume", str(run), env=quiet_env(), timeout=900)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = run_cli("train", "--resume", str(run), timeout=900)
+    assert resumed.code == 0, resumed.describe()
     a, b = load_file(whole / "last.safetensors"), load_file(run / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = [line.rsplit(",", 2)[0] for line in (whole / "metrics.csv").read_text().splitlines()]
@@ -140,12 +142,26 @@ def test_quantization_aware_run_resumes_and_ships_an_int8_ir(tmp_path, trained_d
 
 @pytest.mark.slow
 def test_quantization_aware_training_under_torchrun(tmp_path, trained_digits) -> None:
-    run, log = tmp_path / "run", tmp_path / "log"
+    run = tmp_path / "run"
     args = ["--recipe", "qat", *flags({**QAT, "weights": trained_digits}), "--out", str(run)]
-    done = logged_outcome(start_training(args, launcher=TORCHRUN_LAUNCHER, log=log), log, timeout=900)
+    done = run_cli("train", *args, launcher=TORCHRUN_LAUNCHER, timeout=900)
     assert done.code == 0, done.describe()
     int8 = json.loads((run / "summary.json").read_text())["int8"]
     assert int8["val_images"] == 1258 and int8["val_top1"] > 0.3  # both shards scored, once each
+
+
+def test_nncf_has_time_to_compile_its_kernels_and_a_users_setting_stands(monkeypatch) -> None:
+    """NNCF compiles its fake-quantize kernels at first use, and its 60 s default ran out on a fresh two-core machine
+    (the run failed, and its compile, killed with it, left a lock that failed the next run too)."""
+    from nncf.torch import extensions
+
+    variable = extensions.EXTENSION_LOAD_TIMEOUT_ENV_VAR
+    monkeypatch.setenv(variable, "0")  # NNCF's "wait for ever"
+    require_nncf("nncf.torch")
+    assert os.environ[variable] == "0"
+    monkeypatch.delenv(variable)
+    require_nncf("nncf.torch")
+    assert int(os.environ[variable]) >= 5 * extensions.DEFAULT_EXTENSION_LOAD_TIMEOUT
 
 
 def test_quantization_aware_training_refuses_what_it_cannot_do(tmp_path) -> None:

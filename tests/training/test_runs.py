@@ -16,7 +16,7 @@ from mobilenet.nn.model import weight_count
 from mobilenet.tasks import make_config
 from mobilenet.training.config import resume_config
 from tests.helpers.data import write_images
-from tests.helpers.faults import Kill, kill_at, logged_outcome, quiet_env, run_in_process, start_training
+from tests.helpers.faults import Kill, kill_at, run_cli, run_in_process, start_training
 from tests.helpers.runs import TINY, TORCHRUN_LAUNCHER, cli, flags
 
 ONE_EPOCH = {**TINY, "epochs": 1, "workers": 0}
@@ -103,20 +103,18 @@ def test_torchrun_killed_and_resumed_is_bitwise_equal(tmp_path) -> None:
     # Dropout on: every process's generator must be saved and restored, not only rank 0's.
     args = flags({**ONE_EPOCH, "checkpoint_every": 4, "dropout": 0.2})
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    log = tmp_path / "whole-log"
-    done = logged_outcome(start_training([*args, "--out", str(whole)], launcher=TORCHRUN_LAUNCHER, log=log), log)
+    done = run_cli("train", *args, "--out", str(whole), launcher=TORCHRUN_LAUNCHER)
     assert done.code == 0, done.describe()
     hit = kill_at(start_training([*args, "--out", str(killed)], launcher=TORCHRUN_LAUNCHER), killed, Kill("step", 12))
     position = json.loads((killed / "last.json").read_text())
     assert hit.startswith("killed") and 0 < position["step_in_epoch"] < 28, (hit, position)  # mid-epoch
-    log = tmp_path / "resumed-log"
-    resumed = logged_outcome(start_training(["--resume", str(killed)], launcher=TORCHRUN_LAUNCHER, log=log), log)
+    resumed = run_cli("train", "--resume", str(killed), launcher=TORCHRUN_LAUNCHER)
     assert resumed.code == 0, resumed.describe()
     a, b = load_file(whole / "last.safetensors"), load_file(killed / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not list(killed.rglob("*.tmp"))
-    alone = cli("train", "--resume", str(killed), "--epochs", "2", env=quiet_env())
-    assert alone.returncode == 2 and "was trained by 2 processes: resume it with as many" in alone.stderr
+    alone = run_cli("train", "--resume", str(killed), "--epochs", "2")
+    assert alone.code == 2 and "was trained by 2 processes: resume it with as many" in alone.stderr
 
 
 def test_the_same_config_trains_the_same_weights_whatever_ran_before(tmp_path) -> None:

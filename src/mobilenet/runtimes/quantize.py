@@ -37,6 +37,10 @@ CALIBRATION_BATCH = 10  # images per calibration step: ORT's min/max pass keeps 
 # documented workaround, reduce_range) and the depthwise ones keep 8: MobileNetV2 1.0 on 500 ImageNet images, AMD
 # EPYC (AVX2), top-1 81.8% -> 88.4% (float 89.8%) (benchmarks/ort_int8_saturation.py, BENCHMARKS.md).
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+# NNCF compiles its PyTorch fake-quantize kernels at first use and gives up after 60 s by default. The compile takes
+# 33 s on two idle cores (AMD EPYC); beside other work, or with a second torchrun rank waiting on it, it ran past 60 s
+# and a first quantization-aware run on a fresh two-core machine failed. A user's own setting is kept.
+NNCF_COMPILE_TIMEOUT_S = 600
 
 
 @contextlib.contextmanager
@@ -128,6 +132,12 @@ def quantize_onnx(
         )  # fmt: skip
 
 
+def require_nncf(module: str = "nncf") -> Any:
+    """NNCF (or ``module`` of it), with time to compile its PyTorch kernels on a small machine."""
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", str(NNCF_COMPILE_TIMEOUT_S))
+    return require(module, "openvino")
+
+
 def quantize_nncf(model: Any, calibration: torch.Tensor, method: str | None = None) -> Any:
     """An int8 copy of a model, calibrated by NNCF on a batch: an ``openvino.Model`` for inference, or a
     PyTorch module, which comes back with fake-quantize hooks for quantization-aware training.
@@ -136,7 +146,7 @@ def quantize_nncf(model: Any, calibration: torch.Tensor, method: str | None = No
     An OpenVINO model must come from ``openvino.convert_model``: a graph read as it is from ONNX keeps
     its depthwise weights behind a reshape, and NNCF then leaves those convolutions in float.
     """
-    nncf = require("nncf", "openvino")
+    nncf = require_nncf()
     method = check_method("openvino", method)
     advanced = None
     if method != "nncf_default":

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mobilenet.runtimes.openvino import Runner, openvino_runner, read_openvino, save_openvino
-from mobilenet.runtimes.quantize import quantize_nncf
+from mobilenet.runtimes.quantize import quantize_nncf, require_nncf
 from mobilenet.training.checkpoint import POINTER
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.hooks import Extra, Hook
@@ -56,7 +56,7 @@ def prepare_qat(model: nn.Module, calibration: torch.Tensor, run_dir: Path | Non
 
     With ``run_dir`` the placement is written there, for :func:`restore_qat` to resume from.
     """
-    nncf_torch = require("nncf.torch", "openvino")
+    nncf_torch = require_nncf("nncf.torch")
     quantized = quantize_nncf(model.eval(), calibration)
     if run_dir is not None:
         atomic_text(run_dir / PLACEMENT, json.dumps(nncf_torch.get_config(quantized)))
@@ -68,7 +68,7 @@ def restore_qat(model: nn.Module, run_dir: Path) -> nn.Module:
     path = run_dir / PLACEMENT
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} trains with qat but has no {PLACEMENT}: it cannot be resumed")
-    return require("nncf.torch", "openvino").load_from_config(model, json.loads(path.read_text()))
+    return require_nncf("nncf.torch").load_from_config(model, json.loads(path.read_text()))
 
 
 def float_model(model: nn.Module) -> nn.Module:

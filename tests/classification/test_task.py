@@ -15,9 +15,10 @@ from mobilenet.classification.augment import Augmentation, AugmentedImages
 from mobilenet.classification.config import DIGITS, ClassificationSettings
 from mobilenet.classification.data import LabelledImages, load_digits_images, scan_folder
 from mobilenet.classification.task import ClassificationTask, calibration_batch
+from mobilenet.nn.model import MobileNet
 from mobilenet.nn.preprocessing import Preprocessing
 from mobilenet.tasks import make_config, recipes, train, trainer
-from mobilenet.weights import load_model
+from mobilenet.weights import load_model, save_weights
 from tests.helpers.data import shared_path, write_images
 from tests.helpers.runs import TINY, cli
 
@@ -156,6 +157,22 @@ def test_classes_named_as_imagenet_s_start_where_the_published_classifier_is(tmp
         assert data.class_rows == {"English springer": [SPRINGER] if keep else [], "tench": [TENCH] if keep else []}
         top1 = task.evaluate(model.eval(), data.val, 10, 0, torch.device("cpu")).top1
         assert low <= top1 <= high, (keep, top1)  # 20 real validation images
+
+
+def test_weights_without_class_names_keep_their_layer_for_as_many_classes(tmp_path) -> None:
+    """As the other tasks do: weights without class names are taken to predict the data's classes where they have
+    as many, and keep their trained last layer; with another count the layer is new."""
+    for name in ("cat", "dog"):
+        write_images(tmp_path / "train" / name, 2)
+        write_images(tmp_path / "val" / name, 2)
+    for num_classes, kept in ((2, True), (3, False)):
+        start = MobileNet(width_mult=0.35, num_classes=num_classes)
+        save_weights(start, tmp_path / "start.safetensors")
+        config = make_config("finetune", weights=str(tmp_path / "start.safetensors"), data=str(tmp_path), workers=0)
+        model, data = ClassificationTask().prepare(config)
+        assert (data.class_rows is None) == kept, data.class_rows
+        same = torch.equal(model.classifier[1].weight, start.classifier[1].weight)
+        assert same == kept and model.class_names == ["cat", "dog"]
 
 
 def test_its_own_settings_and_no_other_task_s() -> None:

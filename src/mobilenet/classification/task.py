@@ -24,7 +24,7 @@ from mobilenet.nn.variants import MODELS
 from mobilenet.training.config import TrainConfig
 from mobilenet.training.task import TrainingData
 from mobilenet.weights.load import load_model
-from mobilenet.weights.relabel import NewLabels, refuse_merges, relabel
+from mobilenet.weights.relabel import NewLabels, needs_new_layer, refuse_merges, relabel
 
 DEFAULT_MODEL = "mobilenet_v2_100"
 
@@ -70,7 +70,7 @@ def classifier(
     if config.weights is not None:
         model = load_model(config.weights, MODELS.get(config.model or ""), **overrides)
         labels = NewLabels(classes, config.class_merges(), config.keep_class_rows)
-        if model.class_names != classes:
+        if needs_new_layer(model, classes):
             return model, relabel(model, labels)
         refuse_merges(labels, f"{config.weights} predicts the data's classes")
         return model, None

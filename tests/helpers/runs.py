@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from mobilenet.tasks import make_config, train
-from tests.helpers.faults import Kill, debris, kill_at, logged_outcome, sha256, start_training
+from tests.helpers.faults import Kill, debris, kill_at, mobilenet_command, run_cli, sha256, start_training
 
 # A tiny, fast run on the embedded digits, for what a run does rather than what it learns: the 32-pixel images
 # through the network's strides (small_input off: 9x less compute than the digits' default full resolution).
@@ -25,7 +25,7 @@ TORCHRUN_LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalon
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """``mobilenet ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run(mobilenet_command(*args), capture_output=True, text=True, **kwargs)
 
 
 def flags(settings: dict) -> list[str]:
@@ -76,9 +76,8 @@ def assert_torchrun_matches_accumulation(tmp_path: Path, settings: dict, metric:
     frozen, the same statistics and validation ``metric`` (each process scored half of the images, summed or gathered
     across them). BatchNorm that trains normalizes each micro-batch by its own statistics either way, so the
     gradients and the weights are the same; its running statistics are each process's own."""
-    log, ddp, one = tmp_path / "ddp", tmp_path / "ddp-run", tmp_path / "one-run"
-    process = start_training([*flags(settings), "--out", str(ddp)], launcher=TORCHRUN_LAUNCHER, log=log)
-    outcome = logged_outcome(process, log)
+    ddp, one = tmp_path / "ddp-run", tmp_path / "one-run"
+    outcome = run_cli("train", *flags(settings), "--out", str(ddp), launcher=TORCHRUN_LAUNCHER)
     assert outcome.code == 0, outcome.describe()
     config = make_config(**settings, accum_steps=2, out=str(one))
     train(config, progress=False)

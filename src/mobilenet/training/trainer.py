@@ -203,8 +203,8 @@ class Trainer:
         self.val: Evaluation | None = None
         if self.rank == 0 and self.progress:
             verb = f"resuming at epoch {self.position.epoch + 1}, step {self.position.step}" if resume else "training"
-            lr = config.scaled_lr()
-            backbone = f" (the backbone's {config.backbone_lr():g})" if config.backbone_lr() != lr else ""
+            lr, backbone_lr = config.scaled_lr(), config.backbone_lr()
+            backbone = f" (the backbone's {backbone_lr:g})" if backbone_lr != lr else ""
             print(
                 f"{self.log.run_dir}: {verb}: {config.task}, {config.model or 'the model of --weights'}, "
                 f"{config.epochs} epochs of {self.steps_per_epoch} steps, batch {config.batch_size}, "
